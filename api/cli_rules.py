@@ -1,0 +1,180 @@
+"""`credo rules check|test` and `credo decide`: rule files and decisions from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import click
+
+from api.cli import CliContext, pass_cli
+from engine.checks import describe, run_tests, smoke_test
+from engine.errors import FactError, Problem, RuleFileError
+from engine.ruleset import RuleSet, load_ruleset_file
+from engine.trace import to_jsonable
+
+
+def _rule_files(ctx: CliContext, files: tuple[str, ...]) -> list[Path]:
+    if files:
+        return [Path(f) for f in files]
+    found = sorted(ctx.settings.rules_dir.glob("*.toml"))
+    if not found:
+        raise click.UsageError(f"no rule files in {ctx.settings.rules_dir}")
+    return found
+
+
+def _load(path: Path) -> tuple[RuleSet | None, list[Problem]]:
+    try:
+        return load_ruleset_file(path), []
+    except RuleFileError as exc:
+        return None, exc.problems
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    return {k: v for k, v in vars(problem).items() if v is not None} | {"text": str(problem)}
+
+
+@click.group("rules")
+def rules() -> None:
+    """Check and test rule files (rules/*.toml)."""
+
+
+@rules.command("check")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_cli
+def check(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
+    """Validate rule files and smoke-test them in the engine; exit 2 listing every problem."""
+    report = []
+    for path in _rule_files(ctx, files):
+        ruleset, problems = _load(path)
+        if ruleset is not None:
+            problems = smoke_test(ruleset, ctx.settings.engine.smoke_timeout_seconds)
+        report.append(
+            {
+                "path": str(path),
+                "kind": ruleset.kind if ruleset else None,
+                "sha256": ruleset.sha256 if ruleset else None,
+                "rules": len(ruleset.rules) if ruleset else None,
+                "ok": not problems,
+                "problems": [_problem_json(p) for p in problems],
+            }
+        )
+    failed = any(not entry["ok"] for entry in report)
+    if as_json:
+        click.echo(json.dumps({"ok": not failed, "files": report}, indent=2))
+    else:
+        for entry in report:
+            if entry["ok"]:
+                click.echo(f"ok  {entry['path']}: {entry['kind']}, {entry['rules']} rules")
+            for problem in entry["problems"]:
+                click.echo(problem["text"], err=True)
+    if failed:
+        sys.exit(2)
+
+
+@rules.command("test")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_cli
+def test(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
+    """Run the [[test]] cases of rule files; exit 1 when a case fails, 2 on an invalid file."""
+    from engine.runtime import Engine
+
+    engine = Engine()
+    report, invalid = [], False
+    for path in _rule_files(ctx, files):
+        ruleset, problems = _load(path)
+        if ruleset is None:
+            invalid = True
+            for problem in problems:
+                click.echo(str(problem), err=True)
+            continue
+        for result in run_tests(ruleset, engine):
+            report.append({"file": str(path), **vars(result)})
+    failed = [r for r in report if not r["passed"]]
+    if as_json:
+        click.echo(json.dumps({"passed": len(report) - len(failed), "failed": len(failed),
+                               "cases": to_jsonable(report)}, indent=2))
+    else:
+        for r in report:
+            click.echo(f"{'PASS' if r['passed'] else 'FAIL'}  {r['file']}: {r['name']}")
+            if not r["passed"]:
+                _explain_failure(r)
+        click.echo(f"{len(report) - len(failed)} passed, {len(failed)} failed")
+    if invalid:
+        sys.exit(2)
+    if failed:
+        sys.exit(1)
+
+
+def _explain_failure(result: dict[str, Any]) -> None:
+    if result["error"]:
+        click.echo(f"      error: {result['error']}")
+    for field, expected in result["expected"].items():
+        actual = result["actual"].get(field)
+        mark = "  " if actual == expected else "≠ "
+        click.echo(f"    {mark}{field}: expected {describe(expected)}, got {describe(actual)}")
+    click.echo(f"      rules fired: {', '.join(result['fired']) or 'none'}")
+    for reason in result["reasons"]:
+        click.echo(f"        - {reason}")
+
+
+@click.command("decide")
+@click.argument("kind")
+@click.option("--facts", "facts_file", type=click.File("r"), help="JSON file of facts ('-': stdin).")
+@click.option("--rules", "rules_file", type=click.Path(dir_okay=False),
+              help="Rule file to use instead of rules/KIND.toml.")
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Date of the facts (default today).")
+@click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
+@pass_cli
+def decide(ctx: CliContext, kind: str, facts_file, rules_file, as_of, as_json: bool) -> None:
+    """Decide KIND for a set of facts and print the decision with its trace."""
+    from engine.facts import check_facts
+    from engine.runtime import Engine
+
+    if facts_file is None:
+        raise click.UsageError("give --facts FILE")
+    path = Path(rules_file) if rules_file else ctx.settings.rules_dir / f"{kind}.toml"
+    if not path.exists():
+        raise click.UsageError(f"no rule set '{kind}' ({path} does not exist)")
+    ruleset, problems = _load(path)
+    if ruleset is None:
+        raise click.UsageError("\n".join(str(p) for p in problems))
+    try:
+        raw = json.load(facts_file)
+    except ValueError as exc:
+        raise click.UsageError(f"{facts_file.name}: not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise click.UsageError(f"{facts_file.name}: expected a JSON object of facts")
+    try:
+        facts = check_facts(raw, complete=True)
+    except FactError as exc:
+        raise click.UsageError(f"{facts_file.name}: {exc}") from None
+    evaluation = Engine().evaluate(ruleset, facts)
+    decision = {
+        "kind": ruleset.kind,
+        "customer_id": facts.get("customer_id"),
+        "as_of": (as_of.date() if as_of else date.today()).isoformat(),
+        **evaluation.trace_json(),
+        "ruleset": {"kind": ruleset.kind, "version": None, "sha256": ruleset.sha256},
+        "facts": to_jsonable(facts),
+        "engine_us": evaluation.engine_us,
+    }
+    if as_json:
+        click.echo(json.dumps(decision, indent=2, ensure_ascii=False))
+        return
+    click.echo(f"{ruleset.kind}: " + ", ".join(f"{k}={describe(v)}" for k, v in
+                                                 evaluation.outcome.items()))
+    for fired in evaluation.fired:
+        click.echo(f"  fired {fired.id} (priority {fired.priority}) {fired.name}: {fired.reason}")
+    if not evaluation.fired:
+        click.echo("  no rule matched: defaults apply")
+
+
+def register(main: click.Group) -> None:
+    main.add_command(rules)
+    main.add_command(decide)

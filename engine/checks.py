@@ -1,0 +1,150 @@
+"""What a rule set must pass before it is used: its own [[test]] cases and the smoke test.
+
+The smoke test evaluates the rule set on ordinary and extreme fact sets in a *subprocess* with a
+time limit: the C engine can hang (holding the GIL) or kill its process (SIGFPE, segfault) on
+rule sets beyond its limits, and that must become a validation error, never a dead server.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from engine.errors import EngineError, Problem
+from engine.ruleset import RuleSet, format_value
+
+SMOKE_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One [[test]] case: what was expected, what the engine decided, and why."""
+
+    name: str
+    passed: bool
+    expected: dict[str, Any]
+    actual: dict[str, Any]
+    fired: list[str]
+    reasons: list[str]
+    error: str | None = None
+
+
+def run_tests(ruleset: RuleSet, engine: Any) -> list[CaseResult]:
+    """Evaluate every [[test]] case of the rule set with `engine` (an engine.runtime.Engine)."""
+    results = []
+    for case in ruleset.tests:
+        try:
+            evaluation = engine.evaluate(ruleset, case.facts)
+        except EngineError as exc:
+            results.append(CaseResult(case.name, False, case.expect, {}, [], [], str(exc)))
+            continue
+        actual = {k: evaluation.outcome.get(k) for k in case.expect}
+        fired = [f.id for f in evaluation.fired]
+        passed = actual == case.expect and (case.fired is None or list(case.fired) == fired)
+        if case.fired is not None:
+            actual = {**actual, "fired": fired}
+        expected = case.expect if case.fired is None else {**case.expect, "fired": list(case.fired)}
+        results.append(
+            CaseResult(case.name, passed, expected, actual, fired, list(evaluation.reasons))
+        )
+    return results
+
+
+def smoke_corpus() -> list[dict[str, Any]]:
+    """Ordinary and extreme fact sets, every one valid input for every rule set."""
+    from engine.facts import FACTS
+
+    def fill(number: Any, money: Any, flag: bool, text: str, optional: bool) -> dict[str, Any]:
+        facts: dict[str, Any] = {}
+        for name, spec in FACTS.items():
+            if spec.optional and not optional:
+                continue
+            facts[name] = {
+                "int": number,
+                "float": float(number),
+                "money": money,
+                "bool": flag,
+                "str": text,
+            }[spec.type]
+        return facts
+
+    ordinary = fill(12, Decimal("1250.00"), False, "retail", True)
+    ordinary.update(last_reminder_tone="friendly", utilization=0.45)
+    return [
+        ordinary,
+        fill(0, Decimal("0.00"), False, "", False),
+        fill(0, Decimal("0.00"), True, "none", True),
+        fill(999_999_999, Decimal("999999999999.99"), True, "x" * 200, True),
+        fill(-999_999_999, Decimal("-999999999999.99"), False, "ü€", True),
+        fill(1, Decimal("0.01"), True, "final", False),
+        {},
+    ]
+
+
+def smoke_test(ruleset: RuleSet, timeout: float = SMOKE_TIMEOUT) -> list[Problem]:
+    """Evaluate the rule set on the smoke corpus in a subprocess; problems if it fails."""
+    payload = json.dumps({"source": ruleset.source, "path": ruleset.path})
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "engine.checks"],
+            input=payload,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return [
+            Problem(
+                ruleset.path,
+                f"smoke test: the rules engine did not finish within {timeout:g} s "
+                "(it hangs on rule sets with very many distinct constants); simplify the rule set",
+            )
+        ]
+    if proc.returncode < 0:
+        name = signal.Signals(-proc.returncode).name
+        return [Problem(ruleset.path, f"smoke test: the rules engine crashed ({name})")]
+    try:
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        return [Problem(ruleset.path, f"smoke test failed: {tail[0]}")]
+    return [Problem(ruleset.path, f"smoke test: {message}") for message in report["errors"]]
+
+
+def _smoke_main() -> int:
+    """Subprocess side of smoke_test: evaluate the corpus twice, report errors as JSON."""
+    from engine.ruleset import parse_ruleset
+    from engine.runtime import Engine
+
+    request = json.loads(sys.stdin.read())
+    ruleset = parse_ruleset(request["source"], request["path"])
+    engine = Engine()
+    errors: list[str] = []
+    cases = [("corpus", i, facts) for i, facts in enumerate(smoke_corpus())]
+    cases += [("test", case.name, case.facts) for case in ruleset.tests]
+    for origin, label, facts in cases:
+        try:
+            first = engine.evaluate(ruleset, facts)
+            second = engine.evaluate(ruleset, facts)
+        except EngineError as exc:
+            errors.append(f"{origin} case {label}: {exc}")
+            continue
+        if first.trace_json() != second.trace_json():
+            errors.append(f"{origin} case {label}: two evaluations disagreed")
+    engine.unload(ruleset)
+    print(json.dumps({"errors": errors}))
+    return 0
+
+
+def describe(value: Any) -> str:
+    """A value as the CLI shows it in expected-vs-actual lines."""
+    return format_value(value) if not isinstance(value, list) else ", ".join(value)
+
+
+if __name__ == "__main__":
+    sys.exit(_smoke_main())

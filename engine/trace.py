@@ -1,0 +1,98 @@
+"""Decisions and their traces: the evaluation result, reason templates, canonical JSON, hashes.
+
+The canonical JSON form is what the hash chain signs and what replay compares byte for byte, so
+it lives here, once: sorted keys, no spaces, UTF-8, Decimal money as strings with two decimals,
+dates as ISO 8601.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+MONEY_QUANTUM = Decimal("0.01")
+
+
+@dataclass(frozen=True)
+class FiredRule:
+    """One rule that fired, in firing order."""
+
+    id: str
+    name: str
+    priority: int
+    reason: str
+    then: dict[str, Any]
+    set: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "priority": self.priority,
+            "reason": self.reason,
+            "then": dict(self.then),
+            "set": dict(self.set),
+        }
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What one rule set decided for one set of facts."""
+
+    kind: str
+    outcome: dict[str, Any]
+    reasons: list[str]
+    fired: list[FiredRule]
+    derived: dict[str, Any] = field(default_factory=dict)
+    ruleset_sha256: str = ""
+    engine_us: int = 0
+
+    def trace_json(self) -> dict[str, Any]:
+        """The part of a decision that replay must reproduce exactly."""
+        return {
+            "outcome": to_jsonable(self.outcome),
+            "reasons": list(self.reasons),
+            "fired": [f.to_json() for f in self.fired],
+        }
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON values for facts, outcomes and records: Decimal money as '12.30' strings."""
+    if isinstance(value, Decimal):
+        return str(value.quantize(MONEY_QUANTUM))
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation that hashes and replay comparisons use."""
+    return json.dumps(
+        to_jsonable(value),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+
+
+def chain_hash(record: dict[str, Any], prev_hash: str) -> str:
+    """SHA-256 over a record's canonical JSON and the previous record's hash (SPEC §5)."""
+    digest = hashlib.sha256()
+    digest.update(prev_hash.encode("ascii"))
+    digest.update(b"\n")
+    digest.update(canonical_json(record).encode("utf-8"))
+    return digest.hexdigest()
+
+
+GENESIS_HASH = "0" * 64
