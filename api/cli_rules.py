@@ -97,8 +97,16 @@ def test(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
             report.append({"file": str(path), **vars(result)})
     failed = [r for r in report if not r["passed"]]
     if as_json:
-        click.echo(json.dumps({"passed": len(report) - len(failed), "failed": len(failed),
-                               "cases": to_jsonable(report)}, indent=2))
+        click.echo(
+            json.dumps(
+                {
+                    "passed": len(report) - len(failed),
+                    "failed": len(failed),
+                    "cases": to_jsonable(report),
+                },
+                indent=2,
+            )
+        )
     else:
         for r in report:
             click.echo(f"{'PASS' if r['passed'] else 'FAIL'}  {r['file']}: {r['name']}")
@@ -125,10 +133,18 @@ def _explain_failure(result: dict[str, Any]) -> None:
 
 @click.command("decide")
 @click.argument("kind")
-@click.option("--facts", "facts_file", type=click.File("r"), help="JSON file of facts ('-': stdin).")
-@click.option("--rules", "rules_file", type=click.Path(dir_okay=False),
-              help="Rule file to use instead of rules/KIND.toml.")
-@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Date of the facts (default today).")
+@click.option(
+    "--facts", "facts_file", type=click.File("r"), help="JSON file of facts ('-': stdin)."
+)
+@click.option(
+    "--rules",
+    "rules_file",
+    type=click.Path(dir_okay=False),
+    help="Rule file to use instead of rules/KIND.toml.",
+)
+@click.option(
+    "--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Date of the facts (default today)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 @pass_cli
 def decide(ctx: CliContext, kind: str, facts_file, rules_file, as_of, as_json: bool) -> None:
@@ -167,8 +183,9 @@ def decide(ctx: CliContext, kind: str, facts_file, rules_file, as_of, as_json: b
     if as_json:
         click.echo(json.dumps(decision, indent=2, ensure_ascii=False))
         return
-    click.echo(f"{ruleset.kind}: " + ", ".join(f"{k}={describe(v)}" for k, v in
-                                                 evaluation.outcome.items()))
+    click.echo(
+        f"{ruleset.kind}: " + ", ".join(f"{k}={describe(v)}" for k, v in evaluation.outcome.items())
+    )
     for fired in evaluation.fired:
         click.echo(f"  fired {fired.id} (priority {fired.priority}) {fired.name}: {fired.reason}")
     if not evaluation.fired:

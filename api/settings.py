@@ -105,7 +105,9 @@ def _coerce(section: str, key: str, current: Any, raw: Any) -> Any:
         try:
             raw = {int: int, float: float}[expected](raw)
         except (KeyError, ValueError) as exc:
-            raise SettingsError(f"{section}.{key}: expected {expected.__name__}, got {raw!r}") from exc
+            raise SettingsError(
+                f"{section}.{key}: expected {expected.__name__}, got {raw!r}"
+            ) from exc
     if expected is float and isinstance(raw, int) and not isinstance(raw, bool):
         raw = float(raw)
     if not isinstance(raw, expected) or isinstance(raw, bool) != isinstance(current, bool):
@@ -130,7 +132,9 @@ def _apply(settings: Settings, data: dict[str, Any], origin: str) -> Settings:
     return settings
 
 
-def load_settings(path: str | os.PathLike | None = None, env: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | os.PathLike | None = None, env: dict[str, str] | None = None
+) -> Settings:
     """Read config.toml (CREDO_CONFIG or the project's), then apply CREDO_* overrides."""
     env = dict(os.environ if env is None else env)
     config_path = Path(path or env.get("CREDO_CONFIG") or PROJECT_ROOT / "config.toml")

@@ -22,7 +22,22 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from engine.expr import FLIPPED, And, Arith, Cmp, Fact, In, Lit, Node, Or, divisors, facts_read
+from engine.expr import (
+    FLIPPED,
+    And,
+    Arith,
+    Cmp,
+    Fact,
+    In,
+    Lit,
+    Node,
+    Or,
+    divisors,
+    facts_read,
+    fold_arithmetic,
+    fold_constants,
+    normalize,
+)
 
 ZERO_FIELD = "__z"  # always 0.0 in an asserted fact
 MARK_FIELD = "__c"  # always 1 in an asserted fact; `true` and the catch-all rule test it
@@ -33,23 +48,30 @@ _ARITH = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
 
 
 def compile_condition(node: Node) -> dict[str, Any] | None:
-    """durable_rules condition for a normalised `when` (see engine.expr.normalize).
+    """durable_rules condition for a parsed, type-checked `when`.
 
-    Returns None for a condition that can never match (constant false).
+    Returns None for a condition that can never match (constant false). The guards come from
+    the expression as written: a fact it reads, or a divisor, that normalising folds away still
+    makes the rule not match when absent, or zero (the reference semantics, engine.expr.matches).
     """
-    if isinstance(node, Lit):
-        return dict(ALWAYS) if node.value else None
+    normal = fold_constants(normalize(node))
+    if isinstance(normal, Lit) and not normal.value:
+        return None
     guards: list[dict[str, Any]] = []
-    safe = _safe_fields(node)
+    safe = set() if isinstance(normal, Lit) else _safe_fields(normal)
     for name in dict.fromkeys(facts_read(node)):
         if name not in safe:
             guards.append({"$ex": {name: 1}})
-    for divisor in _unique(divisors(node)):
+    for divisor in _unique(fold_arithmetic(d) for d in divisors(node)):
+        if isinstance(divisor, Lit):
+            continue
         if isinstance(divisor, Fact):
             guards.append({"$neq": {divisor.name: 0.0}})
         else:
             guards.append({"$neq": {ZERO_FIELD: _value(divisor)}})
-    body = _condition(node)
+    if isinstance(normal, Lit):
+        return {"$and": guards} if len(guards) > 1 else (guards[0] if guards else dict(ALWAYS))
+    body = _condition(normal)
     if not guards:
         return body
     return {"$and": guards + (body["$and"] if "$and" in body else [body])}

@@ -172,7 +172,9 @@ def _convert(node: ast.AST, depth: int) -> Node:
         if node.id in ("true", "false"):
             return Lit(node.id == "true", _col(node))
         if node.id in ("True", "False", "None", "null"):
-            raise ExprError(f"'{node.id}' is not part of the language; use true or false", _col(node))
+            raise ExprError(
+                f"'{node.id}' is not part of the language; use true or false", _col(node)
+            )
         if node.id.startswith("_"):
             raise ExprError(f"names starting with '_' are not allowed ('{node.id}')", _col(node))
         return Fact(node.id, _col(node))
@@ -301,7 +303,9 @@ def _check_compare(node: Cmp, kinds: Mapping[str, str], problems: list[ExprError
             ExprError(f"cannot compare a {left} with a {right} ('{node.op}')", node.col)
         )
     elif left in (STR, BOOL) and node.op not in ("==", "!="):
-        problems.append(ExprError(f"'{node.op}' does not apply to a {left}; use == or !=", node.col))
+        problems.append(
+            ExprError(f"'{node.op}' does not apply to a {left}; use == or !=", node.col)
+        )
 
 
 def _kind(node: Node, kinds: Mapping[str, str], problems: list[ExprError]) -> str | None:
@@ -356,7 +360,7 @@ def normalize(node: Node, negate: bool = False) -> Node:
         return _join(is_and, items)
     if isinstance(node, Cmp):
         op = COMPLEMENT[node.op] if negate else node.op
-        return Cmp(op, node.left, node.right, node.col)
+        return Cmp(op, fold_arithmetic(node.left), fold_arithmetic(node.right), node.col)
     if isinstance(node, In):
         return In(node.fact, node.items, node.negated != negate, node.col)
     if isinstance(node, Fact):
@@ -382,6 +386,52 @@ def _join(is_and: bool, items: list[Node]) -> Node:
     if len(flat) == 1:
         return flat[0]
     return And(tuple(flat)) if is_and else Or(tuple(flat))
+
+
+def fold_arithmetic(node: Node) -> Node:
+    """Arithmetic on literals only is computed now (the engine cannot evaluate it).
+
+    A division by a literal zero is left in place for the validator to report.
+    """
+    if not isinstance(node, Arith):
+        return node
+    left, right = fold_arithmetic(node.left), fold_arithmetic(node.right)
+    if isinstance(left, Lit) and isinstance(right, Lit):
+        if not (node.op == "/" and right.value == 0):
+            folded = _value(Arith(node.op, left, right), {})
+            return Lit(folded, node.col)
+    return Arith(node.op, left, right, node.col)
+
+
+def literals(node: Node) -> Iterator[Lit]:
+    """Every literal of a (normalised) expression, divisors included."""
+    if isinstance(node, Lit):
+        yield node
+    elif isinstance(node, Arith | Cmp):
+        yield from literals(node.left)
+        yield from literals(node.right)
+    elif isinstance(node, In):
+        yield from node.items
+    elif isinstance(node, And | Or):
+        for item in node.items:
+            yield from literals(item)
+    elif isinstance(node, Not):
+        yield from literals(node.item)
+
+
+def zero_divisions(node: Node) -> Iterator[Arith]:
+    """Divisions whose divisor is the literal zero."""
+    if isinstance(node, Arith):
+        if node.op == "/" and isinstance(node.right, Lit) and node.right.value == 0:
+            yield node
+        yield from zero_divisions(node.left)
+        yield from zero_divisions(node.right)
+    elif isinstance(node, Cmp):
+        yield from zero_divisions(node.left)
+        yield from zero_divisions(node.right)
+    elif isinstance(node, And | Or):
+        for item in node.items:
+            yield from zero_divisions(item)
 
 
 def fold_constants(node: Node) -> Node:

@@ -50,7 +50,7 @@ class Rule:
     name: str
     priority: int
     when_text: str
-    when: expr.Node
+    when: expr.Node  # as written (parsed); the compiler normalises it
     condition: dict[str, Any] | None  # durable_rules JSON; None: can never match
     then: dict[str, Any]
     set: dict[str, Any]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import string
 from typing import Any
 
@@ -32,7 +33,7 @@ from engine.ruleset import (
     input_fact_kinds,
     sha256_of,
 )
-from engine.shadowing import find_shadowed
+from engine.shadowing import contradictory, find_shadowed
 
 
 def _kind_of_literal(value: Any) -> str | None:
@@ -95,7 +96,7 @@ class Validator:
         if policy == "first":
             for rule, by in find_shadowed(rules, set(derived)):
                 self.problem(
-                    f"can never fire under hit_policy \"first\": rule {by.id} "
+                    f'can never fire under hit_policy "first": rule {by.id} '
                     f"(priority {by.priority}) always matches first",
                     rule.id,
                 )
@@ -157,7 +158,9 @@ class Validator:
     def _outcome_field(self, name: str, spec: dict[str, Any], where: str) -> OutcomeField | None:
         for key in spec:
             if key not in {"values", "type", "default", "min", "max", "description"}:
-                self.problem(_unknown_key(key, {"values", "type", "default", "min", "max"}), field=where)
+                self.problem(
+                    _unknown_key(key, {"values", "type", "default", "min", "max"}), field=where
+                )
         values = spec.get("values")
         if values is not None:
             if not values or not all(isinstance(v, str) for v in values):
@@ -169,13 +172,13 @@ class Validator:
         else:
             ftype = spec.get("type")
             if ftype not in OUTCOME_TYPES:
-                self.problem(
-                    f"needs 'values' or a 'type' among {list(OUTCOME_TYPES)}", field=where
-                )
+                self.problem(f"needs 'values' or a 'type' among {list(OUTCOME_TYPES)}", field=where)
                 return None
             bounds = {k: spec.get(k) for k in ("min", "max")}
             for key, bound in bounds.items():
-                if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | float)):
+                if bound is not None and (
+                    isinstance(bound, bool) or not isinstance(bound, int | float)
+                ):
                     self.problem(f"{key} must be a number", field=where)
                     bounds[key] = None
             field = OutcomeField(name, ftype, None, None, bounds["min"], bounds["max"])
@@ -204,9 +207,13 @@ class Validator:
                 if name in inputs:
                     self.problem(f"cannot overwrite the input fact '{name}'", rule_id, where)
                 elif not NAME_RE.match(name):
-                    self.problem("derived fact names are lowercase letters, digits and _", rule_id, where)
+                    self.problem(
+                        "derived fact names are lowercase letters, digits and _", rule_id, where
+                    )
                 elif kind is None:
-                    self.problem("a derived fact must be a string, number or boolean", rule_id, where)
+                    self.problem(
+                        "a derived fact must be a string, number or boolean", rule_id, where
+                    )
                 elif derived.setdefault(name, kind) != kind:
                     self.problem(
                         f"'{name}' is set as a {derived[name]} elsewhere, here as a {kind}",
@@ -227,7 +234,9 @@ class Validator:
     ) -> Rule | None:
         rule_id = raw.get("id")
         if not isinstance(rule_id, str) or not ID_RE.match(rule_id):
-            self.problem(f"rule #{order + 1}: 'id' must be a short string of letters, digits, - _ .")
+            self.problem(
+                f"rule #{order + 1}: 'id' must be a short string of letters, digits, - _ ."
+            )
             rule_id = f"#{order + 1}"
         ok = True
         for key in raw:
@@ -247,12 +256,14 @@ class Validator:
             self.problem("must be a whole number", rule_id, "priority")
             ok = False
         elif not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]:
-            self.problem(f"must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}", rule_id, "priority")
+            self.problem(
+                f"must be between {PRIORITY_RANGE[0]} and {PRIORITY_RANGE[1]}", rule_id, "priority"
+            )
             ok = False
         then = self._then(raw.get("then", {}), outcome, rule_id)
         sets = raw.get("set", {})
         if not isinstance(sets, dict):
-            self.problem("must be a table like { risk_band = \"high\" }", rule_id, "set")
+            self.problem('must be a table like { risk_band = "high" }', rule_id, "set")
             ok, sets = False, {}
         if then is None:
             ok, then = False, {}
@@ -264,11 +275,15 @@ class Validator:
         ok = self._reason(reason, kinds, rule_id) and ok
         if not ok or when_node is None:
             return None
-        return Rule(rule_id, name, priority, raw["when"], when_node, condition, then, sets, reason, order)
+        return Rule(
+            rule_id, name, priority, raw["when"], when_node, condition, then, sets, reason, order
+        )
 
-    def _then(self, raw: Any, outcome: dict[str, OutcomeField], rule_id: str) -> dict[str, Any] | None:
+    def _then(
+        self, raw: Any, outcome: dict[str, OutcomeField], rule_id: str
+    ) -> dict[str, Any] | None:
         if not isinstance(raw, dict):
-            self.problem("must be a table like { tone = \"firm\" }", rule_id, "then")
+            self.problem('must be a table like { tone = "firm" }', rule_id, "then")
             return None
         result, ok = {}, True
         for name, value in raw.items():
@@ -312,15 +327,32 @@ class Validator:
         comparisons = sum(1 for _ in _comparisons(node))
         if comparisons > MAX_COMPARISONS:
             self.problem(
-                f"{comparisons} comparisons: the limit is {MAX_COMPARISONS} per rule", rule_id, "when"
+                f"{comparisons} comparisons: the limit is {MAX_COMPARISONS} per rule",
+                rule_id,
+                "when",
             )
             return None, None
-        normal = expr.fold_constants(expr.normalize(node))
-        condition = compile_condition(normal)
-        if condition is None:
+        normal = expr.normalize(node)
+        for division in expr.zero_divisions(normal):
+            self.problem("division by zero", rule_id, "when", column=division.col or None)
+            return None, None
+        for lit in expr.literals(normal):
+            value = lit.value
+            if isinstance(value, float) and (
+                not math.isfinite(value) or abs(value) >= 1e15 or "e" in repr(value)
+            ):
+                self.problem(
+                    f"a constant part of the expression evaluates to {value!r}, outside what "
+                    "the engine can take (below 1e15, at least 0.0001 apart from 0)",
+                    rule_id,
+                    "when",
+                )
+                return None, None
+        condition = compile_condition(node)
+        if condition is None or contradictory(expr.fold_constants(normal)):
             self.problem("can never match (the condition is always false)", rule_id, "when")
             return None, None
-        return normal, condition
+        return node, condition
 
     def _reason(self, template: Any, kinds: dict[str, str], rule_id: str) -> bool:
         if not isinstance(template, str):
@@ -329,7 +361,9 @@ class Validator:
         try:
             parts = list(string.Formatter().parse(template))
         except ValueError as exc:
-            self.problem(f"bad template: {exc} (write {{{{ and }}}} for literal braces)", rule_id, "reason")
+            self.problem(
+                f"bad template: {exc} (write {{{{ and }}}} for literal braces)", rule_id, "reason"
+            )
             return False
         ok = True
         for _, name, spec, conversion in parts:
@@ -362,18 +396,22 @@ class Validator:
         position = {id(rule): i for i, rule in enumerate(rules)}
         for rule in rules:
             for name in set(expr.facts_read(rule.when)) & set(derived):
-                later = [r for r in rules if name in r.set and position[id(r)] >= position[id(rule)]]
+                later = [
+                    r for r in rules if name in r.set and position[id(r)] >= position[id(rule)]
+                ]
                 for setter in later:
                     self.problem(
-                        f"reads derived fact '{name}', which rule {setter.id} sets at the same or a "
-                        "lower priority; only rules that fire earlier can provide it",
+                        f"reads derived fact '{name}', which rule {setter.id} sets at the same "
+                        "or a lower priority; only rules that fire earlier can provide it",
                         rule.id,
                         "when",
                     )
 
     # ---- tests ----
 
-    def _test(self, index: int, raw: dict[str, Any], outcome: dict[str, OutcomeField], rules) -> RuleTest | None:
+    def _test(
+        self, index: int, raw: dict[str, Any], outcome: dict[str, OutcomeField], rules
+    ) -> RuleTest | None:
         name = raw.get("name")
         label = f"test '{name}'" if isinstance(name, str) else f"test #{index + 1}"
         for key in raw:

@@ -27,6 +27,9 @@ class Interval:
         hi_ok = self.hi < other.hi or (self.hi == other.hi and (self.hi_open or not other.hi_open))
         return lo_ok and hi_ok
 
+    def empty(self) -> bool:
+        return self.lo > self.hi or (self.lo == self.hi and (self.lo_open or self.hi_open))
+
     def meet(self, other: Interval) -> Interval:
         lo, lo_open = max((self.lo, self.lo_open), (other.lo, other.lo_open))
         hi, hi_closed = min((self.hi, not self.hi_open), (other.hi, not other.hi_open))
@@ -46,6 +49,9 @@ class Choice:
         if self.include:
             return not (self.values & other.values)
         return (not other.include) and other.values <= self.values
+
+    def empty(self) -> bool:
+        return self.include and not self.values
 
     def meet(self, other: Choice) -> Choice:
         if self.include and other.include:
@@ -103,6 +109,12 @@ def _constraint(node: expr.Node) -> tuple[str, Interval | Choice] | None:
     return (name, bounds[op]) if op in bounds else None
 
 
+def contradictory(node: expr.Node) -> bool:
+    """True when the condition is a box with an empty side, e.g. `x > 1 and x < 0`."""
+    box = box_of(node)
+    return box is not None and any(bound.empty() for bound in box.values())
+
+
 def _inside(inner: Box, outer: Box) -> bool:
     for name, bound in outer.items():
         mine = inner.get(name)
@@ -116,8 +128,11 @@ def find_shadowed(rules: Iterable, derived: set[str]) -> list[tuple]:
     found = []
     deciders: list[tuple[object, Box]] = []
     for rule in rules:
-        box = box_of(rule.when)
-        reads_derived = bool(set(expr.facts_read(rule.when)) & derived)
+        box = box_of(expr.fold_constants(expr.normalize(rule.when)))
+        reads = set(expr.facts_read(rule.when))
+        if box is not None and set(box) != reads:  # a fact read but folded away still matters
+            box = None
+        reads_derived = bool(reads & derived)
         if box is not None and not reads_derived:
             for earlier, earlier_box in deciders:
                 if _inside(box, earlier_box):
