@@ -488,9 +488,12 @@ def matches(node: Node, facts: Mapping[str, object]) -> bool:
     """
     if any(name not in facts for name in facts_read(node)):
         return False
-    if any(_value(d, facts) == 0 for d in divisors(node)):
+    try:
+        if any(_value(d, facts) == 0 for d in divisors(node)):
+            return False
+        return bool(evaluate(node, facts))
+    except ZeroDivisionError:  # a divisor inside a divisor was zero
         return False
-    return bool(evaluate(node, facts))
 
 
 def evaluate(node: Node, facts: Mapping[str, object]) -> object:
