@@ -6,6 +6,7 @@ a rule file with a problem can never be evaluated.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import string
@@ -60,11 +61,16 @@ class Rule:
     def render_reason(self, facts: dict[str, Any]) -> str:
         """The reason template with {fact} placeholders filled in (money with two decimals)."""
         out = []
-        for literal, name, _, _ in string.Formatter().parse(self.reason):
+        for literal, name in _template_parts(self.reason):
             out.append(literal)
             if name is not None:
                 out.append(format_value(facts.get(name)))
         return "".join(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _template_parts(template: str) -> tuple[tuple[str, str | None], ...]:
+    return tuple((literal, name) for literal, name, _, _ in string.Formatter().parse(template))
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ import durable_rules_engine as _dr
 
 from engine.compiler import MARK_FIELD, ZERO_FIELD
 from engine.errors import EvaluationError, FactError
+from engine.expr import facts_read
 from engine.ruleset import Rule, RuleSet
 from engine.trace import Evaluation, FiredRule
 
@@ -47,6 +48,12 @@ class _Loaded:
     name: str
     handle: int
     rules: dict[str, Rule]
+    reads: frozenset[str]  # input facts any rule reads: only these are sent to the engine
+    sets: dict[str, dict[str, Any]]  # engine values of each rule's `set`, by engine rule name
+
+
+class PreparedFacts(dict):
+    """Facts converted once for the engine (see engine_values), reusable across rule sets."""
 
 
 class Engine:
@@ -79,10 +86,18 @@ class Engine:
             pass
         _dr.delete_ruleset(loaded.handle)
 
-    def evaluate(self, ruleset: RuleSet, facts: dict[str, Any]) -> Evaluation:
-        """Decide one set of facts with one rule set; deterministic for equal inputs."""
+    def evaluate(
+        self, ruleset: RuleSet, facts: dict[str, Any], prepared: PreparedFacts | None = None
+    ) -> Evaluation:
+        """Decide one set of facts with one rule set; deterministic for equal inputs.
+
+        `prepared` (from `prepare(facts)`) saves converting the same facts again when several
+        rule sets decide one account.
+        """
         loaded = self._get(ruleset)
-        fact = engine_payload(facts)
+        values = prepared if prepared is not None else prepare(facts)
+        fact = {name: values[name] for name in loaded.reads if name in values}
+        fact.update(_FIXED)
         started = time.perf_counter_ns()
         try:
             fired, derived = self._walk(loaded, ruleset, fact)
@@ -93,6 +108,11 @@ class Engine:
         engine_us = (time.perf_counter_ns() - started) // 1000
         return _evaluation(ruleset, facts, fired, derived, engine_us)
 
+    def evaluate_all(self, rulesets: list[RuleSet], facts: dict[str, Any]) -> list[Evaluation]:
+        """Decide one account with several rule sets, converting its facts once."""
+        prepared = prepare(facts)
+        return [self.evaluate(ruleset, facts, prepared) for ruleset in rulesets]
+
     def _get(self, ruleset: RuleSet) -> _Loaded:
         loaded = self._loaded.get(ruleset.sha256)
         if loaded is None:
@@ -102,7 +122,11 @@ class Engine:
                 handle = _dr.create_ruleset(name, dumps(definition))
             except _dr.error as exc:
                 raise EvaluationError(f"rule set {ruleset.kind}: cannot load: {exc}") from None
-            loaded = _Loaded(name, handle, keys)
+            reads = frozenset(
+                name for rule in ruleset.rules for name in facts_read(rule.when)
+            ) - frozenset(ruleset.derived)
+            sets = {key: _engine_values(rule.set) for key, rule in keys.items() if rule.set}
+            loaded = _Loaded(name, handle, keys, reads, sets)
             self._loaded[ruleset.sha256] = loaded
         return loaded
 
@@ -118,7 +142,8 @@ class Engine:
         state = _dr.assert_fact(handle, fact_json)[1]
         result = _dr.start_action_for_state(handle, state)
         while result:
-            key = next(iter(json.loads(result[1] if isinstance(result, tuple) else result)))
+            message = result[1] if isinstance(result, tuple) else result
+            key = message[2 : message.index('"', 2)]  # '{"r3":{"m":...}}' -> r3
             rule = loaded.rules.get(key)
             decided = False
             if rule is not None and key not in seen:
@@ -126,7 +151,7 @@ class Engine:
                 fired.append((rule, dict(derived)))
                 if rule.set:
                     derived.update(rule.set)
-                    fact = {**fact, **_engine_values(rule.set), "id": f"f{next(versions)}"}
+                    fact = {**fact, **loaded.sets[key], "id": f"f{next(versions)}"}
                     _dr.retract_fact(handle, fact_json)
                     fact_json = dumps(fact)
                     _dr.assert_fact(handle, fact_json)
@@ -152,13 +177,13 @@ def _evaluation(
     for rule, derived_before in fired:
         for name, value in rule.then.items():
             outcome.setdefault(name, value)  # the highest-priority rule setting a field wins
-        reason = rule.render_reason({**facts, **derived_before})
-        trace.append(
-            FiredRule(rule.id, rule.name, rule.priority, reason, dict(rule.then), dict(rule.set))
-        )
-    for name, field in ruleset.outcome.items():
-        outcome.setdefault(name, field.default)
-    ordered = {name: outcome[name] for name in ruleset.outcome}
+        reason = rule.render_reason({**facts, **derived_before} if derived_before else facts)
+        # then/set are the rule's own dicts, never mutated: shared, not copied
+        trace.append(FiredRule(rule.id, rule.name, rule.priority, reason, rule.then, rule.set))
+    ordered = {
+        name: outcome[name] if name in outcome else field.default
+        for name, field in ruleset.outcome.items()
+    }
     return Evaluation(
         kind=ruleset.kind,
         outcome=ordered,
@@ -188,34 +213,48 @@ def engine_definition(ruleset: RuleSet) -> tuple[dict[str, Any], dict[str, Rule]
     return definition, keys
 
 
-def engine_payload(facts: dict[str, Any]) -> dict[str, Any]:
+_FIXED = {"sid": SID, "id": "f0", ZERO_FIELD: 0.0, MARK_FIELD: 1}
+
+
+def prepare(facts: dict[str, Any]) -> PreparedFacts:
     """Facts as the engine may see them: plain floats, no Decimal or dates, no exponent form."""
-    payload = _engine_values(facts)
-    payload.update({"sid": SID, "id": "f0", ZERO_FIELD: 0.0, MARK_FIELD: 1})
-    return payload
+    return PreparedFacts(_engine_values(facts))
 
 
 def _engine_values(facts: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     problems: dict[str, list[str]] = {}
     for name, value in facts.items():
-        if isinstance(value, bool | str):
+        kind = type(value)
+        if kind is str or kind is bool:
             out[name] = value
-        elif isinstance(value, int | float | Decimal):
-            number = round(float(value), 4)
-            if not abs(number) < MAX_ENGINE_NUMBER:  # also catches NaN
-                problems[name] = [f"{value!r} is out of range for the rules engine"]
-            out[name] = number
+            continue
+        if kind is Decimal or kind is int:
+            number = float(value)  # money has two decimals, ints none: no rounding needed
+        elif kind is float:
+            number = round(value, 4)
         elif value is None:
             continue
+        elif isinstance(value, bool | str):
+            out[name] = value
+            continue
+        elif isinstance(value, int | float | Decimal):
+            number = round(float(value), 4)
         else:
             problems[name] = [f"{type(value).__name__} values cannot be evaluated"]
+            continue
+        if not -MAX_ENGINE_NUMBER < number < MAX_ENGINE_NUMBER:  # also catches NaN
+            problems[name] = [f"{value!r} is out of range for the rules engine"]
+        out[name] = number
     if problems:
         raise FactError(problems)
     return out
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def dumps(value: Any) -> str:
     """JSON for the engine: numbers are plain floats below 1e15 rounded to 4 decimals, so
     Python never writes the exponent form the engine rejects."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return _ENCODER.encode(value)

@@ -1,0 +1,188 @@
+"""The worklist: actions derived from a customer's decisions, and when an action goes void.
+
+An action is something the ERP should do: send a reminder (with a ready message), offer a
+payment plan, hand the account to an agency, review a credit limit. The ERP acknowledges it by
+posting the contact it made (`POST /v1/contacts`), which the next night's facts read back
+(last_reminder_tone, days_since_last_reminder, in_agency).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from api.messages import MessageError, MessageRenderer, reminder_context
+from engine.account import Account
+from engine.ledger import Ledger
+from engine.trace import to_jsonable
+
+ACTION_TYPES = ("reminder", "offer_plan", "handoff", "credit_review")
+NO_REMINDER = ("none", "", None)
+
+
+def derive_actions(
+    decisions: dict[str, dict[str, Any]],
+    facts: dict[str, Any],
+    ledger: Ledger,
+    as_of: date,
+    renderer: MessageRenderer | None,
+) -> list[dict[str, Any]]:
+    """Actions for one customer from its decisions (by kind) of one run.
+
+    A reminder is due when the reminder decision names a tone and its cadence allows it: no
+    reminder of the same tone was sent within the decision's cadence_days.
+    """
+    actions = []
+    reminder = decisions.get("reminder")
+    handoff = decisions.get("handoff")
+    plan_offered = bool(handoff and handoff["outcome"].get("action") == "offer_plan")
+    if reminder and _reminder_due(reminder["outcome"], facts):
+        actions.append(_reminder(reminder, facts, ledger, as_of, renderer, plan_offered))
+    if handoff and handoff["outcome"].get("action") in ("offer_plan", "handoff"):
+        actions.append(_handoff(handoff, facts, ledger, as_of))
+    credit = decisions.get("credit")
+    if credit and _credit_review_due(credit["outcome"], facts):
+        actions.append(_credit_review(credit, facts))
+    return actions
+
+
+def _reminder_due(outcome: dict[str, Any], facts: dict[str, Any]) -> bool:
+    tone = outcome.get("tone")
+    if tone in NO_REMINDER:
+        return False
+    cadence = outcome.get("cadence_days") or 0
+    since = facts.get("days_since_last_reminder")
+    same_tone = facts.get("last_reminder_tone") == tone
+    return not (same_tone and since is not None and since < cadence)
+
+
+def _invoices(ledger: Ledger, as_of: date) -> list[dict[str, Any]]:
+    account = Account(ledger, as_of)
+    rows = []
+    for invoice in account.invoices:
+        unpaid = account.unpaid[invoice.id]
+        if unpaid > 0:
+            rows.append(
+                {
+                    "invoice_id": invoice.id,
+                    "due_date": invoice.due_date.isoformat(),
+                    "amount": to_jsonable(invoice.amount),
+                    "unpaid": to_jsonable(unpaid),
+                    "days_past_due": max((as_of - invoice.due_date).days, 0),
+                }
+            )
+    return rows
+
+
+def _amounts(facts: dict[str, Any]) -> dict[str, Any]:
+    return to_jsonable(
+        {
+            "open_balance": facts.get("open_balance", Decimal(0)),
+            "overdue_balance": facts.get("overdue_balance", Decimal(0)),
+            "days_past_due": facts.get("days_past_due", 0),
+        }
+    )
+
+
+def _reminder(decision, facts, ledger, as_of, renderer, plan_offered) -> dict[str, Any]:
+    outcome = decision["outcome"]
+    tone = outcome["tone"]
+    invoices = _invoices(ledger, as_of)
+    overdue = [i for i in invoices if i["days_past_due"] > 0]
+    payload: dict[str, Any] = {
+        "tone": tone,
+        "channel": outcome.get("channel", "email"),
+        "cadence_days": outcome.get("cadence_days"),
+        **_amounts(facts),
+        "oldest_invoice": overdue[0] if overdue else (invoices[0] if invoices else None),
+        "invoices": overdue if tone != "courtesy" else invoices,
+        "decision_id": decision["decision_id"],
+        "reasons": decision["reasons"],
+    }
+    if renderer is not None:
+        discount = _discount(outcome, as_of) if tone == "courtesy" else None
+        plan = "payment in monthly installments" if plan_offered else None
+        language = renderer.language_for(ledger.customer.country)
+        try:
+            context = reminder_context(ledger, as_of, tone, discount, plan)
+            message = renderer.render(tone, context, language)
+            payload["message"] = {
+                "subject": message.subject,
+                "body": message.body,
+                "language": message.language,
+                "template": message.template,
+            }
+        except MessageError as exc:
+            payload["message_error"] = str(exc)
+    return {"type": "reminder", "customer_id": ledger.customer.id, "payload": payload}
+
+
+def _discount(outcome: dict[str, Any], as_of: date) -> dict[str, Any] | None:
+    percent = outcome.get("discount_percent")
+    if not percent:
+        return None
+    days = outcome.get("discount_days") or 10
+    return {"percent": percent, "until": date.fromordinal(as_of.toordinal() + days).isoformat()}
+
+
+def _handoff(decision, facts, ledger, as_of) -> dict[str, Any]:
+    outcome = decision["outcome"]
+    payload = {
+        "action": outcome["action"],
+        "agency": outcome.get("agency", ""),
+        **_amounts(facts),
+        "invoices": [i for i in _invoices(ledger, as_of) if i["days_past_due"] > 0],
+        "decision_id": decision["decision_id"],
+        "reasons": decision["reasons"],
+    }
+    return {"type": outcome["action"], "customer_id": ledger.customer.id, "payload": payload}
+
+
+def _credit_review_due(outcome: dict[str, Any], facts: dict[str, Any]) -> bool:
+    proposed = outcome.get("credit_limit")
+    current = facts.get("credit_limit")
+    changed = proposed not in (None, "") and Decimal(str(proposed)) != Decimal(str(current or 0))
+    return outcome.get("decision") in ("decline",) or changed
+
+
+def _credit_review(decision, facts) -> dict[str, Any]:
+    outcome = decision["outcome"]
+    payload = {
+        "decision": outcome.get("decision"),
+        "current_limit": to_jsonable(facts.get("credit_limit", Decimal(0))),
+        "proposed_limit": outcome.get("credit_limit"),
+        "utilization": facts.get("utilization"),
+        **_amounts(facts),
+        "decision_id": decision["decision_id"],
+        "reasons": decision["reasons"],
+    }
+    return {"type": "credit_review", "customer_id": facts.get("customer_id"), "payload": payload}
+
+
+def void_reason(action_type: str, payload: dict[str, Any], facts: dict[str, Any]) -> str | None:
+    """Why a pending action no longer holds for the customer's current facts, or None.
+
+    The worklist must never ask to chase a customer who has paid, disputes an invoice, is on
+    hold, or has been placed with an agency in the meantime.
+    """
+    if action_type == "credit_review":
+        return None
+    if facts.get("has_open_dispute"):
+        return "an invoice is now disputed"
+    if facts.get("on_hold"):
+        return "a collections hold now covers the account"
+    if facts.get("in_agency"):
+        return "the account is now with an agency"
+    courtesy = payload.get("tone") == "courtesy"
+    owed = facts.get("open_balance" if courtesy else "overdue_balance", Decimal(0))
+    if Decimal(str(owed)) <= 0:
+        return "the customer has paid" if not courtesy else "nothing is coming due any more"
+    if action_type in ("handoff", "offer_plan"):
+        if facts.get("on_payment_plan") and action_type == "offer_plan":
+            return "a payment plan is now active"
+        if action_type == "handoff" and (
+            facts.get("on_payment_plan") or facts.get("has_active_promise")
+        ):
+            return "a payment plan or promise to pay is now active"
+    return None

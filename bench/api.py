@@ -1,0 +1,304 @@
+"""Benchmark of the HTTP API under gunicorn: decisions against a trivial JSON endpoint.
+
+Starts `gunicorn -w 2 -k sync api.wsgi:app` on a free loopback port over a fresh SQLite database
+(the default rule sets loaded, one API key), then drives it from separate processes:
+
+1. peak, closed loop: C concurrent clients, each sending the next request when the last one is
+   answered, for D seconds; first GET /healthz (the trivial JSON endpoint), then
+   POST /v1/decisions/credit with complete facts (every decision is evaluated and stored);
+2. half of the decision peak, open loop: requests at a fixed rate, latency measured from the
+   moment each request was due (so a slow server cannot hide its queue).
+
+Prints requests per second, p50 and p99 latency of each, and the ratio of the throughputs.
+Targets: the decision endpoint reaches >= 40% of the trivial endpoint's throughput, and its p99
+is under 20 ms at half of its peak rate. Run alone: `python bench/api.py [--duration 5]`.
+On a 2-core machine the load generator shares the cores with the two workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+FACTS = {
+    "customer_id": "BENCH-1",
+    "segment": "smb",
+    "country": "DE",
+    "tenure_months": 40,
+    "credit_limit": "10000.00",
+    "credit_score": 720,
+    "open_balance": "1000.00",
+    "overdue_balance": "0.00",
+    "overdue_1_30": "0.00",
+    "overdue_31_60": "0.00",
+    "overdue_61_90": "0.00",
+    "overdue_90_plus": "0.00",
+    "days_past_due": 0,
+    "invoices_open": 1,
+    "invoices_overdue": 0,
+    "days_until_next_due": 12,
+    "utilization": 0.1,
+    "disputed_amount": "0.00",
+    "has_open_dispute": False,
+    "on_payment_plan": False,
+    "plan_missed_installments": 0,
+    "has_active_promise": False,
+    "promises_broken_12m": 0,
+    "late_payments_12m": 0,
+    "avg_days_late_12m": 0.0,
+    "last_reminder_tone": "none",
+    "in_agency": False,
+    "on_hold": False,
+    "requested_amount": "500.00",
+}
+
+
+def http_request(method: str, path: str, key: str = "", body: bytes = b"") -> bytes:
+    """The raw bytes of one HTTP/1.1 request that closes its connection."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Connection: close"]
+    if key:
+        lines.append(f"Authorization: Bearer {key}")
+    if body:
+        lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def send(port: int, raw: bytes) -> int:
+    """Send one request, read the whole answer; its status code."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(raw)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    head = b"".join(chunks)[:12]
+    return int(head[9:12]) if head.startswith(b"HTTP/1.") else 0
+
+
+def closed_loop(port: int, raw: bytes, threads: int, until: float, out: mp.Queue) -> None:
+    """Driver process: `threads` clients back to back until `until`; puts (latencies, errors)."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def client() -> None:
+        mine, bad = [], 0
+        while time.time() < until:
+            started = time.perf_counter()
+            try:
+                ok = send(port, raw) in (200, 201)
+            except OSError:
+                ok = False
+            mine.append(time.perf_counter() - started)
+            bad += not ok
+        with lock:
+            latencies.extend(mine)
+            errors[0] += bad
+
+    workers = [threading.Thread(target=client) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    out.put((latencies, errors[0]))
+
+
+def open_loop(
+    port: int, raw: bytes, threads: int, start: float, rate: float, count: int, out: mp.Queue
+) -> None:
+    """Driver process: requests i = 0..count-1 due at start + i/rate, shared by `threads`
+    clients; latency counted from the due time. Puts (latencies, errors)."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+
+    def client(offset: int) -> None:
+        mine, bad = [], 0
+        for i in range(offset, count, threads):
+            due = start + i / rate
+            pause = due - time.time()
+            if pause > 0:
+                time.sleep(pause)
+            try:
+                ok = send(port, raw) in (200, 201)
+            except OSError:
+                ok = False
+            mine.append(time.time() - due)
+            bad += not ok
+        with lock:
+            latencies.extend(mine)
+            errors[0] += bad
+
+    workers = [threading.Thread(target=client, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    out.put((latencies, errors[0]))
+
+
+def run_drivers(target, args_of, processes: int) -> tuple[list[float], int]:
+    """Run `processes` driver processes; merged latencies and error count."""
+    context = mp.get_context("spawn")
+    out = context.Queue()
+    procs = [context.Process(target=target, args=(*args_of(p), out)) for p in range(processes)]
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    latencies = [x for lat, _ in results for x in lat]
+    return latencies, sum(err for _, err in results)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def summary(name: str, latencies: list[float], errors: int, seconds: float) -> dict:
+    return {
+        "name": name,
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / seconds,
+        "p50_ms": percentile(latencies, 0.50) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+    }
+
+
+def prepare(workdir: Path) -> tuple[str, str]:
+    """A fresh SQLite database with the default rule sets and a decide key: (url, key)."""
+    from api.usecases import init_database
+    from storage import keys
+
+    url = f"sqlite:///{workdir / 'bench.db'}"
+    init_database(url, ROOT / "rules")
+    key, _ = keys.create_key("bench", "decide")
+    return url, key
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_gunicorn(url: str, port: int, workers: int) -> subprocess.Popen:
+    env = {**os.environ, "CREDO_DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-w",
+        str(workers),
+        "-k",
+        "sync",
+        "-b",
+        f"127.0.0.1:{port}",
+        "--log-level",
+        "warning",
+        "api.wsgi:app",
+    ]
+    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            if send(port, http_request("GET", "/healthz")) == 200:
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.terminate()
+    raise SystemExit("gunicorn did not start")
+
+
+def measure_peak(port: int, raw: bytes, args: argparse.Namespace, name: str) -> dict:
+    until = time.time() + args.duration
+    latencies, errors = run_drivers(
+        closed_loop, lambda _: (port, raw, args.threads, until), args.processes
+    )
+    return summary(name, latencies, errors, args.duration)
+
+
+def measure_rate(port: int, raw: bytes, args: argparse.Namespace, rate: float, name: str) -> dict:
+    count = max(1, int(rate * args.duration))
+    start = time.time() + 1.0  # every driver is up before the first request is due
+    per_process = rate / args.processes
+
+    def args_of(p: int) -> tuple:
+        share = len(range(p, count, args.processes))
+        return (port, raw, args.threads, start + p / rate, per_process, share)
+
+    latencies, errors = run_drivers(open_loop, args_of, args.processes)
+    return summary(name, latencies, errors, count / rate)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn sync workers")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
+    parser.add_argument("--processes", type=int, default=2, help="load-generating processes")
+    parser.add_argument("--threads", type=int, default=4, help="clients per process")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="credo-bench-") as tmp:
+        url, key = prepare(Path(tmp))
+        port = free_port()
+        server = start_gunicorn(url, port, args.workers)
+        try:
+            trivial = http_request("GET", "/healthz")
+            body = json.dumps({"facts": FACTS}).encode()
+            decide = http_request("POST", "/v1/decisions/credit", key, body)
+            for _ in range(20 * args.workers):  # every worker loads its rule sets
+                if send(port, decide) != 201:
+                    raise SystemExit("the decision endpoint does not answer 201")
+            rows = [
+                measure_peak(port, trivial, args, "GET /healthz (trivial), peak"),
+                measure_peak(port, decide, args, "POST /v1/decisions/credit, peak"),
+            ]
+            half = rows[1]["rps"] / 2
+            rows.append(measure_rate(port, decide, args, half, "POST /v1/decisions/credit, ½ peak"))
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    report(rows, args)
+
+
+def report(rows: list[dict], args: argparse.Namespace) -> None:
+    print(
+        f"gunicorn -w {args.workers} -k sync; load: {args.processes} processes x "
+        f"{args.threads} clients, {args.duration:g} s per row, new connection per request"
+    )
+    print(f"{'':40} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}")
+    for r in rows:
+        print(
+            f"{r['name']:40} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} "
+            f"{r['requests']:9d} {r['errors']:7d}"
+        )
+    ratio = rows[1]["rps"] / rows[0]["rps"]
+    print(
+        f"decision / trivial throughput: {ratio:.0%} (target >= 40%): "
+        f"{'ok' if ratio >= 0.40 else 'MISSED'}"
+    )
+    p99 = rows[2]["p99_ms"]
+    print(
+        f"decision p99 at half peak ({rows[2]['rps']:.0f} req/s): {p99:.2f} ms (target < 20 ms): "
+        f"{'ok' if p99 < 20 else 'MISSED'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
