@@ -34,13 +34,14 @@ def derive_actions(
     reminder of the same tone was sent within the decision's cadence_days.
     """
     actions = []
+    account = _LazyAccount(ledger, as_of)
     reminder = decisions.get("reminder")
     handoff = decisions.get("handoff")
     plan_offered = bool(handoff and handoff["outcome"].get("action") == "offer_plan")
     if reminder and _reminder_due(reminder["outcome"], facts):
-        actions.append(_reminder(reminder, facts, ledger, as_of, renderer, plan_offered))
+        actions.append(_reminder(reminder, facts, account, renderer, plan_offered))
     if handoff and handoff["outcome"].get("action") in ("offer_plan", "handoff"):
-        actions.append(_handoff(handoff, facts, ledger, as_of))
+        actions.append(_handoff(handoff, facts, account))
     credit = decisions.get("credit")
     if credit and _credit_review_due(credit["outcome"], facts):
         actions.append(_credit_review(credit, facts))
@@ -57,8 +58,20 @@ def _reminder_due(outcome: dict[str, Any], facts: dict[str, Any]) -> bool:
     return not (same_tone and since is not None and since < cadence)
 
 
-def _invoices(ledger: Ledger, as_of: date) -> list[dict[str, Any]]:
-    account = Account(ledger, as_of)
+class _LazyAccount:
+    """The account as of the run's date, computed once and only when an action needs it."""
+
+    def __init__(self, ledger: Ledger, as_of: date):
+        self.ledger, self.as_of, self._account = ledger, as_of, None
+
+    def get(self) -> Account:
+        if self._account is None:
+            self._account = Account(self.ledger, self.as_of)
+        return self._account
+
+
+def _invoices(lazy: _LazyAccount) -> list[dict[str, Any]]:
+    account, as_of = lazy.get(), lazy.as_of
     rows = []
     for invoice in account.invoices:
         unpaid = account.unpaid[invoice.id]
@@ -85,10 +98,11 @@ def _amounts(facts: dict[str, Any]) -> dict[str, Any]:
     )
 
 
-def _reminder(decision, facts, ledger, as_of, renderer, plan_offered) -> dict[str, Any]:
+def _reminder(decision, facts, lazy: _LazyAccount, renderer, plan_offered) -> dict[str, Any]:
     outcome = decision["outcome"]
     tone = outcome["tone"]
-    invoices = _invoices(ledger, as_of)
+    ledger, as_of = lazy.ledger, lazy.as_of
+    invoices = _invoices(lazy)
     overdue = [i for i in invoices if i["days_past_due"] > 0]
     payload: dict[str, Any] = {
         "tone": tone,
@@ -105,7 +119,7 @@ def _reminder(decision, facts, ledger, as_of, renderer, plan_offered) -> dict[st
         plan = "payment in monthly installments" if plan_offered else None
         language = renderer.language_for(ledger.customer.country)
         try:
-            context = reminder_context(ledger, as_of, tone, discount, plan)
+            context = reminder_context(ledger, as_of, tone, discount, plan, lazy.get())
             message = renderer.render(tone, context, language)
             payload["message"] = {
                 "subject": message.subject,
@@ -126,17 +140,17 @@ def _discount(outcome: dict[str, Any], as_of: date) -> dict[str, Any] | None:
     return {"percent": percent, "until": date.fromordinal(as_of.toordinal() + days).isoformat()}
 
 
-def _handoff(decision, facts, ledger, as_of) -> dict[str, Any]:
+def _handoff(decision, facts, lazy: _LazyAccount) -> dict[str, Any]:
     outcome = decision["outcome"]
     payload = {
         "action": outcome["action"],
         "agency": outcome.get("agency", ""),
         **_amounts(facts),
-        "invoices": [i for i in _invoices(ledger, as_of) if i["days_past_due"] > 0],
+        "invoices": [i for i in _invoices(lazy) if i["days_past_due"] > 0],
         "decision_id": decision["decision_id"],
         "reasons": decision["reasons"],
     }
-    return {"type": outcome["action"], "customer_id": ledger.customer.id, "payload": payload}
+    return {"type": outcome["action"], "customer_id": lazy.ledger.customer.id, "payload": payload}
 
 
 def _credit_review_due(outcome: dict[str, Any], facts: dict[str, Any]) -> bool:

@@ -36,9 +36,9 @@ def main() -> None:
 
 def _register() -> None:
     # Each module defines click commands/groups and a `register(main)` function.
-    from api import cli_rules
+    from api import cli_data, cli_keys, cli_rules, cli_run, cli_serve
 
-    for module in (cli_rules,):
+    for module in (cli_data, cli_rules, cli_keys, cli_serve, cli_run):
         module.register(main)
 
 

@@ -100,13 +100,14 @@ def reminder_context(
     tone: str,
     discount: dict[str, Any] | None = None,
     plan: str | None = None,
+    account: Account | None = None,
 ) -> dict[str, Any]:
     """What a reminder template may use: the customer, the invoices it is about, totals, offers.
 
     A courtesy reminder lists invoices falling due within the next two weeks; every other tone
     lists the overdue ones, oldest first. Amounts are what is still unpaid.
     """
-    account = Account(ledger, as_of)
+    account = account or Account(ledger, as_of)
     rows = []
     for invoice in account.invoices:
         unpaid = account.unpaid[invoice.id]

@@ -60,30 +60,39 @@ class Evaluation:
         }
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def to_jsonable(value: Any) -> Any:
     """Plain JSON values for facts, outcomes and records: Decimal money as '12.30' strings."""
-    if isinstance(value, Decimal):
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is dict:
+        return {k if type(k) is str else str(k): to_jsonable(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [to_jsonable(v) for v in value]
+    if kind is Decimal:
         return str(value.quantize(MONEY_QUANTUM))
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
+    if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [to_jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value.quantize(MONEY_QUANTUM))
     return value
+
+
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
 
 
 def canonical_json(value: Any) -> str:
     """The one serialisation that hashes and replay comparisons use."""
-    return json.dumps(
-        to_jsonable(value),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-    )
+    return _CANONICAL.encode(to_jsonable(value))
 
 
 def chain_hash(record: dict[str, Any], prev_hash: str) -> str:

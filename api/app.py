@@ -1,0 +1,99 @@
+"""The Flask app factory: `create_app(settings)`; each piece plugs itself in with init_app.
+
+Settings come from config.toml and CREDO_* variables (api.settings). The database is opened by
+the first query of a request and closed when the request ends (streamed exports included);
+connections come from a per-process pool.
+"""
+
+from __future__ import annotations
+
+import peewee as pw
+from flask import Flask
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+
+from api.http import customers, decisions, docs, errors, health, ledger, rulesets
+from api.http.context import AppState
+from api.http.evaluator import RuleSetCache
+from api.http.smorest import loads_strict, make_api
+from api.settings import Settings, load_settings
+
+API_VERSION = "1"
+# Connections per process: one per thread of the development server; gunicorn's sync workers
+# use one.
+POOL_SIZE = 32
+
+
+class _StrictJSON(Flask.json_provider_class):
+    """request.get_json() with the same strict parsing as the API bodies; responses keep their
+    keys in order (facts in catalogue order)."""
+
+    sort_keys = False
+
+    def loads(self, s, **kwargs):  # type: ignore[no-untyped-def, override]
+        return loads_strict(s)
+
+
+def open_pooled(url: str) -> pw.Database:
+    """storage's database at `url`, as a connection pool, bound to the storage proxy.
+
+    A request still opens the database and closes it when it ends, but close() hands the
+    connection back to the pool: SQLite then skips re-reading the schema and the PRAGMAs on
+    every request (milliseconds each), PostgreSQL a new login.
+    """
+    from storage import db as storage_db
+
+    plain = storage_db.connect(url)  # checks the URL, creates a SQLite file's directory
+    plain.close()
+    pool = {"max_connections": POOL_SIZE, "stale_timeout": 300, "timeout": 30}
+    if isinstance(plain, pw.SqliteDatabase):
+        # A pooled connection may serve another thread later, one thread at a time.
+        params = {**plain.connect_params, "check_same_thread": False}
+        pooled: pw.Database = PooledSqliteDatabase(
+            plain.database, pragmas=plain._pragmas, **pool, **params
+        )
+    else:
+        pooled = PooledPostgresqlDatabase(plain.database, **pool, **plain.connect_params)
+    storage_db.database.initialize(pooled)
+    return pooled
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the credo HTTP API for `settings` (default: config.toml + CREDO_* variables)."""
+    settings = settings or load_settings()
+    app = Flask("credo")
+    app.json = _StrictJSON(app)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.api.max_body_bytes,
+        API_TITLE="credo",
+        API_VERSION=API_VERSION,
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "Credit approval, reminder tone and agency hand-off decisions "
+                "for an ERP. Every call except /healthz and /readyz needs "
+                "'Authorization: Bearer <key>' (`credo keys create`). Errors are "
+                "application/problem+json."
+            }
+        },
+    )
+    database = open_pooled(settings.database_url)
+    state = AppState(
+        settings=settings,
+        database=database,
+        rulesets=RuleSetCache(settings.api.ruleset_refresh_seconds),
+    )
+    app.extensions["credo"] = state
+
+    @app.teardown_appcontext
+    def _close_database(_exc: BaseException | None) -> None:
+        if not database.is_closed():
+            database.close()
+
+    errors.init_app(app)
+    api = make_api(app)
+    for module in (health, decisions, ledger, customers, rulesets):
+        module.init_app(api)
+    docs.init_app(app)
+    return app

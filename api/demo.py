@@ -1,0 +1,235 @@
+"""The `credo demo` use case: a synthetic portfolio into a demo database, every open account
+decided with the active rule sets, and a summary (decisions by outcome, the riskiest accounts).
+
+A database is a demo database when its meta table says so; `credo demo` refuses any other that
+holds data, and starts a demo database afresh (the default SQLite file is deleted and made anew).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from api.settings import Settings
+
+DEMO_KEY = "demo"
+IMPORT_BATCH = 5000
+DECIDE_BATCH = 500
+# The outcome field that sums up each default kind in the summary.
+HEADLINE = {"credit": "decision", "reminder": "tone", "handoff": "action"}
+_SEVERITY = {"handoff": 3, "offer_plan": 2, "hold": 1, "decline": 2, "refer": 1}
+
+
+class DemoRefused(Exception):
+    """The database holds data that `credo demo` did not make."""
+
+
+def run_demo(
+    settings: Settings, customers: int, seed: int, as_of: date, console: Console
+) -> dict[str, Any]:
+    """Make the demo database, import the portfolio, decide, print and return the summary."""
+    from api.usecases import init_database
+
+    started = time.perf_counter()
+    url = settings.database_url
+    _prepare_database(url)
+    init = init_database(url, settings.rules_dir)
+    _mark_demo(customers, seed, as_of)
+    records = _import_portfolio(customers, seed, as_of, console)
+    decisions = _decide_open_accounts(as_of, console)
+    summary = {
+        "database": init["database"],
+        "customers": customers,
+        "records": records,
+        "seed": seed,
+        "as_of": as_of.isoformat(),
+        "decisions": _by_outcome(decisions),
+        "riskiest": _riskiest(decisions),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    _print_summary(summary, console)
+    return summary
+
+
+def _prepare_database(url: str) -> None:
+    from storage.db import connect, is_postgres, redact
+    from storage.migrations import current_version
+    from storage.models import ApiKey, Customer, Decision, RuleSetVersion
+    from storage.runs import Run
+
+    db = connect(url)
+    if current_version(db) == 0:
+        db.close()
+        return
+    is_demo = is_demo_database()
+    holds_data = (
+        any(model.select().exists() for model in (Customer, Decision, ApiKey, Run))
+        or RuleSetVersion.select().where(RuleSetVersion.version > 1).exists()
+    )
+    if holds_data and not is_demo:
+        raise DemoRefused(
+            f"database {redact(url)} holds data that `credo demo` did not make; point "
+            "CREDO_DATABASE_URL at another database for the demo"
+        )
+    if is_demo and is_postgres(db):
+        # Every table of the schema but the migrations' record: the demo starts afresh.
+        cursor = db.execute_sql(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+            "AND tablename <> 'schema_version'"
+        )
+        tables = ", ".join(f'"{name}"' for (name,) in cursor.fetchall())
+        db.execute_sql(f"TRUNCATE TABLE {tables} RESTART IDENTITY CASCADE")
+    db.close()
+    if is_demo and not is_postgres(db):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db.database}{suffix}").unlink(missing_ok=True)
+
+
+def _mark_demo(customers: int, seed: int, as_of: date) -> None:
+    from storage.models import Meta
+
+    value = json.dumps({"customers": customers, "seed": seed, "as_of": as_of.isoformat()})
+    Meta.insert(key=DEMO_KEY, value=value).on_conflict(
+        conflict_target=[Meta.key], preserve=[Meta.value]
+    ).execute()
+
+
+def _import_portfolio(customers: int, seed: int, as_of: date, console: Console) -> int:
+    from api.demo_data import generate_portfolio
+    from api.ledger_schemas import validate_record
+    from storage.ledger import upsert_records
+
+    count = 0
+    batch: list[dict[str, Any]] = []
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("importing the portfolio", total=customers)
+        for record in generate_portfolio(customers, seed, as_of):
+            batch.append(validate_record(record))
+            if record["type"] == "customer":
+                progress.advance(task)
+            if len(batch) >= IMPORT_BATCH:
+                count += _upsert(upsert_records, batch)
+                batch = []
+        count += _upsert(upsert_records, batch)
+    return count
+
+
+def _upsert(upsert_records: Any, batch: list[dict[str, Any]]) -> int:
+    result = upsert_records(batch)
+    if result.rejected:  # the generator makes valid records: this is a bug, say so loudly
+        raise RuntimeError(f"demo records rejected: {result.rejected[:3]}")
+    return result.accepted
+
+
+def _decide_open_accounts(as_of: date, console: Console) -> list[dict[str, Any]]:
+    from api.usecases import DEFAULT_KINDS, decide_customers, load_active_rulesets
+    from engine.runtime import Engine
+    from storage.ledger import iter_open_customer_ids, load_ledgers
+
+    active = load_active_rulesets()
+    ordered = [active[k] for k in DEFAULT_KINDS if k in active]
+    ordered += [v for k, v in sorted(active.items()) if k not in DEFAULT_KINDS]
+    engine = Engine()
+    batches = list(iter_open_customer_ids(DECIDE_BATCH, as_of=as_of))
+    stored: list[dict[str, Any]] = []
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("deciding open accounts", total=sum(map(len, batches)))
+        for ids in batches:
+            ledgers = load_ledgers(ids)
+            stored += decide_customers(engine, ordered, ledgers, as_of, "credo demo")
+            progress.advance(task, len(ids))
+    return stored
+
+
+def _headline(decision: dict[str, Any]) -> tuple[str, Any]:
+    outcome = decision["outcome"]
+    name = HEADLINE.get(decision["kind"]) or min(outcome, default="")
+    return name, outcome.get(name)
+
+
+def _by_outcome(decisions: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    counts: dict[str, Counter] = {}
+    for decision in decisions:
+        name, value = _headline(decision)
+        counts.setdefault(decision["kind"], Counter())[f"{name}={value}"] += 1
+    return {kind: dict(counter.most_common()) for kind, counter in sorted(counts.items())}
+
+
+def _riskiest(decisions: list[dict[str, Any]], count: int = 10) -> list[dict[str, Any]]:
+    accounts: dict[str, dict[str, Any]] = {}
+    for decision in decisions:
+        account = accounts.setdefault(
+            decision["customer_id"], {"customer_id": decision["customer_id"], "outcomes": {}}
+        )
+        facts = decision["facts"]
+        account["overdue_balance"] = facts.get("overdue_balance", "0.00")
+        account["days_past_due"] = facts.get("days_past_due", 0)
+        account["outcomes"][decision["kind"]] = _headline(decision)[1]
+        account.setdefault("reasons", {})[decision["kind"]] = _deciding_reason(decision)
+
+    def risk(account: dict[str, Any]) -> tuple:
+        severity = sum(_SEVERITY.get(str(v), 0) for v in account["outcomes"].values())
+        return (severity, account["days_past_due"], float(account["overdue_balance"]))
+
+    return sorted(accounts.values(), key=risk, reverse=True)[:count]
+
+
+def _deciding_reason(decision: dict[str, Any]) -> str:
+    """The reason of the rule that set the headline outcome (else the first reason)."""
+    name, _ = _headline(decision)
+    deciding = [f["reason"] for f in decision["fired"] if name in f["then"]]
+    return (deciding or decision["reasons"] or [""])[0]
+
+
+def _main_reason(account: dict[str, Any]) -> str:
+    """The reason behind the account's most severe outcome (hand-off first on a tie)."""
+    kinds = sorted(
+        account["reasons"],
+        key=lambda k: (_SEVERITY.get(str(account["outcomes"].get(k)), 0), k == "handoff"),
+    )
+    return account["reasons"][kinds[-1]] if kinds else ""
+
+
+def _print_summary(summary: dict[str, Any], console: Console) -> None:
+    table = Table(title=f"Decisions as of {summary['as_of']}")
+    table.add_column("kind")
+    table.add_column("outcome")
+    table.add_column("decisions", justify="right")
+    for kind, counts in summary["decisions"].items():
+        for outcome, number in counts.items():
+            table.add_row(kind, outcome, str(number))
+            kind = ""
+    console.print(table)
+    risky = Table(title="The ten riskiest accounts")
+    for name in ("customer", "overdue", "days late", "outcomes", "reasons"):
+        risky.add_column(name, justify="right" if name in ("overdue", "days late") else "left")
+    for account in summary["riskiest"]:
+        outcomes = ", ".join(f"{k}: {v}" for k, v in account["outcomes"].items())
+        risky.add_row(
+            account["customer_id"],
+            account["overdue_balance"],
+            str(account["days_past_due"]),
+            outcomes,
+            _main_reason(account),
+        )
+    console.print(risky)
+    console.print(
+        f"{summary['customers']} customers, {summary['records']} ledger records, "
+        f"{sum(sum(c.values()) for c in summary['decisions'].values())} decisions stored in "
+        f"{summary['seconds']} s. Database: {summary['database']}"
+    )
+
+
+def is_demo_database() -> bool:
+    """Whether `credo demo` made this database."""
+    from storage.models import Meta
+
+    return Meta.select().where(Meta.key == DEMO_KEY).exists()

@@ -1,0 +1,145 @@
+"""API keys: `Authorization: Bearer <key>`, five roles, admin has them all (SPEC §6).
+
+Keys are stored hashed by storage.keys, which also compares them in constant time; a worker
+trusts a key it verified for one second (KEY_CACHE_SECONDS), so revoking takes effect within
+that second. Every view
+names the roles it accepts with `require_role`; the check runs before the body is parsed, so a
+caller without a valid key learns nothing about the request it sent (401), and a key of the
+wrong role gets 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from copy import deepcopy
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import current_app, g, request
+from flask_smorest.utils import deepupdate
+
+from api.http.errors import ApiProblem
+
+ROLES = ("decide", "analyst", "approver", "auditor", "admin")
+ADMIN = "admin"
+# How long a worker trusts a key it verified (app.config CREDO_KEY_CACHE_SECONDS overrides).
+KEY_CACHE_SECONDS = 1.0
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The API key a request was made with."""
+
+    name: str
+    role: str
+
+
+class KeyCache:
+    """Keys verified recently, by the SHA-256 of the key, for `ttl` seconds.
+
+    Verifying a key is a database read; a worker answering hundreds of calls a second with the
+    same key asks again at most once per `ttl`. The price: a revoked key may go on working
+    for up to `ttl` seconds in a worker that verified it just before.
+    """
+
+    MAX_ENTRIES = 1024
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, Caller]] = {}
+
+    def get(self, digest: str, ttl: float) -> Caller | None:
+        entry = self._entries.get(digest)
+        if entry is None or time.monotonic() - entry[0] >= ttl:
+            return None
+        return entry[1]
+
+    def put(self, digest: str, caller: Caller) -> None:
+        if len(self._entries) >= self.MAX_ENTRIES:
+            self._entries.clear()
+        self._entries[digest] = (time.monotonic(), caller)
+
+
+def _verify(token: str) -> Caller | None:
+    from storage import keys
+
+    ttl = current_app.config.get("CREDO_KEY_CACHE_SECONDS", KEY_CACHE_SECONDS)
+    cache: KeyCache = current_app.extensions.setdefault("credo.keys", KeyCache())
+    digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
+    caller = cache.get(digest, ttl) if ttl > 0 else None
+    if caller is None:
+        info = keys.verify_key(token)
+        if info is None:
+            return None
+        caller = Caller(name=info.name, role=info.role)
+        cache.put(digest, caller)
+    return caller
+
+
+def _authenticate() -> Caller:
+    header = request.headers.get("Authorization", "")
+    challenge = {"WWW-Authenticate": 'Bearer realm="credo"'}
+    if not header:
+        raise ApiProblem(
+            401, "missing API key: send 'Authorization: Bearer <key>'", headers=challenge
+        )
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise ApiProblem(401, "the Authorization header must be 'Bearer <key>'", headers=challenge)
+    caller = _verify(token)
+    if caller is None:
+        raise ApiProblem(401, "invalid or revoked API key", headers=challenge)
+    return caller
+
+
+def current_caller() -> Caller:
+    """The caller of the current request (set by require_role)."""
+    return g.credo_caller
+
+
+def require_role(*roles: str) -> Callable[[F], F]:
+    """Let the view run only for a valid key with one of `roles` (admin always passes).
+
+    Put it above the flask-smorest decorators, so it runs before the body is parsed.
+    """
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"unknown roles {sorted(unknown)}")
+    accepted = tuple(roles) if ADMIN in roles else (*roles, ADMIN)
+    needed = " or ".join(f"'{r}'" for r in roles)
+
+    def decorator(func: F) -> F:
+        @wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            caller = _authenticate()
+            if caller.role not in accepted:
+                raise ApiProblem(
+                    403,
+                    f"API key '{caller.name}' has role '{caller.role}'; this call needs {needed}",
+                )
+            g.credo_caller = caller
+            return func(*args, **kwargs)
+
+        doc = deepcopy(getattr(func, "_apidoc", {}))
+        doc["manual_doc"] = deepupdate(
+            doc.get("manual_doc", {}),
+            {
+                "security": [{"bearerAuth": []}],
+                "description": _role_note(func, roles),
+            },
+        )
+        wrapper._apidoc = doc  # type: ignore[attr-defined]
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def _role_note(func: Callable[..., Any], roles: tuple[str, ...]) -> str:
+    text = (func.__doc__ or "").strip()
+    role_text = "Roles: " + ", ".join(roles) + (", admin" if ADMIN not in roles else "") + "."
+    return f"{text}\n\n{role_text}" if text else role_text

@@ -1,0 +1,182 @@
+"""Schemas of the decision endpoints: request bodies, query arguments and stored decisions."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import marshmallow as ma
+
+from api.ledger_schemas import Day
+from storage.idempotency import MAX_KEY_LENGTH
+from storage.models import ID_LENGTH
+
+_ID = ma.validate.Length(min=1, max=ID_LENGTH)
+_KIND = ma.validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$", error="not a rule-set kind")
+
+
+class DecisionRequestSchema(ma.Schema):
+    """POST /v1/decisions/{kind}: a stored customer, facts given directly, or both."""
+
+    customer_id = ma.fields.String(
+        validate=_ID,
+        metadata={"description": "decide from this customer's stored ledger"},
+    )
+    # No field for the keys: JSON keys are strings, and check_facts names unknown ones.
+    facts = ma.fields.Dict(
+        metadata={
+            "description": "facts by name (SPEC §3). Without customer_id: the complete set "
+            "(facts that may be absent can be left out). With customer_id: added to or "
+            "overriding the derived facts, e.g. requested_amount; null makes a fact absent.",
+            "example": {"requested_amount": "2500.00"},
+        },
+    )
+    as_of = Day(metadata={"description": "date the facts are derived as of (default: today)"})
+
+    @ma.validates_schema
+    def _customer_or_facts(self, data: dict[str, Any], **_: Any) -> None:
+        if "customer_id" not in data and "facts" not in data:
+            raise ma.ValidationError("give customer_id, facts or both", "_schema")
+
+
+class IdempotencyHeaderSchema(ma.Schema):
+    idempotency_key = ma.fields.String(
+        data_key="Idempotency-Key",
+        validate=[
+            ma.validate.Length(min=1, max=MAX_KEY_LENGTH),
+            ma.validate.Regexp(r"^[\x21-\x7e]+$", error="must be printable ASCII, no spaces"),
+        ],
+        metadata={
+            "description": "repeat a request safely: the same key and body return the first "
+            "decision again; the same key with another body is 409"
+        },
+    )
+
+
+class Moment(ma.fields.Field):
+    """A date (midnight UTC) or an ISO 8601 date-time (UTC when no offset is given)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if not isinstance(value, str) or len(value) > 40:
+            raise ma.ValidationError("must be a date (2024-05-31) or a date-time")
+        try:
+            if len(value) == 10:
+                return datetime.combine(date.fromisoformat(value), time(), UTC)
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise ma.ValidationError(
+                f"{value!r} is not a valid date (2024-05-31) or date-time (2024-05-31T14:00:00Z)"
+            ) from None
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class EndMoment(Moment):
+    """An exclusive end: a plain date includes that whole day (the end is the next midnight)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        return moment + timedelta(days=1) if len(value) == 10 else moment
+
+
+class DecisionFilterSchema(ma.Schema):
+    """Filters shared by listing and export."""
+
+    customer_id = ma.fields.String(validate=_ID)
+    kind = ma.fields.String(validate=_KIND)
+    outcome = ma.fields.List(
+        ma.fields.String(
+            validate=ma.validate.Regexp(
+                r"^[a-z][a-z0-9_]{0,39}=.{0,200}$", error="must be field=value, e.g. tone=firm"
+            )
+        ),
+        metadata={"description": "outcome field=value (repeat for several; all must hold)"},
+    )
+    rule = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=40),
+        metadata={"description": "decisions where this rule id fired"},
+    )
+    from_ = Moment(
+        data_key="from",
+        metadata={
+            "type": "string",
+            "description": "created at or after (date or date-time, UTC)",
+            "example": "2024-05-01",
+        },
+    )
+    to = EndMoment(
+        metadata={
+            "type": "string",
+            "description": "created before this date-time; a date includes that whole day",
+            "example": "2024-05-31",
+        },
+    )
+
+
+class DecisionListArgsSchema(DecisionFilterSchema):
+    limit = ma.fields.Integer(
+        load_default=50,
+        validate=ma.validate.Range(min=1),
+        metadata={"description": "page size (at most api.max_page_size, 500 by default)"},
+    )
+    cursor = ma.fields.String(
+        validate=ma.validate.Regexp(r"^[0-9]{1,18}$", error="not a cursor from a previous page"),
+        metadata={"description": "next_cursor of the previous page"},
+    )
+    order = ma.fields.String(
+        load_default="asc",
+        validate=ma.validate.OneOf(["asc", "desc"]),
+        metadata={"description": "asc: oldest first (default); desc: newest first"},
+    )
+
+
+class DecisionExportArgsSchema(DecisionFilterSchema):
+    format = ma.fields.String(
+        load_default="jsonl",
+        validate=ma.validate.OneOf(["jsonl", "csv"]),
+        metadata={"description": "jsonl (one decision per line, default) or csv"},
+    )
+
+
+class FiredRuleSchema(ma.Schema):
+    id = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    priority = ma.fields.Integer(required=True)
+    reason = ma.fields.String(required=True)
+    then = ma.fields.Dict(required=True, metadata={"description": "outcome fields it set"})
+    set = ma.fields.Dict(required=True, metadata={"description": "derived facts it set"})
+
+
+class RuleSetRefSchema(ma.Schema):
+    kind = ma.fields.String(required=True)
+    version = ma.fields.Integer(required=True)
+    sha256 = ma.fields.String(required=True)
+
+
+class DecisionSchema(ma.Schema):
+    """A stored decision with its full trace (SPEC §5)."""
+
+    decision_id = ma.fields.String(required=True)
+    seq = ma.fields.Integer(required=True, metadata={"description": "position in the chain"})
+    kind = ma.fields.String(required=True)
+    customer_id = ma.fields.String(required=True, allow_none=True)
+    as_of = ma.fields.String(required=True, metadata={"format": "date"})
+    outcome = ma.fields.Dict(
+        required=True,
+        metadata={"description": "decided fields; money as strings with two decimals"},
+    )
+    reasons = ma.fields.List(ma.fields.String(), required=True)
+    fired = ma.fields.List(ma.fields.Nested(FiredRuleSchema), required=True)
+    ruleset = ma.fields.Nested(RuleSetRefSchema, required=True)
+    facts = ma.fields.Dict(required=True, metadata={"description": "the facts evaluated"})
+    requested_by = ma.fields.String(required=True, metadata={"description": "API key name"})
+    created_at = ma.fields.String(required=True, metadata={"format": "date-time"})
+    engine_us = ma.fields.Integer(required=True, metadata={"description": "engine time, µs"})
+    prev_hash = ma.fields.String(required=True)
+    hash = ma.fields.String(required=True)
+
+
+class DecisionPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(DecisionSchema), required=True)
+    next_cursor = ma.fields.String(
+        required=True, allow_none=True, metadata={"description": "null on the last page"}
+    )

@@ -1,0 +1,244 @@
+"""Decisions: make one (POST /v1/decisions/{kind}), read one, list, export (SPEC §5, §6).
+
+A decision is stored, with its place in the hash chain, before it is returned. With an
+Idempotency-Key header the same key and body return the stored decision again (200, header
+Idempotent-Replayed: true); the same key with another body is 409.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Response, stream_with_context, url_for
+from flask.views import MethodView
+
+from api.http.auth import current_caller, require_role
+from api.http.context import app_state
+from api.http.decision_schemas import (
+    DecisionExportArgsSchema,
+    DecisionListArgsSchema,
+    DecisionPageSchema,
+    DecisionRequestSchema,
+    DecisionSchema,
+    IdempotencyHeaderSchema,
+)
+from api.http.errors import ApiProblem
+from api.http.evaluator import ActiveRuleSet
+from api.http.smorest import Api, Blueprint
+from engine.trace import canonical_json
+
+blp = Blueprint("decisions", __name__, url_prefix="/v1/decisions", description="Decisions")
+
+_CSV_COLUMNS = (
+    "seq",
+    "decision_id",
+    "kind",
+    "customer_id",
+    "as_of",
+    "created_at",
+    "requested_by",
+    "ruleset_kind",
+    "ruleset_version",
+    "ruleset_sha256",
+    "outcome",
+    "reasons",
+    "fired_rules",
+    "fired",
+    "facts",
+    "engine_us",
+    "prev_hash",
+    "hash",
+)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A JSON response from values that are already JSON (stored decisions are)."""
+    return Response(
+        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        status=status,
+        headers=headers,
+        mimetype="application/json",
+    )
+
+
+def active_ruleset(kind: str) -> ActiveRuleSet:
+    """The active version of `kind`; 404 naming the known kinds when there is none."""
+    active = app_state().rulesets.all()
+    found = active.get(kind)
+    if found is None:
+        known = ", ".join(sorted(active)) or "none (run `credo init`)"
+        raise ApiProblem(404, f"unknown decision kind {kind!r}; known kinds: {known}")
+    return found
+
+
+def today() -> date:
+    """Today in the configured timezone (facts.timezone)."""
+    return datetime.now(ZoneInfo(app_state().settings.facts.timezone)).date()
+
+
+# POST takes a kind and GET a decision id: one path template, because OpenAPI forbids two
+# templates that differ only in the parameter's name.
+@blp.route("/<string:kind_or_id>")
+class DecisionResource(MethodView):
+    @require_role("decide")
+    @blp.arguments(IdempotencyHeaderSchema(), location="headers", as_kwargs=True)
+    @blp.arguments(DecisionRequestSchema())
+    @blp.response(201, DecisionSchema)
+    @blp.alt_response(200, schema=DecisionSchema, description="replayed for an Idempotency-Key")
+    @blp.problem(404, "unknown kind or customer")
+    @blp.problem(409, "Idempotency-Key used before with another body")
+    def post(self, body: dict[str, Any], kind_or_id: str, idempotency_key: str | None = None):
+        """Decide now for the kind in the path; store the decision with its trace; return it."""
+        from api.http import deciding
+
+        kind = kind_or_id
+        caller = current_caller()
+        request_sha = deciding.request_sha256(kind, body) if idempotency_key else ""
+        if idempotency_key:
+            earlier = deciding.find_replay(caller.name, idempotency_key, request_sha)
+            if earlier is not None:
+                return _decision_response(earlier, replayed=True)
+        ruleset = active_ruleset(kind)
+        as_of = body.get("as_of") or today()
+        record = deciding.decide(ruleset, body, as_of, caller.name)
+        stored, replayed = deciding.store(record, caller.name, idempotency_key, request_sha)
+        return _decision_response(stored, replayed=replayed)
+
+    @require_role("auditor")
+    @blp.response(200, DecisionSchema)
+    def get(self, kind_or_id: str) -> Response:
+        """One decision (by the id in the path) with its facts, rule version, fired rules and
+        hashes."""
+        from storage.decisions import get_decision
+
+        found = get_decision(kind_or_id) if len(kind_or_id) <= 64 else None
+        if found is None:
+            raise ApiProblem(404, f"no decision {kind_or_id!r}")
+        return json_response(found)
+
+
+def _decision_response(decision: dict[str, Any], *, replayed: bool) -> Response:
+    location = url_for("decisions.DecisionResource", kind_or_id=decision["decision_id"])
+    headers = {"Location": location}
+    if replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(decision, 200 if replayed else 201, headers)
+
+
+@blp.route("")
+class Decisions(MethodView):
+    @require_role("auditor")
+    @blp.arguments(DecisionListArgsSchema(), location="query")
+    @blp.response(200, DecisionPageSchema)
+    def get(self, args: dict[str, Any]) -> Response:
+        """Decisions matching the filters, a page at a time (follow next_cursor)."""
+        from storage.decisions import query_decisions
+
+        max_page = app_state().settings.api.max_page_size
+        if args["limit"] > max_page:
+            raise ApiProblem(
+                422, "", errors={"limit": [f"must be at most {max_page} (api.max_page_size)"]}
+            )
+        cursor = args.get("cursor")
+        page = query_decisions(
+            decision_filter(args),
+            after=int(cursor) if cursor else None,
+            limit=args["limit"],
+            newest_first=args["order"] == "desc",
+        )
+        next_cursor = str(page.next_cursor) if page.next_cursor is not None else None
+        return json_response({"items": page.items, "next_cursor": next_cursor})
+
+
+@blp.route("/export")
+class DecisionExport(MethodView):
+    @require_role("auditor")
+    @blp.arguments(DecisionExportArgsSchema(), location="query")
+    @blp.response(
+        200,
+        content_type="application/x-ndjson",
+        description="one decision per line (format=jsonl) or CSV with a header row (format=csv)",
+    )
+    def get(self, args: dict[str, Any]) -> Response:
+        """Every matching decision, streamed as JSON lines or CSV (read in chunks)."""
+        from storage.decisions import iter_decisions
+
+        filters = decision_filter(args)
+        if args["format"] == "csv":
+            lines = _csv_lines(iter_decisions(filters))
+            mimetype, name = "text/csv", "decisions.csv"
+        else:
+            lines = (json.dumps(d, ensure_ascii=False) + "\n" for d in iter_decisions(filters))
+            mimetype, name = "application/x-ndjson", "decisions.jsonl"
+        return Response(
+            stream_with_context(lines),
+            mimetype=mimetype,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+
+def decision_filter(args: dict[str, Any]):
+    """storage's DecisionFilter from the query arguments."""
+    from storage.decisions import DecisionFilter
+
+    outcome: dict[str, str] = {}
+    for item in args.get("outcome") or ():
+        field, _, value = item.partition("=")
+        outcome[field] = value
+    return DecisionFilter(
+        customer_id=args.get("customer_id"),
+        kind=args.get("kind"),
+        outcome=outcome,
+        rule_id=args.get("rule"),
+        created_from=args.get("from_"),
+        created_to=args.get("to"),
+    )
+
+
+def _csv_lines(decisions: Iterator[dict[str, Any]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(_CSV_COLUMNS)
+    yield flush()
+    for d in decisions:
+        writer.writerow(
+            [
+                d["seq"],
+                d["decision_id"],
+                d["kind"],
+                d["customer_id"] or "",
+                d["as_of"],
+                d["created_at"],
+                d["requested_by"],
+                d["ruleset"]["kind"],
+                d["ruleset"]["version"],
+                d["ruleset"]["sha256"],
+                canonical_json(d["outcome"]),
+                canonical_json(d["reasons"]),
+                " ".join(f["id"] for f in d["fired"]),
+                canonical_json(d["fired"]),
+                canonical_json(d["facts"]),
+                d["engine_us"],
+                d["prev_hash"],
+                d["hash"],
+            ]
+        )
+        yield flush()
+
+
+def init_app(api: Api) -> None:
+    """Register the decision endpoints."""
+    api.register_blueprint(blp)

@@ -1,0 +1,192 @@
+"""Use cases shared by the HTTP API, the command line and the nightly run.
+
+Each loads what it needs from storage, calls the engine, and stores the result; the front ends
+only translate arguments and errors.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from engine.errors import EngineError
+from engine.facts import derive_facts
+from engine.ledger import Ledger
+from engine.ruleset import RuleSet, load_ruleset_file, parse_ruleset
+from engine.runtime import Engine
+from engine.trace import Evaluation, to_jsonable
+
+DEFAULT_KINDS = ("credit", "reminder", "handoff")
+
+
+class RuleSetVersionLike(Protocol):
+    """A parsed rule set with the stored version it came from."""
+
+    kind: str
+    version: int
+    sha256: str
+    ruleset: RuleSet
+
+
+@dataclass(frozen=True)
+class ActiveRuleSet:
+    """One parsed, stored rule-set version (usually the active one of its kind)."""
+
+    kind: str
+    version: int
+    sha256: str
+    ruleset: RuleSet
+
+
+def load_active_rulesets() -> dict[str, ActiveRuleSet]:
+    """Every kind's active version from storage, parsed, by kind."""
+    from storage import rulesets
+
+    active = {}
+    for stored in rulesets.list_active():
+        kind, version = stored["kind"], stored["version"]
+        parsed = parse_ruleset(stored["source"], f"{kind} version {version}")
+        active[kind] = ActiveRuleSet(kind, version, stored["sha256"], parsed)
+    return active
+
+
+def build_decision_record(
+    evaluation: Evaluation,
+    ruleset_version_info: RuleSetVersionLike | Mapping[str, Any],
+    facts: Mapping[str, Any],
+    customer_id: str | None,
+    as_of: date,
+    requested_by: str,
+) -> dict[str, Any]:
+    """The decision to store (SPEC §5) for one evaluation: a new id, now as created_at, facts
+    and outcome as JSON values. `ruleset_version_info` gives kind, version and sha256."""
+    info = ruleset_version_info
+    if isinstance(info, Mapping):
+        ruleset = {"kind": info["kind"], "version": info["version"], "sha256": info["sha256"]}
+    else:
+        ruleset = {"kind": info.kind, "version": info.version, "sha256": info.sha256}
+    return {
+        "decision_id": str(uuid.uuid4()),
+        "kind": evaluation.kind,
+        "customer_id": customer_id,
+        "as_of": as_of,
+        "outcome": to_jsonable(evaluation.outcome),
+        "reasons": list(evaluation.reasons),
+        "fired": to_jsonable([rule.to_json() for rule in evaluation.fired]),
+        "ruleset": ruleset,
+        "facts": to_jsonable(dict(facts)),
+        "requested_by": requested_by,
+        "created_at": datetime.now(UTC),
+        "engine_us": evaluation.engine_us,
+    }
+
+
+def decide_customers(
+    engine: Engine,
+    rulesets: Iterable[RuleSetVersionLike] | Mapping[str, RuleSetVersionLike],
+    ledgers: Mapping[str, Ledger],
+    as_of: date,
+    requested_by: str,
+    *,
+    on_error: Callable[[str, Exception], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Evaluate every customer with every rule set and store the decisions in one append.
+
+    Facts are derived as of `as_of` (no requested amount). A customer whose facts or evaluation
+    fail raises EngineError, or, with `on_error`, is reported there and skipped, so one bad
+    account does not stop a batch. Takes `engine.lock` while evaluating. Returns the stored
+    decisions (with seq and hash), customer by customer, in rule-set order.
+    """
+    from storage.decisions import append_decisions
+
+    versions = list(rulesets.values() if isinstance(rulesets, Mapping) else rulesets)
+    records: list[dict[str, Any]] = []
+    with engine.lock:
+        for customer_id, ledger in ledgers.items():
+            try:
+                facts = derive_facts(ledger, as_of)
+                decided = [
+                    build_decision_record(
+                        engine.evaluate(v.ruleset, facts),
+                        v,
+                        facts,
+                        customer_id,
+                        as_of,
+                        requested_by,
+                    )
+                    for v in versions
+                ]
+            except EngineError as exc:
+                if on_error is None:
+                    raise
+                on_error(customer_id, exc)
+                continue
+            records.extend(decided)
+    return append_decisions(records)
+
+
+def load_default_rulesets(rules_dir: Path, created_by: str = "credo init") -> list[dict[str, Any]]:
+    """Store each rules/<kind>.toml as active version 1 of a kind that has no version yet.
+
+    Kinds that already have versions are left alone (running it twice changes nothing); their
+    entry says whether the file now differs from the active version. Raises RuleFileError for
+    an invalid file, before storing anything.
+    """
+    from storage import rulesets
+
+    files = sorted(Path(rules_dir).glob("*.toml"))
+    parsed = [load_ruleset_file(path) for path in files]
+    report = []
+    for path, ruleset in zip(files, parsed, strict=True):
+        active = rulesets.get_active(ruleset.kind)
+        if rulesets.history(ruleset.kind):
+            report.append(
+                {
+                    "kind": ruleset.kind,
+                    "file": str(path),
+                    "action": "kept",
+                    "version": active["version"] if active else None,
+                    "file_differs": active is None or active["sha256"] != ruleset.sha256,
+                }
+            )
+            continue
+        stored = rulesets.create_version(
+            ruleset.kind,
+            ruleset.source,
+            ruleset.sha256,
+            created_by=created_by,
+            note=f"default rule set loaded from {path.name}",
+            state="active",
+        )
+        report.append(
+            {
+                "kind": ruleset.kind,
+                "file": str(path),
+                "action": "loaded",
+                "version": stored["version"],
+                "file_differs": False,
+            }
+        )
+    return report
+
+
+def init_database(database_url: str, rules_dir: Path) -> dict[str, Any]:
+    """`credo init`: open the database, apply migrations, load the default rule sets.
+
+    Idempotent. Returns what was done: migrations applied, schema version, rule sets.
+    """
+    from storage.db import connect, redact
+    from storage.migrations import current_version, migrate
+
+    db = connect(database_url)
+    applied = migrate(db)
+    return {
+        "database": redact(database_url),
+        "migrations_applied": applied,
+        "schema_version": current_version(db),
+        "rulesets": load_default_rulesets(rules_dir),
+    }

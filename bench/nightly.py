@@ -1,0 +1,242 @@
+"""Benchmark: a full nightly run over generated portfolios, on SQLite and PostgreSQL.
+
+    python bench/nightly.py [--sizes 10000,100000] [--db sqlite,postgresql] [--workers 2]
+
+For each size and database: a fresh database with the default rule sets and a generated
+portfolio of about ten invoices per customer (100k customers ≈ a million invoices), written
+with bulk inserts; then one run (`credo run`'s code path) with the given worker processes.
+Prints customers per second, peak memory of the coordinating process and of the workers, and
+the ratio of the run's rate to the bare engine's rate for the same three decisions (facts
+derivation and evaluation only, measured in this process). Target: 100k customers in under
+60 s on two cores, peak memory under 500 MB, cost linear in the number of customers.
+PostgreSQL: TEST_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/test, in a fresh schema.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
+
+AS_OF = date(2026, 6, 30)
+SEGMENTS = ("retail", "wholesale", "manufacturing", "services", "public")
+
+
+def generate(n: int, seed: int = 11):
+    """Rows per table: customers, invoices (≈10 each), payments, reminder contacts."""
+    rng = random.Random(seed)
+    for i in range(n):
+        cid = f"C{i:07d}"
+        limit = rng.choice((5000, 10000, 25000, 50000, 100000))
+        customer = (
+            cid,
+            f"Customer {i}",
+            rng.choice(SEGMENTS),
+            "DE",
+            "EUR",
+            Decimal(limit),
+            rng.choice((None, rng.randrange(300, 950))),
+            AS_OF - timedelta(days=rng.randrange(60, 3000)),
+        )
+        lateness = rng.choice((0, 0, 0, 5, 12, 30, 75))
+        invoices, payments, contacts = [], [], []
+        for k in range(10):
+            issued = AS_OF - timedelta(days=30 * (10 - k) + rng.randrange(0, 20))
+            due = issued + timedelta(days=30)
+            amount = Decimal(rng.randrange(20000, 800000)) / 100
+            iid = f"{cid}-I{k}"
+            invoices.append((iid, cid, issued, due, amount))
+            paid_on = due + timedelta(days=lateness + rng.randrange(-5, 10))
+            if paid_on <= AS_OF and rng.random() > 0.08:
+                part = amount if rng.random() > 0.1 else (amount / 2).quantize(Decimal("0.01"))
+                payments.append((f"{cid}-P{k}", cid, paid_on, part))
+        if lateness >= 12:
+            contacts.append(
+                (
+                    f"{cid}-R",
+                    cid,
+                    AS_OF - timedelta(days=rng.randrange(1, 20)),
+                    "reminder",
+                    rng.choice(("friendly", "firm")),
+                    "",
+                )
+            )
+        yield customer, invoices, payments, contacts
+
+
+def bulk_insert(db, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    if not rows:
+        return
+    names = ", ".join(f'"{c}"' for c in columns)
+    from storage.db import is_postgres
+
+    if is_postgres(db):
+        from psycopg2.extras import execute_values
+
+        with db.cursor() as cursor:
+            execute_values(
+                cursor, f'INSERT INTO "{table}" ({names}) VALUES %s', rows, page_size=2000
+            )
+    else:
+        marks = ", ".join("?" for _ in columns)
+        db.cursor().executemany(f'INSERT INTO "{table}" ({names}) VALUES ({marks})', rows)
+
+
+def load_portfolio(db, n: int) -> float:
+    from storage import models as m
+
+    started = time.perf_counter()
+    tables = {
+        "customer": (
+            m.Customer,
+            (
+                "id",
+                "name",
+                "segment",
+                "country",
+                "currency",
+                "credit_limit",
+                "credit_score",
+                "since",
+            ),
+        ),
+        "invoice": (m.Invoice, ("id", "customer_id", "issue_date", "due_date", "amount")),
+        "payment": (m.Payment, ("id", "customer_id", "date", "amount")),
+        "contact": (m.Contact, ("id", "customer_id", "date", "type", "tone", "note")),
+    }
+    buffers: dict[str, list[tuple]] = {name: [] for name in tables}
+
+    def flush() -> None:
+        with db.atomic():
+            for name, (model, columns) in tables.items():
+                rows = [
+                    tuple(str(v) if isinstance(v, Decimal) else v for v in row)
+                    for row in buffers[name]
+                ]
+                bulk_insert(db, model._meta.table_name, columns, rows)
+                buffers[name].clear()
+
+    for customer, invoices, payments, contacts in generate(n):
+        buffers["customer"].append(customer)
+        buffers["invoice"].extend(invoices)
+        buffers["payment"].extend(payments)
+        buffers["contact"].extend(contacts)
+        if len(buffers["customer"]) >= 5000:
+            flush()
+    flush()
+    return time.perf_counter() - started
+
+
+def engine_rate(sample: int = 2000) -> float:
+    """Customers per second for facts + the three decisions, bare, in this process."""
+    from engine.facts import derive_facts
+    from engine.ruleset import parse_ruleset
+    from engine.runtime import Engine
+    from storage.ledger import load_ledgers
+    from storage.rulesets import list_active
+
+    rulesets = [parse_ruleset(r["source"], r["kind"]) for r in list_active()]
+    ids = [f"C{i:07d}" for i in range(sample)]
+    ledgers = list(load_ledgers(ids).values())
+    engine = Engine()
+    for ledger in ledgers[:100]:
+        engine.evaluate_all(rulesets, derive_facts(ledger, AS_OF))
+    started = time.perf_counter()
+    for ledger in ledgers:
+        engine.evaluate_all(rulesets, derive_facts(ledger, AS_OF))
+    return len(ledgers) / (time.perf_counter() - started)
+
+
+def rss_mb(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def bench_one(url: str, n: int, workers: int) -> dict:
+    from api.nightly import execute_run, prepare_run
+    from api.settings import RunSettings, load_settings
+    from api.usecases import load_default_rulesets
+    from storage.db import connect
+    from storage.migrations import migrate
+
+    db = connect(url)
+    migrate(db)
+    load_default_rulesets(ROOT / "rules")
+    load_seconds = load_portfolio(db, n)
+    settings = load_settings().with_database_url(url)
+    settings = replace(settings, run=RunSettings(batch_size=500, workers=workers))
+    rss_before = rss_mb(resource.RUSAGE_SELF)
+    started = time.perf_counter()
+    run, _ = prepare_run(settings, AS_OF, True, "bench")
+    result = execute_run(settings, run.run_id, workers=workers)
+    seconds = time.perf_counter() - started
+    report = result["report"]
+    rate = report["customers_evaluated"] / seconds
+    bare = engine_rate()
+    return {
+        "customers": report["customers_evaluated"],
+        "errors": report["errors_count"],
+        "load_s": load_seconds,
+        "run_s": seconds,
+        "rate": rate,
+        "bare": bare,
+        "ratio": rate / bare,
+        "rss_main": max(rss_before, rss_mb(resource.RUSAGE_SELF)),
+        "rss_workers": rss_mb(resource.RUSAGE_CHILDREN),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args(argv)
+    rows = []
+    for kind in args.db.split(","):
+        for n in (int(s) for s in args.sizes.split(",")):
+            if kind == "sqlite":
+                folder = tempfile.mkdtemp(prefix="credo-bench-")
+                result = bench_one(f"sqlite:///{folder}/credo.db", n, args.workers)
+            else:
+                base = os.environ.get(
+                    "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+                )
+                sys.path.insert(0, str(ROOT / "tests"))
+                from conftest import postgres_schema
+
+                try:
+                    with postgres_schema(base) as url:
+                        result = bench_one(url, n, args.workers)
+                except Exception as exc:  # noqa: BLE001 - unreachable server: say so, go on
+                    print(f"postgresql {n}: skipped ({type(exc).__name__}: {exc})")
+                    continue
+            rows.append((kind, n, result))
+            print(f"{kind} {n}: done in {result['run_s']:.1f} s", flush=True)
+    print()
+    print(
+        f"{'db':<11}{'customers':>10}{'load s':>8}{'run s':>8}{'cust/s':>9}{'engine/s':>10}"
+        f"{'ratio':>7}{'RSS main':>10}{'RSS wkr':>9}{'errors':>7}"
+    )
+    for kind, _n, r in rows:
+        print(
+            f"{kind:<11}{r['customers']:>10,}{r['load_s']:>8.1f}{r['run_s']:>8.1f}"
+            f"{r['rate']:>9,.0f}{r['bare']:>10,.0f}{r['ratio']:>7.2f}"
+            f"{r['rss_main']:>9.0f}M{r['rss_workers']:>8.0f}M{r['errors']:>7}"
+        )
+    print(f"workers: {args.workers}; target: 100,000 customers in under 60 s, RSS under 500 MB")
+
+
+if __name__ == "__main__":
+    main()

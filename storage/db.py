@@ -1,0 +1,112 @@
+"""Database setup: one peewee proxy, bound from a URL (SQLite by default, PostgreSQL in production).
+
+SQLite files get WAL mode (readers never block the writer), foreign keys on and a busy timeout,
+so several processes (API workers, the nightly run, `credo import`) can share one file.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlparse
+
+import peewee as pw
+from playhouse import db_url
+
+from storage.errors import StorageError
+
+database = pw.DatabaseProxy()
+
+SQLITE_PRAGMAS = (
+    ("journal_mode", "wal"),
+    ("foreign_keys", 1),
+    ("busy_timeout", 30_000),  # milliseconds a writer waits for the lock before failing
+    ("synchronous", "normal"),  # safe with WAL: a power cut may lose the last commits, not data
+    ("cache_size", -32_000),  # 32 MB page cache
+)
+_SCHEMES = ("sqlite", "postgres", "postgresql")
+
+
+def connect(url: str) -> pw.Database:
+    """Open the database at `url`, bind the `database` proxy to it and return it.
+
+    `sqlite:///relative.db`, `sqlite:////absolute/path.db` or `postgresql://user@host:port/db`.
+    The parent directory of a SQLite file is created when missing.
+    """
+    parsed = urlparse(url)
+    if parsed.scheme not in _SCHEMES:
+        raise StorageError(f"database url {url!r}: scheme must be one of {', '.join(_SCHEMES)}")
+    if parsed.scheme == "sqlite":
+        db = _connect_sqlite(url, parsed.path[1:])
+    else:
+        db = db_url.connect(url)
+    database.initialize(db)
+    try:
+        db.connect(reuse_if_open=True)
+    except pw.OperationalError as exc:
+        raise StorageError(f"cannot open database {redact(url)}: {exc}") from exc
+    return db
+
+
+def _connect_sqlite(url: str, path: str) -> pw.SqliteDatabase:
+    if path and path != ":memory:":
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return db_url.connect(url, pragmas=SQLITE_PRAGMAS, timeout=30)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@", 1)
+    return url
+
+
+def is_postgres(db: pw.Database | None = None) -> bool:
+    """Whether the bound (or given) database is PostgreSQL."""
+    db = db or database.obj
+    return isinstance(db, pw.PostgresqlDatabase)
+
+
+def insert_many_fast(one_row: pw.Query, columns: list[pw.Field], rows: list) -> None:
+    """Run the single-row INSERT `one_row` (built by peewee for `columns`) for every row of
+    values, in as few round trips as the driver allows. peewee would build the SQL text value by
+    value, the slow part of a large import or of storing thousands of decisions."""
+    if not rows:
+        return
+    sql, _ = one_row.sql()
+    params = [[f.db_value(v) for f, v in zip(columns, row, strict=True)] for row in rows]
+    # peewee's wrapper turns driver errors into peewee's (IntegrityError, …) as execute_sql does.
+    with pw.__exception_wrapper__:
+        cursor = database.cursor()
+        if is_postgres():
+            from psycopg2.extras import execute_values
+
+            # One multi-row VALUES list per page: execute_values fills the single %s.
+            values = "(" + ", ".join(["%s"] * len(columns)) + ")"
+            execute_values(cursor, sql.replace(values, "%s", 1), params, page_size=500)
+        else:
+            cursor.executemany(sql, params)
+
+
+@contextmanager
+def write_lock(key: int):
+    """A transaction that holds the database-wide writer lock named by `key`.
+
+    PostgreSQL: a transaction-level advisory lock (other holders of `key` wait; everyone else
+    goes on). SQLite: BEGIN IMMEDIATE, the file's single writer lock. Inside an open transaction
+    on SQLite this is a savepoint: the caller's transaction must already be a writer.
+    """
+    db = database.obj
+    if db is None:
+        raise StorageError("no database: call storage.db.connect(url) first")
+    if is_postgres(db):
+        with db.atomic():
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (key,))
+            yield db
+    elif db.in_transaction():
+        with db.atomic():
+            yield db
+    else:
+        with db.atomic(lock_type="IMMEDIATE"):
+            yield db

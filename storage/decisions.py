@@ -1,0 +1,377 @@
+"""Decisions, append-only, in one hash chain (SPEC §5).
+
+Each decision gets the next `seq`, the previous decision's hash as `prev_hash`, and
+`hash = engine.trace.chain_hash(<the SPEC §5 fields>, prev_hash)`. Appends are serialised by a
+database lock (PostgreSQL advisory lock, SQLite BEGIN IMMEDIATE) taken before the chain head is
+read, and `prev_hash` is unique, so concurrent writers can never fork the chain. `verify_chain`
+recomputes every hash from the row's columns, so it finds rows altered, removed or reordered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import peewee as pw
+
+from engine.trace import GENESIS_HASH, chain_hash, to_jsonable
+from storage.db import database, insert_many_fast, write_lock
+from storage.errors import InvalidRecord
+from storage.models import ID_LENGTH, Decision, DecisionTag
+
+# The fields a decision is hashed over, as SPEC §5 lists them.
+DECISION_FIELDS = (
+    "decision_id",
+    "kind",
+    "customer_id",
+    "as_of",
+    "outcome",
+    "reasons",
+    "fired",
+    "ruleset",
+    "facts",
+    "requested_by",
+    "created_at",
+    "engine_us",
+)
+CHAIN_LOCK = 0x6372_6564_6F02  # "credo" + 2: the advisory lock key for the decision chain
+_READ_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class DecisionFilter:
+    """Which decisions to list: all given conditions hold. `created_from` is inclusive,
+    `created_to` exclusive; `outcome` maps an outcome field to its value as text."""
+
+    customer_id: str | None = None
+    kind: str | None = None
+    outcome: Mapping[str, str] = field(default_factory=dict)
+    rule_id: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DecisionPage:
+    items: list[dict[str, Any]]
+    next_cursor: int | None  # pass as `after` for the next page; None on the last page
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    """One row where the chain does not hold."""
+
+    seq: int
+    decision_id: str | None
+    problem: str
+
+    def __str__(self) -> str:
+        return f"decision #{self.seq} ({self.decision_id}): {self.problem}"
+
+
+def append_decision(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Store one decision at the head of the chain; return it as stored (JSON values, with
+    seq, prev_hash and hash)."""
+    return append_decisions([record])[0]
+
+
+def append_decisions(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Store decisions in the given order, under one lock and in one transaction."""
+    prepared = [_prepare(record) for record in records]
+    if not prepared:
+        return []
+    stored: list[dict[str, Any]] = []
+    with write_lock(CHAIN_LOCK):
+        head = Decision.select(Decision.seq, Decision.hash).order_by(Decision.seq.desc()).first()
+        seq, prev = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+        for record in prepared:
+            seq += 1
+            digest = chain_hash(record, prev)
+            stored.append({**record, "seq": seq, "prev_hash": prev, "hash": digest})
+            prev = digest
+        columns = Decision._meta.sorted_fields
+        rows = [[row[f.name] for f in columns] for row in map(_row, stored)]
+        insert_many_fast(Decision.insert_many([[None] * len(columns)], columns), columns, rows)
+        columns = [DecisionTag.decision, DecisionTag.name, DecisionTag.value]
+        tags = [tag for d in stored for tag in _tags(d)]
+        insert_many_fast(DecisionTag.insert_many([[None] * 3], columns), columns, tags)
+    return stored
+
+
+def _prepare(record: Mapping[str, Any]) -> dict[str, Any]:
+    """The SPEC §5 fields as JSON values, checked; raises InvalidRecord naming the field."""
+    missing = [name for name in DECISION_FIELDS if name not in record]
+    if missing:
+        raise InvalidRecord(missing[0], "missing")
+    _check_text(record, "decision_id", ID_LENGTH)
+    _check_text(record, "kind", 64)
+    _check_text(record, "requested_by", 200, allow_empty=True)
+    if record["customer_id"] is not None:
+        _check_text(record, "customer_id", ID_LENGTH)
+    as_of = record["as_of"]
+    if not isinstance(as_of, date) or isinstance(as_of, datetime):
+        raise InvalidRecord("as_of", f"expected a date, got {as_of!r}")
+    created = record["created_at"]
+    if not isinstance(created, datetime) or created.tzinfo is None:
+        raise InvalidRecord("created_at", "expected an aware datetime (UTC)")
+    for name, kind in (("outcome", dict), ("facts", dict), ("reasons", list), ("fired", list)):
+        if not isinstance(record[name], kind):
+            raise InvalidRecord(name, f"expected a {kind.__name__}")
+    if not all(isinstance(f, dict) and isinstance(f.get("id"), str) for f in record["fired"]):
+        raise InvalidRecord("fired", "each fired rule must be an object with an id")
+    ruleset = record["ruleset"]
+    if not (
+        isinstance(ruleset, Mapping)
+        and isinstance(ruleset.get("kind"), str)
+        and isinstance(ruleset.get("version"), int)
+        and isinstance(ruleset.get("sha256"), str)
+    ):
+        raise InvalidRecord("ruleset", "expected {kind, version, sha256}")
+    engine_us = record["engine_us"]
+    if not isinstance(engine_us, int) or isinstance(engine_us, bool) or engine_us < 0:
+        raise InvalidRecord("engine_us", "expected a non-negative integer")
+    prepared = to_jsonable({name: record[name] for name in DECISION_FIELDS})
+    prepared["created_at"] = created.astimezone(UTC).isoformat()
+    prepared["ruleset"] = {k: ruleset[k] for k in ("kind", "version", "sha256")}
+    try:
+        json.dumps(prepared, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRecord("facts", f"not representable as JSON: {exc}") from None
+    return prepared
+
+
+def _check_text(record: Mapping[str, Any], name: str, limit: int, allow_empty=False) -> None:
+    value = record[name]
+    if not isinstance(value, str) or len(value) > limit or (not value and not allow_empty):
+        raise InvalidRecord(name, f"expected a string of 1 to {limit} characters")
+
+
+def _row(d: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "seq": d["seq"],
+        "decision_id": d["decision_id"],
+        "kind": d["kind"],
+        "customer_id": d["customer_id"],
+        "as_of": date.fromisoformat(d["as_of"]),
+        "outcome": d["outcome"],
+        "reasons": d["reasons"],
+        "fired": d["fired"],
+        "facts": d["facts"],
+        "ruleset_kind": d["ruleset"]["kind"],
+        "ruleset_version": d["ruleset"]["version"],
+        "ruleset_sha256": d["ruleset"]["sha256"],
+        "requested_by": d["requested_by"],
+        "created_at": datetime.fromisoformat(d["created_at"]),
+        "engine_us": d["engine_us"],
+        "prev_hash": d["prev_hash"],
+        "hash": d["hash"],
+    }
+
+
+def tag_value(value: Any) -> str:
+    """How an outcome value is matched by a filter: strings as they are, others as JSON."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _tags(d: dict[str, Any]) -> list[tuple[int, str, str]]:
+    tags = [(d["seq"], f"outcome.{k}", tag_value(v)) for k, v in d["outcome"].items()]
+    rule_ids = dict.fromkeys(f["id"] for f in d["fired"])
+    return tags + [(d["seq"], "rule", rule_id) for rule_id in rule_ids]
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def to_record(row: Decision) -> dict[str, Any]:
+    """A stored decision as JSON values: the SPEC §5 fields plus seq, prev_hash and hash."""
+    return {
+        "seq": row.seq,
+        **_decision_json(row.__data__),
+        "prev_hash": row.prev_hash,
+        "hash": row.hash,
+    }
+
+
+def _decision_json(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The SPEC §5 fields, as hashed, from a row's values by field name."""
+    return {
+        "decision_id": values["decision_id"],
+        "kind": values["kind"],
+        "customer_id": values["customer_id"],
+        "as_of": values["as_of"].isoformat(),
+        "outcome": values["outcome"],
+        "reasons": values["reasons"],
+        "fired": values["fired"],
+        "ruleset": {
+            "kind": values["ruleset_kind"],
+            "version": values["ruleset_version"],
+            "sha256": values["ruleset_sha256"],
+        },
+        "facts": values["facts"],
+        "requested_by": values["requested_by"],
+        "created_at": values["created_at"].isoformat(),
+        "engine_us": values["engine_us"],
+    }
+
+
+def get_decision(decision_id: str) -> dict[str, Any] | None:
+    """One decision by its id, or None."""
+    row = Decision.get_or_none(Decision.decision_id == decision_id)
+    return to_record(row) if row else None
+
+
+def _filtered(filters: DecisionFilter) -> pw.ModelSelect:
+    query = Decision.select()
+    if filters.customer_id is not None:
+        query = query.where(Decision.customer_id == filters.customer_id)
+    if filters.kind is not None:
+        query = query.where(Decision.kind == filters.kind)
+    tags = [(f"outcome.{k}", str(v)) for k, v in filters.outcome.items()]
+    if filters.rule_id is not None:
+        tags.append(("rule", filters.rule_id))
+    for name, value in tags:
+        tagged = DecisionTag.select(DecisionTag.decision).where(
+            (DecisionTag.name == name) & (DecisionTag.value == value)
+        )
+        query = query.where(Decision.seq.in_(tagged))
+    if filters.created_from is not None:
+        query = query.where(Decision.created_at >= filters.created_from)
+    if filters.created_to is not None:
+        query = query.where(Decision.created_at < filters.created_to)
+    return query
+
+
+def query_decisions(
+    filters: DecisionFilter | None = None,
+    *,
+    after: int | None = None,
+    limit: int = 100,
+    newest_first: bool = False,
+) -> DecisionPage:
+    """One page of matching decisions in seq order; `after` is the previous page's cursor."""
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    query = _filtered(filters or DecisionFilter())
+    if after is not None:
+        query = query.where(Decision.seq < after if newest_first else Decision.seq > after)
+    order = Decision.seq.desc() if newest_first else Decision.seq
+    rows = list(query.order_by(order).limit(limit + 1))
+    items = [to_record(row) for row in rows[:limit]]
+    next_cursor = items[-1]["seq"] if len(rows) > limit else None
+    return DecisionPage(items, next_cursor)
+
+
+def iter_decisions(
+    filters: DecisionFilter | None = None, chunk_size: int = _READ_CHUNK
+) -> Iterator[dict[str, Any]]:
+    """Every matching decision in seq order, read in chunks (for exports of any size)."""
+    after = None
+    while True:
+        page = query_decisions(filters, after=after, limit=chunk_size)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        after = page.next_cursor
+
+
+def count_decisions(filters: DecisionFilter | None = None) -> int:
+    """How many decisions match."""
+    return _filtered(filters or DecisionFilter()).count()
+
+
+def chain_head() -> tuple[int, str]:
+    """The last decision's seq and hash; (0, GENESIS_HASH) when none is stored."""
+    head = Decision.select(Decision.seq, Decision.hash).order_by(Decision.seq.desc()).first()
+    return (head.seq, head.hash) if head else (0, GENESIS_HASH)
+
+
+# --- verification -----------------------------------------------------------------------------
+
+_CHAIN_COLUMNS = (
+    Decision.seq,
+    Decision.decision_id,
+    Decision.kind,
+    Decision.customer_id,
+    Decision.as_of,
+    Decision.outcome,
+    Decision.reasons,
+    Decision.fired,
+    Decision.ruleset_kind,
+    Decision.ruleset_version,
+    Decision.ruleset_sha256,
+    Decision.facts,
+    Decision.requested_by,
+    Decision.created_at,
+    Decision.engine_us,
+    Decision.prev_hash,
+    Decision.hash,
+)
+
+
+def verify_chain(first_seq: int | None = None, last_seq: int | None = None) -> list[ChainProblem]:
+    """Check the chain from `first_seq` to `last_seq` (default: all); [] when it holds.
+
+    Each row's hash is recomputed from its columns (finds altered rows), its prev_hash compared
+    with the hash of the row before it and seq numbers checked for gaps (finds removed, inserted
+    or reordered rows). Removing the newest rows leaves a valid shorter chain: compare
+    `chain_head()` with a copy kept elsewhere to detect that.
+    """
+    prev_seq, prev_hash = 0, GENESIS_HASH
+    after = None
+    if first_seq is not None and first_seq > 1:
+        after = first_seq - 1
+        before = (
+            Decision.select(Decision.seq, Decision.hash)
+            .where(Decision.seq < first_seq)
+            .order_by(Decision.seq.desc())
+            .first()
+        )
+        if before is not None:
+            prev_seq, prev_hash = before.seq, before.hash
+    problems: list[ChainProblem] = []
+    while True:
+        query = Decision.select(*_CHAIN_COLUMNS).order_by(Decision.seq).limit(_READ_CHUNK)
+        if after is not None:
+            query = query.where(Decision.seq > after)
+        if last_seq is not None:
+            query = query.where(Decision.seq <= last_seq)
+        # Raw rows: a tampered column must become a problem, not an exception while reading.
+        rows = database.execute_sql(*query.sql()).fetchall()
+        if not rows:
+            return problems
+        for raw in rows:
+            problems.extend(_check_row(raw, prev_seq, prev_hash))
+            prev_seq, prev_hash = raw[0], raw[-1]
+        after = rows[-1][0]
+
+
+def _check_row(raw: tuple, prev_seq: int, prev_hash: str) -> list[ChainProblem]:
+    seq, decision_id, stored_prev, stored_hash = raw[0], raw[1], raw[-2], raw[-1]
+    found = []
+    if seq != prev_seq + 1:
+        found.append(
+            f"decisions #{prev_seq + 1} to #{seq - 1} are missing (removed)"
+            if seq > prev_seq + 1
+            else f"out of sequence after decision #{prev_seq}"
+        )
+    elif stored_prev != prev_hash:
+        found.append(
+            f"prev_hash does not match the hash of decision #{prev_seq} "
+            "(a decision was removed, inserted or reordered)"
+        )
+    try:
+        record = _raw_record(raw)
+    except (TypeError, ValueError, AttributeError) as exc:
+        found.append(f"contents unreadable ({exc}): the row was altered")
+    else:
+        if chain_hash(record, stored_prev) != stored_hash:
+            found.append("hash does not match the decision's contents: the row was altered")
+    return [ChainProblem(seq, decision_id, problem) for problem in found]
+
+
+def _raw_record(raw: tuple) -> dict[str, Any]:
+    columns = zip(_CHAIN_COLUMNS, raw, strict=True)
+    return _decision_json({column.name: column.python_value(value) for column, value in columns})

@@ -1,0 +1,134 @@
+"""Versioned schema migrations (playhouse.migrate), applied in order by `credo init`.
+
+`schema_version` records each applied migration. Migrations never change once released: a later
+schema change is a new numbered function. Migration 1 creates its tables from the models; when a
+later migration alters one of those tables, copy that model's version-1 definition into this
+module and let migration 1 use the copy, so a fresh database and an upgraded one end up equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import peewee as pw
+from playhouse import migrate as pwm
+
+from storage.db import database, is_postgres, write_lock
+from storage.models import (
+    ApiKey,
+    Contact,
+    CreditNote,
+    Customer,
+    Decision,
+    DecisionTag,
+    Dispute,
+    Hold,
+    Installment,
+    Invoice,
+    Meta,
+    Payment,
+    PaymentAllocation,
+    PaymentPlan,
+    Promise,
+    RuleSetVersion,
+    SchemaVersion,
+    now_utc,
+)
+from storage.runs import RUN_MODELS
+
+MIGRATION_LOCK = 0x6372_6564_6F01  # "credo" + 1: the advisory lock key for migrations
+
+Migration = Callable[[pw.Database, pwm.SchemaMigrator], None]
+
+
+def _initial(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
+    db.create_tables(
+        [
+            Meta,
+            Customer,
+            Invoice,
+            Payment,
+            PaymentAllocation,
+            CreditNote,
+            Dispute,
+            Promise,
+            PaymentPlan,
+            Installment,
+            Contact,
+            Decision,
+            DecisionTag,
+            RuleSetVersion,
+            ApiKey,
+            *RUN_MODELS,
+        ]
+    )
+
+
+def _holds(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
+    db.create_tables([Hold])
+    # Which decisions a rule-set version made (simulation, rollback reviews).
+    pwm.migrate(migrator.add_index("decision", ("ruleset_kind", "ruleset_version"), False))
+
+
+def _idempotency_keys(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
+    # Imported here: storage.idempotency imports storage.decisions (API-owned module).
+    from storage.idempotency import create_table
+
+    create_table(db, migrator)
+
+
+MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
+    (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
+    (2, "holds (collections pauses); index decisions by rule-set version", _holds),
+    # Added by the HTTP API (storage/idempotency.py): Idempotency-Key of POST /v1/decisions.
+    (3, "idempotency keys of decision requests", _idempotency_keys),
+)
+LATEST = MIGRATIONS[-1][0]
+
+
+def current_version(db: pw.Database | None = None) -> int:
+    """The highest applied migration, 0 for an empty database."""
+    db = _bind(db)
+    if not _table_exists(db, SchemaVersion._meta.table_name):
+        return 0
+    latest = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar()
+    return int(latest or 0)
+
+
+def migrate(db: pw.Database | None = None, target: int | None = None) -> list[int]:
+    """Apply every migration up to `target` (default: the latest); return those applied.
+
+    Idempotent, and safe when several processes call it at once: they queue on a lock and
+    each re-reads the version under it. All pending migrations apply in one transaction.
+    """
+    db = _bind(db)
+    target = LATEST if target is None else target
+    if not 0 <= target <= LATEST:
+        raise ValueError(f"target: no migration {target} (latest is {LATEST})")
+    applied: list[int] = []
+    with write_lock(MIGRATION_LOCK):
+        db.create_tables([SchemaVersion])
+        done = current_version(db)
+        migrator = pwm.SchemaMigrator.from_database(db)
+        for version, name, apply in MIGRATIONS:
+            if done < version <= target:
+                apply(db, migrator)
+                SchemaVersion.create(version=version, name=name, applied_at=now_utc())
+                applied.append(version)
+    return applied
+
+
+def _table_exists(db: pw.Database, table: str) -> bool:
+    if is_postgres(db):  # peewee's table_exists looks in "public", not on the search_path
+        return db.execute_sql("SELECT to_regclass(%s)", (table,)).fetchone()[0] is not None
+    return db.table_exists(table)
+
+
+def _bind(db: pw.Database | None) -> pw.Database:
+    if db is None:
+        db = database.obj
+        if db is None:
+            raise RuntimeError("no database: call storage.db.connect(url) first")
+    elif database.obj is not db:
+        database.initialize(db)
+    return db

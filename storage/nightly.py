@@ -1,0 +1,309 @@
+"""Queries of the nightly run: the run lock, runs and batches, committing a batch, the worklist.
+
+Only one run at a time across processes and machines: a session advisory lock on PostgreSQL
+(released by the server if the holder dies), a lock row with an expiry on SQLite (renewed while
+the run works; a holder on this machine whose process is gone is taken over at once).
+Batches are claimed under a lease: `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL, a
+BEGIN IMMEDIATE transaction on SQLite. A batch is committed in one transaction with its
+decisions, results and actions, after checking the committing worker still holds its lease.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import peewee as pw
+
+from storage.db import database, is_postgres, write_lock
+from storage.decisions import append_decisions
+from storage.errors import Conflict, StorageError
+from storage.models import now_utc
+from storage.runs import Action, Run, RunBatch, RunLock, RunResult
+
+RUN_LOCK_KEY = 0x6372_6564_6F03  # "credo" + 3: the lock key of the nightly run
+# PostgreSQL: (class, object) advisory lock, the object being the schema, so that credo
+# instances in separate schemas of one database never block each other.
+PG_RUN_LOCK = "SELECT {fn}(1668441091, hashtext(current_schema()))"
+QUEUE_LOCK_KEY = 0x6372_6564_6F04  # batches are claimed under this (PostgreSQL: SKIP LOCKED too)
+LOCK_NAME = "nightly"
+
+
+class RunBusy(StorageError):
+    """Another run holds the run lock."""
+
+
+def owner_id() -> str:
+    """This process, as lock and lease owners are named: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_gone(owner: str) -> bool:
+    """True when `owner` is a process on this host that no longer exists."""
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+# ---- the run lock ---------------------------------------------------------------------------
+
+
+def try_run_lock(owner: str, ttl_seconds: float = 120) -> bool:
+    """Take the run lock for `owner`; False when another live owner holds it."""
+    db = database.obj
+    if is_postgres(db):
+        return bool(
+            db.execute_sql("SELECT pg_try_advisory_lock(%s)", (RUN_LOCK_KEY,)).fetchone()[0]
+        )
+    now = now_utc()
+    with write_lock(RUN_LOCK_KEY):
+        held = RunLock.get_or_none(RunLock.name == LOCK_NAME)
+        if held and held.owner != owner and held.expires_at > now and not _owner_gone(held.owner):
+            return False
+        RunLock.insert(
+            name=LOCK_NAME, owner=owner, expires_at=now + timedelta(seconds=ttl_seconds)
+        ).on_conflict_replace().execute()
+    return True
+
+
+def renew_run_lock(owner: str, ttl_seconds: float = 120) -> None:
+    """Keep the SQLite lock row alive while the run works (PostgreSQL needs nothing)."""
+    if is_postgres():
+        return
+    with write_lock(RUN_LOCK_KEY):
+        RunLock.update(expires_at=now_utc() + timedelta(seconds=ttl_seconds)).where(
+            (RunLock.name == LOCK_NAME) & (RunLock.owner == owner)
+        ).execute()
+
+
+def release_run_lock(owner: str) -> None:
+    db = database.obj
+    if is_postgres(db):
+        db.execute_sql(PG_RUN_LOCK.format(fn="pg_advisory_unlock"))
+        return
+    with write_lock(RUN_LOCK_KEY):
+        RunLock.delete().where((RunLock.name == LOCK_NAME) & (RunLock.owner == owner)).execute()
+
+
+def run_lock_holder() -> str | None:
+    """Who holds the SQLite lock row (None on PostgreSQL or when free)."""
+    if is_postgres():
+        return None
+    held = RunLock.get_or_none(RunLock.name == LOCK_NAME)
+    return held.owner if held and held.expires_at > now_utc() else None
+
+
+# ---- runs and batches -----------------------------------------------------------------------
+
+
+def latest_run(as_of: date) -> Run | None:
+    return Run.select().where(Run.as_of == as_of).order_by(Run.attempt.desc()).first()
+
+
+def create_run(
+    as_of: date,
+    requested_by: str,
+    rulesets: dict[str, dict[str, Any]],
+    batches: Iterator[list[str]],
+    batch_size: int,
+) -> Run:
+    """A new run (the next attempt for its date) with its batches, in one transaction."""
+    with write_lock(RUN_LOCK_KEY + 16):
+        previous = latest_run(as_of)
+        run = Run.create(
+            run_id=str(uuid.uuid4()),
+            as_of=as_of,
+            attempt=(previous.attempt + 1) if previous else 1,
+            requested_by=requested_by,
+            rulesets=rulesets,
+            batch_size=batch_size,
+            started_at=now_utc(),
+            heartbeat_at=now_utc(),
+        )
+        total, rows = 0, []
+        for number, ids in enumerate(batches, start=1):
+            total += len(ids)
+            rows.append({"run": run.run_id, "number": number, "customer_ids": ids})
+            if len(rows) >= 200:
+                RunBatch.insert_many(rows).execute()
+                rows = []
+        if rows:
+            RunBatch.insert_many(rows).execute()
+        run.customers_total = total
+        run.save(only=[Run.customers_total])
+    return run
+
+
+def reset_stale_leases(run_id: str) -> int:
+    """Hand out again batches whose lease expired or whose owner process here is gone."""
+    now = now_utc()
+    stale = [
+        b.id
+        for b in RunBatch.select(
+            RunBatch.id, RunBatch.lease_owner, RunBatch.lease_expires_at
+        ).where((RunBatch.run == run_id) & (RunBatch.state == "leased"))
+        if b.lease_expires_at <= now or _owner_gone(b.lease_owner or "")
+    ]
+    if stale:
+        with write_lock(QUEUE_LOCK_KEY):
+            RunBatch.update(state="pending", lease_owner=None, lease_expires_at=None).where(
+                RunBatch.id.in_(stale) & (RunBatch.state == "leased")
+            ).execute()
+    return len(stale)
+
+
+def claim_batch(run_id: str, owner: str, lease_seconds: float) -> RunBatch | None:
+    """The next pending (or lease-expired) batch of the run, leased to `owner`; None when none."""
+    now = now_utc()
+    claimable = (RunBatch.run == run_id) & (
+        (RunBatch.state == "pending")
+        | ((RunBatch.state == "leased") & (RunBatch.lease_expires_at < now))
+    )
+    db = database.obj
+    if is_postgres(db):
+        with db.atomic():
+            query = RunBatch.select().where(claimable).order_by(RunBatch.number).limit(1)
+            batch = query.for_update("FOR UPDATE SKIP LOCKED").first()
+            if batch is not None:
+                _lease(batch, owner, now, lease_seconds)
+        return batch
+    with write_lock(QUEUE_LOCK_KEY):
+        batch = RunBatch.select().where(claimable).order_by(RunBatch.number).first()
+        if batch is not None:
+            _lease(batch, owner, now, lease_seconds)
+    return batch
+
+
+def _lease(batch: RunBatch, owner: str, now: datetime, lease_seconds: float) -> None:
+    batch.state, batch.lease_owner = "leased", owner
+    batch.lease_expires_at = now + timedelta(seconds=lease_seconds)
+    batch.attempts += 1
+    batch.save(
+        only=[RunBatch.state, RunBatch.lease_owner, RunBatch.lease_expires_at, RunBatch.attempts]
+    )
+
+
+def commit_batch(
+    batch_id: int,
+    owner: str,
+    records: Sequence[dict[str, Any]],
+    actions: Sequence[dict[str, Any]],
+    errors: list[dict[str, Any]],
+    figures: dict[str, Any],
+    seconds: float,
+) -> None:
+    """Store a batch's decisions, results and actions and mark it done, all or nothing.
+
+    Raises Conflict when the batch is no longer leased to `owner` (its lease expired and
+    another worker took it): then nothing is stored, so no customer is evaluated twice.
+    """
+    with write_lock(QUEUE_LOCK_KEY):
+        batch = RunBatch.get_by_id(batch_id)
+        if batch.state != "leased" or batch.lease_owner != owner:
+            raise Conflict(f"batch {batch.number} is no longer leased to {owner}")
+        run_id = batch.run_id
+        stored = append_decisions(records)
+        results = [
+            {
+                "run": run_id,
+                "customer_id": d["customer_id"],
+                "kind": d["kind"],
+                "outcome": headline(d["outcome"]),
+                "decision_id": d["decision_id"],
+            }
+            for d in stored
+        ]
+        for chunk in _chunks(results, 300):
+            RunResult.insert_many(chunk).execute()
+        customers = sorted({d["customer_id"] for d in stored})
+        superseded = (
+            (Action.customer_id.in_(customers))
+            & (Action.state == "pending")
+            & (Action.run != run_id)
+        )
+        now = now_utc()
+        for chunk in _chunks(customers, 500):
+            Action.update(
+                state="void", state_reason=f"superseded by run {run_id}", updated_at=now
+            ).where(superseded & Action.customer_id.in_(chunk)).execute()
+        rows = [
+            {
+                "run": run_id,
+                "customer_id": a["customer_id"],
+                "type": a["type"],
+                "payload": a["payload"],
+                "decision_id": a["payload"].get("decision_id"),
+                "created_at": now,
+            }
+            for a in actions
+        ]
+        for chunk in _chunks(rows, 300):
+            Action.insert_many(chunk).execute()
+        batch.state, batch.finished_at, batch.seconds = "done", now, seconds
+        batch.customers_evaluated = len(customers)
+        batch.errors, batch.figures = errors, figures
+        batch.save()
+        Run.update(heartbeat_at=now).where(Run.run_id == run_id).execute()
+
+
+def headline(outcome: dict[str, Any]) -> str:
+    """The first outcome field's value: what the report counts and compares."""
+    if not outcome:
+        return ""
+    return str(next(iter(outcome.values())))[:200]
+
+
+def progress(run_id: str) -> dict[str, int]:
+    """Batches and customers done so far."""
+    done = RunBatch.select(
+        pw.fn.COUNT(RunBatch.id), pw.fn.COALESCE(pw.fn.SUM(RunBatch.customers_evaluated), 0)
+    ).where((RunBatch.run == run_id) & (RunBatch.state == "done"))
+    batches_done, customers_done = done.tuples().first()
+    batches_total = RunBatch.select().where(RunBatch.run == run_id).count()
+    errors = sum(
+        len(b.errors)
+        for b in RunBatch.select(RunBatch.errors).where(
+            (RunBatch.run == run_id) & (RunBatch.state == "done")
+        )
+    )
+    return {
+        "batches_done": batches_done,
+        "batches_total": batches_total,
+        "customers_done": int(customers_done) + errors,
+        "errors": errors,
+    }
+
+
+def finish_run(run_id: str, state: str, report: dict[str, Any], error: str = "") -> None:
+    Run.update(state=state, report=report, error=error, finished_at=now_utc()).where(
+        Run.run_id == run_id
+    ).execute()
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@contextmanager
+def run_lock(owner: str, ttl_seconds: float = 120):
+    """Hold the run lock for a block; RunBusy when another live run holds it."""
+    if not try_run_lock(owner, ttl_seconds):
+        holder = run_lock_holder()
+        raise RunBusy(f"another run is in progress{f' ({holder})' if holder else ''}")
+    try:
+        yield
+    finally:
+        release_run_lock(owner)

@@ -1,0 +1,172 @@
+"""Reading runs and their worklist: reports' counts, changes between runs, actions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import peewee as pw
+
+from storage.models import now_utc
+from storage.runs import Action, Run, RunBatch, RunResult
+
+
+def run_to_json(run: Run) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id,
+        "as_of": run.as_of.isoformat(),
+        "attempt": run.attempt,
+        "state": run.state,
+        "requested_by": run.requested_by,
+        "rulesets": run.rulesets,
+        "customers_total": run.customers_total,
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "error": run.error or None,
+        "report": run.report,
+    }
+
+
+def get_run(run_id: str) -> Run | None:
+    return Run.get_or_none(Run.run_id == run_id)
+
+
+def list_runs(limit: int = 50, before: date | None = None) -> list[Run]:
+    query = Run.select().order_by(Run.as_of.desc(), Run.attempt.desc()).limit(limit)
+    if before is not None:
+        query = query.where(Run.as_of < before)
+    return list(query)
+
+
+def previous_finished_run(run: Run) -> Run | None:
+    """The latest finished run before this one (earlier date, or an earlier attempt)."""
+    return (
+        Run.select()
+        .where(
+            (Run.state == "finished")
+            & ((Run.as_of < run.as_of) | ((Run.as_of == run.as_of) & (Run.attempt < run.attempt)))
+        )
+        .order_by(Run.as_of.desc(), Run.attempt.desc())
+        .first()
+    )
+
+
+def outcome_counts(run_id: str) -> dict[str, dict[str, int]]:
+    """Decisions by kind and headline outcome."""
+    query = (
+        RunResult.select(RunResult.kind, RunResult.outcome, pw.fn.COUNT(RunResult.id))
+        .where(RunResult.run == run_id)
+        .group_by(RunResult.kind, RunResult.outcome)
+        .order_by(RunResult.kind, RunResult.outcome)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for kind, outcome, n in query.tuples():
+        counts.setdefault(kind, {})[outcome] = n
+    return counts
+
+
+def changes(run_id: str, previous_id: str) -> dict[str, dict[str, int]]:
+    """Customers whose headline outcome changed since the previous run, e.g. friendly→firm."""
+    old = RunResult.alias()
+    query = (
+        RunResult.select(RunResult.kind, old.outcome, RunResult.outcome, pw.fn.COUNT(RunResult.id))
+        .join(
+            old,
+            on=(
+                (old.customer_id == RunResult.customer_id)
+                & (old.kind == RunResult.kind)
+                & (old.run == previous_id)
+            ),
+        )
+        .where((RunResult.run == run_id) & (old.outcome != RunResult.outcome))
+        .group_by(RunResult.kind, old.outcome, RunResult.outcome)
+    )
+    found: dict[str, dict[str, int]] = {}
+    for kind, before, after, n in query.tuples():
+        found.setdefault(kind, {})[f"{before}→{after}"] = n
+    return found
+
+
+def action_counts(run_id: str) -> dict[str, dict[str, int]]:
+    query = (
+        Action.select(Action.type, Action.state, pw.fn.COUNT(Action.id))
+        .where(Action.run == run_id)
+        .group_by(Action.type, Action.state)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for kind, state, n in query.tuples():
+        counts.setdefault(kind, {})[state] = n
+    return counts
+
+
+def batch_totals(run_id: str) -> tuple[list[dict[str, Any]], dict[str, Decimal], float]:
+    """Every batch's errors, the sum of their portfolio figures, and their busy seconds."""
+    errors: list[dict[str, Any]] = []
+    figures: dict[str, Decimal] = {}
+    seconds = 0.0
+    query = RunBatch.select(RunBatch.errors, RunBatch.figures, RunBatch.seconds).where(
+        RunBatch.run == run_id
+    )
+    for batch in query.order_by(RunBatch.number):
+        errors.extend(batch.errors)
+        seconds += batch.seconds
+        for name, value in batch.figures.items():
+            figures[name] = figures.get(name, Decimal(0)) + Decimal(str(value))
+    return errors, figures, seconds
+
+
+def actions_query(
+    run_id: str, type_: str | None = None, state: str | None = None, after_id: int = 0
+) -> pw.ModelSelect:
+    query = Action.select().where((Action.run == run_id) & (Action.id > after_id))
+    if type_:
+        query = query.where(Action.type == type_)
+    if state:
+        query = query.where(Action.state == state)
+    return query.order_by(Action.id)
+
+
+def iter_actions(
+    run_id: str, type_: str | None = None, state: str | None = None
+) -> Iterator[Action]:
+    """Every matching action, read in pages (exports stream without loading all)."""
+    after = 0
+    while True:
+        page = list(actions_query(run_id, type_, state, after).limit(1000))
+        if not page:
+            return
+        yield from page
+        after = page[-1].id
+
+
+def action_to_json(action: Action) -> dict[str, Any]:
+    return {
+        "action_id": action.id,
+        "run_id": action.run_id,
+        "customer_id": action.customer_id,
+        "type": action.type,
+        "state": action.state,
+        "state_reason": action.state_reason or None,
+        "decision_id": action.decision_id,
+        "created_at": action.created_at.isoformat(),
+        "updated_at": action.updated_at.isoformat() if action.updated_at else None,
+        "payload": action.payload,
+    }
+
+
+def pending_actions(customer_ids: list[str]) -> list[Action]:
+    return list(
+        Action.select().where(Action.customer_id.in_(customer_ids) & (Action.state == "pending"))
+    )
+
+
+def set_action_state(action_ids: list[int], state: str, reason: str) -> int:
+    if not action_ids:
+        return 0
+    return (
+        Action.update(state=state, state_reason=reason, updated_at=now_utc())
+        .where(Action.id.in_(action_ids) & (Action.state == "pending"))
+        .execute()
+    )

@@ -1,0 +1,114 @@
+"""The shared use cases: deciding stored customers with the active rule sets, and loading the
+default rule sets."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from api.usecases import (
+    build_decision_record,
+    decide_customers,
+    load_active_rulesets,
+    load_default_rulesets,
+)
+from engine.errors import EngineError
+from engine.facts import derive_facts
+from engine.runtime import Engine
+from engine.trace import to_jsonable
+from storage import decisions, ledger, rulesets
+
+RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+AS_OF = date(2025, 6, 30)
+
+
+@pytest.fixture
+def portfolio(db):
+    from api.demo_data import generate_portfolio
+    from api.ledger_schemas import validate_record
+
+    load_default_rulesets(RULES_DIR)
+    records = [validate_record(r) for r in generate_portfolio(25, seed=2, as_of=AS_OF)]
+    ledger.upsert_records(records)
+    return [r["id"] for r in records if r["type"] == "customer"]
+
+
+def test_decide_customers_stores_one_decision_per_customer_and_rule_set(portfolio):
+    active = load_active_rulesets()
+    assert sorted(active) == ["credit", "handoff", "reminder"]
+    engine = Engine()
+    ledgers = ledger.load_ledgers(portfolio[:10])
+    stored = decide_customers(engine, active, ledgers, AS_OF, "test")
+    assert len(stored) == 30
+    assert [d["customer_id"] for d in stored[:3]] == [portfolio[0]] * 3
+    assert decisions.verify_chain() == []
+
+    first = decisions.get_decision(stored[0]["decision_id"])
+    assert first == stored[0]
+    facts = derive_facts(ledgers[portfolio[0]], AS_OF)
+    assert first["facts"] == to_jsonable(facts)
+    assert first["ruleset"] == {
+        "kind": first["kind"],
+        "version": 1,
+        "sha256": active[first["kind"]].sha256,
+    }
+    # Replay: the stored facts with the stored version give the same trace.
+    again = engine.evaluate(active[first["kind"]].ruleset, facts)
+    assert to_jsonable(again.trace_json()) == {
+        "outcome": first["outcome"],
+        "reasons": first["reasons"],
+        "fired": first["fired"],
+    }
+
+
+def test_a_failing_customer_is_reported_and_the_others_are_decided(portfolio):
+    active = load_active_rulesets()
+    ledgers = ledger.load_ledgers(portfolio[:3])
+
+    class Broken(Engine):
+        def evaluate(self, ruleset, facts):
+            if facts["customer_id"] == portfolio[1]:
+                raise EngineError("rules engine error 303")
+            return super().evaluate(ruleset, facts)
+
+    failures = []
+    stored = decide_customers(
+        Broken(), active, ledgers, AS_OF, "test", on_error=lambda c, e: failures.append((c, e))
+    )
+    assert {d["customer_id"] for d in stored} == {portfolio[0], portfolio[2]}
+    assert [c for c, _ in failures] == [portfolio[1]]
+    with pytest.raises(EngineError):
+        decide_customers(Broken(), active, ledgers, AS_OF, "test")
+
+
+def test_build_decision_record_takes_version_info_as_a_mapping(portfolio):
+    active = load_active_rulesets()["reminder"]
+    facts = derive_facts(ledger.load_ledger(portfolio[0]), AS_OF)
+    evaluation = Engine().evaluate(active.ruleset, facts)
+    info = {"kind": "reminder", "version": 1, "sha256": active.sha256}
+    record = build_decision_record(evaluation, info, facts, portfolio[0], AS_OF, "erp")
+    assert record["ruleset"] == info and record["created_at"].tzinfo is not None
+    assert decisions.append_decision(record)["seq"] == 1
+
+
+def test_default_rule_sets_load_once_and_a_changed_file_is_only_reported(db, tmp_path):
+    rules = tmp_path / "rules"
+    shutil.copytree(RULES_DIR, rules)
+    first = load_default_rulesets(rules)
+    assert [(r["kind"], r["action"], r["version"]) for r in first] == [
+        ("credit", "loaded", 1),
+        ("handoff", "loaded", 1),
+        ("reminder", "loaded", 1),
+    ]
+    credit = rules / "credit.toml"
+    credit.write_text(credit.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    second = load_default_rulesets(rules)
+    assert [(r["action"], r["file_differs"]) for r in second] == [
+        ("kept", True),
+        ("kept", False),
+        ("kept", False),
+    ]
+    assert [len(rulesets.history(k)) for k in ("credit", "handoff", "reminder")] == [1, 1, 1]

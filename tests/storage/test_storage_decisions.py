@@ -1,0 +1,124 @@
+"""Decisions: append with the hash chain, read, filter, page, verify."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from engine.trace import GENESIS_HASH, chain_hash
+from storage import decisions
+from storage.decisions import DECISION_FIELDS, DecisionFilter
+from storage.errors import InvalidRecord
+from storage.models import Decision
+
+
+def test_append_chains_each_decision_to_the_previous(db, make_decision):
+    first = decisions.append_decision(make_decision(1))
+    rest = decisions.append_decisions([make_decision(n) for n in range(2, 6)])
+    assert first["seq"] == 1 and first["prev_hash"] == GENESIS_HASH
+    assert [d["seq"] for d in rest] == [2, 3, 4, 5]
+    chain = [first, *rest]
+    for before, after in zip(chain, chain[1:], strict=False):
+        assert after["prev_hash"] == before["hash"]
+    hashed = {k: first[k] for k in DECISION_FIELDS}
+    assert first["hash"] == chain_hash(hashed, GENESIS_HASH)
+    assert decisions.chain_head() == (5, rest[-1]["hash"])
+    assert decisions.verify_chain() == []
+
+
+def test_stored_decision_reads_back_exactly_as_returned(db, make_decision):
+    record = make_decision(
+        3, created_at=datetime(2024, 4, 15, 4, 0, tzinfo=timezone(timedelta(hours=2)))
+    )
+    stored = decisions.append_decision(record)
+    assert stored["created_at"] == "2024-04-15T02:00:00+00:00"
+    assert stored["facts"]["open_balance"] == "1200.50"
+    assert stored["facts"]["utilization"] == 1 / 3
+    assert decisions.get_decision("dec-3") == stored
+    assert decisions.get_decision("nope") is None
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"created_at": datetime(2024, 1, 1)}, "created_at"),
+        ({"as_of": "2024-01-01"}, "as_of"),
+        ({"decision_id": ""}, "decision_id"),
+        ({"facts": {"x": float("nan")}}, "facts"),
+        ({"ruleset": {"kind": "reminder"}}, "ruleset"),
+        ({"engine_us": -1}, "engine_us"),
+    ],
+)
+def test_malformed_decisions_are_refused_naming_the_field(db, make_decision, change, field):
+    with pytest.raises(InvalidRecord) as caught:
+        decisions.append_decisions([make_decision(1), make_decision(2, **change)])
+    assert caught.value.field == field
+    assert Decision.select().count() == 0
+
+
+def test_filters_and_cursor_pages(db, make_decision):
+    decisions.append_decisions([make_decision(n) for n in range(1, 21)])
+    decisions.append_decision(
+        make_decision(
+            21,
+            kind="credit",
+            outcome={"decision": "refer", "terms_days": 30},
+            fired=[],
+            ruleset={"kind": "credit", "version": 2, "sha256": "cd" * 32},
+        )
+    )
+    firm = DecisionFilter(kind="reminder", outcome={"tone": "firm"})
+    pages, after = [], None
+    while True:
+        page = decisions.query_decisions(firm, after=after, limit=4)
+        pages.append([d["seq"] for d in page.items])
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+    assert pages == [[1, 3, 5, 7], [9, 11, 13, 15], [17, 19]]
+    assert decisions.count_decisions(DecisionFilter(outcome={"terms_days": "30"})) == 1
+    assert decisions.count_decisions(DecisionFilter(rule_id="RT-040")) == 20
+    assert decisions.count_decisions(DecisionFilter(customer_id="C1", kind="reminder")) == 3
+    newest = decisions.query_decisions(None, limit=2, newest_first=True)
+    assert [d["seq"] for d in newest.items] == [21, 20] and newest.next_cursor == 20
+    window = DecisionFilter(
+        created_from=datetime(2024, 4, 15, 2, 0, 5, tzinfo=UTC),
+        created_to=datetime(2024, 4, 15, 2, 0, 8, tzinfo=UTC),
+    )
+    assert [d["seq"] for d in decisions.iter_decisions(window, chunk_size=2)] == [5, 6, 7]
+
+
+def _tamper(db, sql: str) -> None:
+    db.execute_sql(sql)
+
+
+def test_verify_finds_altered_removed_and_reordered_rows(db, make_decision):
+    decisions.append_decisions([make_decision(n) for n in range(1, 11)])
+    _tamper(
+        db, 'UPDATE decision SET outcome = \'{"tone":"demand","cadence_days":7}\' WHERE seq = 3'
+    )
+    _tamper(db, "UPDATE decision SET facts = '{broken' WHERE seq = 5")
+    _tamper(db, "DELETE FROM decision_tag WHERE seq = 7")
+    _tamper(db, "DELETE FROM decision WHERE seq = 7")
+    problems = decisions.verify_chain()
+    assert [(p.seq, "altered" in p.problem) for p in problems] == [
+        (3, True),
+        (5, True),
+        (8, False),
+    ]
+    assert "#7 to #7 are missing" in str(problems[2])
+    assert decisions.verify_chain(first_seq=9) == []
+    assert [p.seq for p in decisions.verify_chain(first_seq=4, last_seq=6)] == [5]
+
+
+def test_verify_finds_two_rows_swapped(db, make_decision):
+    decisions.append_decisions([make_decision(n) for n in range(1, 5)])
+    # Swap the contents of 2 and 3 by renumbering through a free seq.
+    _tamper(db, "DELETE FROM decision_tag")
+    _tamper(db, "UPDATE decision SET seq = 100 WHERE seq = 2")
+    _tamper(db, "UPDATE decision SET seq = 2 WHERE seq = 3")
+    _tamper(db, "UPDATE decision SET seq = 3 WHERE seq = 100")
+    problems = decisions.verify_chain()
+    assert [p.seq for p in problems] == [2, 3, 4]
+    assert all("prev_hash" in p.problem for p in problems)

@@ -1,0 +1,54 @@
+"""Migrations: `migrate` is idempotent, and a database made by an older migration upgrades
+without losing rows."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from storage import ledger
+from storage.migrations import LATEST, current_version, migrate
+from storage.models import Customer, Invoice, SchemaVersion
+
+
+def test_migrate_twice_changes_nothing(empty_db):
+    assert migrate(empty_db) == list(range(1, LATEST + 1))
+    assert migrate(empty_db) == []
+    assert current_version(empty_db) == LATEST
+    assert SchemaVersion.select().count() == LATEST
+
+
+def test_version_1_database_upgrades_without_losing_rows(empty_db, records):
+    assert migrate(empty_db, target=1) == [1]
+    assert current_version(empty_db) == 1
+    without_holds = [r for r in records if r["type"] != "hold"]
+    result = ledger.upsert_records(without_holds)
+    assert not result.rejected
+    before = {
+        "customers": list(Customer.select().order_by(Customer.id).dicts()),
+        "invoices": list(Invoice.select().order_by(Invoice.id).dicts()),
+    }
+
+    assert migrate(empty_db) == list(range(2, LATEST + 1))
+
+    assert list(Customer.select().order_by(Customer.id).dicts()) == before["customers"]
+    assert list(Invoice.select().order_by(Invoice.id).dicts()) == before["invoices"]
+    # Migration 2 made the holds table: holds can be stored and read now.
+    hold = {
+        "type": "hold",
+        "id": "H9",
+        "customer_id": "C1",
+        "reason": "audit",
+        "start": date(2024, 5, 1),
+    }
+    assert ledger.upsert_records([hold]).inserted == 1
+    loaded = ledger.load_ledger("C1")
+    assert [h.id for h in loaded.holds] == ["H9"]
+    assert loaded.customer.credit_limit == Decimal("20000.00")
+
+
+def test_unknown_target_is_refused(empty_db):
+    import pytest
+
+    with pytest.raises(ValueError, match="no migration 99"):
+        migrate(empty_db, target=99)
