@@ -11,7 +11,7 @@ import peewee as pw
 from flask import Flask
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
-from api.http import customers, decisions, docs, errors, health, ledger, rulesets
+from api.http import customers, decisions, docs, errors, health, ledger, rulesets, runs
 from api.http.context import AppState
 from api.http.evaluator import RuleSetCache
 from api.http.smorest import loads_strict, make_api
@@ -93,7 +93,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     errors.init_app(app)
     api = make_api(app)
-    for module in (health, decisions, ledger, customers, rulesets):
+    for module in (health, decisions, ledger, customers, rulesets, runs):
         module.init_app(api)
     docs.init_app(app)
     return app

@@ -4,6 +4,8 @@ batches (docs/import.md).
 A bad line is reported with its number and reasons and never stops the good ones: validation
 happens before anything is written, references are checked by storage, and a batch the database
 still refuses is retried record by record, so one bad record cannot take its batch with it.
+After each batch, the pending actions of its customers are acknowledged or made void as the
+stored records say (api.worklist).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import csv
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, TextIO
@@ -19,6 +22,7 @@ from typing import Any, TextIO
 import peewee as pw
 
 from api.ledger_schemas import LedgerRecordError, validate_record
+from api.worklist import refresh_worklist, today_in
 from storage.ledger import UpsertResult, upsert_records
 
 NESTED_COLUMNS = ("allocations", "installments")
@@ -89,9 +93,14 @@ def import_file(
     *,
     batch_size: int = 1000,
     on_progress: Callable[[int], None] | None = None,
+    today: date | None = None,
 ) -> ImportReport:
-    """Import every record of `path`; `on_progress(bytes_read)` is called as it goes."""
+    """Import every record of `path`; `on_progress(bytes_read)` is called as it goes.
+
+    `today` is the date pending actions are checked as of (default: today in UTC).
+    """
     path = Path(path)
+    today = today or today_in("UTC")
     report = ImportReport(str(path), detect_format(path))
     batch: list[tuple[int, dict[str, Any]]] = []
     try:
@@ -104,13 +113,13 @@ def import_file(
                 if record is not None:
                     batch.append((line, record))
                 if len(batch) >= batch_size:
-                    _store(batch, report)
+                    _store(batch, report, today)
                     batch = []
     except UnicodeDecodeError as exc:
         raise ImportFileError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise ImportFileError(f"{path}: {exc.strerror or exc}") from None
-    _store(batch, report)
+    _store(batch, report, today)
     report.rejected.sort(key=lambda r: r.line)
     return report
 
@@ -145,7 +154,7 @@ def _validated(
         return None
 
 
-def _store(batch: list[tuple[int, dict[str, Any]]], report: ImportReport) -> None:
+def _store(batch: list[tuple[int, dict[str, Any]]], report: ImportReport, today: date) -> None:
     if not batch:
         return
     try:
@@ -162,6 +171,9 @@ def _store(batch: list[tuple[int, dict[str, Any]]], report: ImportReport) -> Non
                 report.rejected.append(LineRejection(line, record["type"], record["id"], errors))
     for items, result in results:
         _count(items, result, report)
+        refused = {rejection.index for rejection in result.rejected}
+        stored = [record for n, (_, record) in enumerate(items) if n not in refused]
+        refresh_worklist(stored, today)
 
 
 def _count(items: list[tuple[int, dict]], result: UpsertResult, report: ImportReport) -> None:

@@ -29,11 +29,11 @@ from api.actions import derive_actions
 from api.messages import MessageError, MessageRenderer
 from api.settings import Settings
 from api.usecases import ActiveRuleSet, build_decision_record
-from engine.account import Account
 from engine.facts import derive_facts
 from engine.ledger import Ledger
 from engine.ruleset import parse_ruleset
 from engine.runtime import Engine
+from engine.trace import to_jsonable
 
 log = logging.getLogger("credo.run")
 Progress = Callable[[dict[str, Any]], None]
@@ -345,8 +345,11 @@ class WorkerContext:
                     raise RunError("customer not found")
                 facts = derive_facts(ledger, self.as_of)
                 evaluations = self.engine.evaluate_all(rulesets, facts)
+                facts_json = to_jsonable(facts)
                 records = [
-                    build_decision_record(ev, v, facts, customer_id, self.as_of, requested_by)
+                    build_decision_record(
+                        ev, v, facts, customer_id, self.as_of, requested_by, facts_json
+                    )
                     for ev, v in zip(evaluations, self.versions, strict=True)
                 ]
                 by_kind = {r["kind"]: r for r in records}
@@ -402,10 +405,20 @@ def _add_figures(
     add("disputed_amount", facts["disputed_amount"])
     month_ago = as_of - timedelta(days=30)
     quarter_ago = as_of - timedelta(days=90)
+    sales_30 = sales_90 = billed_before = Decimal(0)
     for invoice in ledger.invoices:
-        if month_ago < invoice.issue_date <= as_of:
-            add("sales_30d", invoice.amount)
-        if quarter_ago < invoice.issue_date <= as_of:
-            add("sales_90d", invoice.amount)
-    add("open_balance_30d_ago", Account(ledger, month_ago).open_balance)
+        issued = invoice.issue_date
+        if issued <= month_ago:
+            billed_before += invoice.amount
+        elif issued <= as_of:
+            sales_30 += invoice.amount
+        if quarter_ago < issued <= as_of:
+            sales_90 += invoice.amount
+    settled_before = sum(
+        (p.amount for p in ledger.payments if p.date <= month_ago), Decimal(0)
+    ) + sum((c.amount for c in ledger.credit_notes if c.date <= month_ago), Decimal(0))
+    add("sales_30d", sales_30)
+    add("sales_90d", sales_90)
+    # Receivables 30 days ago: billed minus paid and credited by then (never below zero).
+    add("open_balance_30d_ago", max(billed_before - settled_before, Decimal(0)))
     add("customers", 1)

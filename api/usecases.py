@@ -61,9 +61,11 @@ def build_decision_record(
     customer_id: str | None,
     as_of: date,
     requested_by: str,
+    facts_json: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The decision to store (SPEC §5) for one evaluation: a new id, now as created_at, facts
-    and outcome as JSON values. `ruleset_version_info` gives kind, version and sha256."""
+    and outcome as JSON values. `ruleset_version_info` gives kind, version and sha256;
+    `facts_json`, the facts already as JSON values, is shared by the records that pass it."""
     info = ruleset_version_info
     if isinstance(info, Mapping):
         ruleset = {"kind": info["kind"], "version": info["version"], "sha256": info["sha256"]}
@@ -78,7 +80,7 @@ def build_decision_record(
         "reasons": list(evaluation.reasons),
         "fired": to_jsonable([rule.to_json() for rule in evaluation.fired]),
         "ruleset": ruleset,
-        "facts": to_jsonable(dict(facts)),
+        "facts": facts_json if facts_json is not None else to_jsonable(dict(facts)),
         "requested_by": requested_by,
         "created_at": datetime.now(UTC),
         "engine_us": evaluation.engine_us,

@@ -95,12 +95,22 @@ def canonical_json(value: Any) -> str:
     return _CANONICAL.encode(to_jsonable(value))
 
 
+def canonical_json_plain(value: Any) -> str:
+    """canonical_json of a value that holds JSON types only (TypeError otherwise)."""
+    return _CANONICAL.encode(value)
+
+
 def chain_hash(record: dict[str, Any], prev_hash: str) -> str:
     """SHA-256 over a record's canonical JSON and the previous record's hash (SPEC §5)."""
+    return chain_hash_text(canonical_json(record), prev_hash)
+
+
+def chain_hash_text(canonical: str, prev_hash: str) -> str:
+    """chain_hash for a record whose canonical JSON is already at hand."""
     digest = hashlib.sha256()
     digest.update(prev_hash.encode("ascii"))
     digest.update(b"\n")
-    digest.update(canonical_json(record).encode("utf-8"))
+    digest.update(canonical.encode("utf-8"))
     return digest.hexdigest()
 
 

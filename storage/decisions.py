@@ -17,10 +17,16 @@ from typing import Any
 
 import peewee as pw
 
-from engine.trace import GENESIS_HASH, chain_hash, to_jsonable
+from engine.trace import (
+    GENESIS_HASH,
+    canonical_json_plain,
+    chain_hash,
+    chain_hash_text,
+    to_jsonable,
+)
 from storage.db import database, insert_many_fast, write_lock
 from storage.errors import InvalidRecord
-from storage.models import ID_LENGTH, Decision, DecisionTag
+from storage.models import ID_LENGTH, Decision, DecisionTag, JSONText
 
 # The fields a decision is hashed over, as SPEC §5 lists them.
 DECISION_FIELDS = (
@@ -80,20 +86,23 @@ def append_decision(record: Mapping[str, Any]) -> dict[str, Any]:
 
 def append_decisions(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Store decisions in the given order, under one lock and in one transaction."""
-    prepared = [_prepare(record) for record in records]
+    memo: dict[int, tuple[Any, Any, str]] = {}
+    prepared = [_prepare(record, memo) for record in records]
     if not prepared:
         return []
     stored: list[dict[str, Any]] = []
     with write_lock(CHAIN_LOCK):
         head = Decision.select(Decision.seq, Decision.hash).order_by(Decision.seq.desc()).first()
         seq, prev = (head.seq, head.hash) if head else (0, GENESIS_HASH)
-        for record in prepared:
-            seq += 1
-            digest = chain_hash(record, prev)
-            stored.append({**record, "seq": seq, "prev_hash": prev, "hash": digest})
-            prev = digest
+        rows = []
         columns = Decision._meta.sorted_fields
-        rows = [[row[f.name] for f in columns] for row in map(_row, stored)]
+        for record, canonical, texts in prepared:
+            seq += 1
+            digest = chain_hash_text(canonical, prev)
+            stored.append({**record, "seq": seq, "prev_hash": prev, "hash": digest})
+            row = {**_row(stored[-1]), **texts}
+            rows.append([row[f.name] for f in columns])
+            prev = digest
         insert_many_fast(Decision.insert_many([[None] * len(columns)], columns), columns, rows)
         columns = [DecisionTag.decision, DecisionTag.name, DecisionTag.value]
         tags = [tag for d in stored for tag in _tags(d)]
@@ -101,8 +110,11 @@ def append_decisions(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
     return stored
 
 
-def _prepare(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The SPEC §5 fields as JSON values, checked; raises InvalidRecord naming the field."""
+def _prepare(
+    record: Mapping[str, Any], memo: dict[int, tuple[Any, Any, str]]
+) -> tuple[dict[str, Any], str, dict[str, JSONText]]:
+    """The SPEC §5 fields as JSON values, checked, and their canonical JSON; raises
+    InvalidRecord naming the field."""
     missing = [name for name in DECISION_FIELDS if name not in record]
     if missing:
         raise InvalidRecord(missing[0], "missing")
@@ -133,14 +145,42 @@ def _prepare(record: Mapping[str, Any]) -> dict[str, Any]:
     engine_us = record["engine_us"]
     if not isinstance(engine_us, int) or isinstance(engine_us, bool) or engine_us < 0:
         raise InvalidRecord("engine_us", "expected a non-negative integer")
-    prepared = to_jsonable({name: record[name] for name in DECISION_FIELDS})
+    prepared = {name: record[name] for name in DECISION_FIELDS}
+    prepared["as_of"] = as_of.isoformat()
     prepared["created_at"] = created.astimezone(UTC).isoformat()
     prepared["ruleset"] = {k: ruleset[k] for k in ("kind", "version", "sha256")}
+    texts: dict[str, str] = {}
     try:
-        json.dumps(prepared, allow_nan=False)
+        for name in _JSON_PARTS:
+            prepared[name], texts[name] = _encode(prepared[name], memo)
+        for name in _SORTED_FIELDS:
+            if name not in texts:
+                texts[name] = canonical_json_plain(prepared[name])
     except (TypeError, ValueError) as exc:
         raise InvalidRecord("facts", f"not representable as JSON: {exc}") from None
-    return prepared
+    # The record's canonical JSON, from its fields' (sorted keys, as canonical_json writes it)
+    canonical = "{" + ",".join(f'"{name}":{texts[name]}' for name in _SORTED_FIELDS) + "}"
+    return prepared, canonical, {name: JSONText(texts[name]) for name in _JSON_PARTS}
+
+
+_JSON_PARTS = ("outcome", "reasons", "fired", "facts")
+_SORTED_FIELDS = tuple(sorted(DECISION_FIELDS))
+
+
+def _encode(value: Any, memo: dict[int, tuple[Any, Any, str]]) -> tuple[Any, str]:
+    """A field as JSON values and its canonical JSON text. `memo` shares the work for an object
+    several records hold (a customer's facts, decided by three rule sets); values that are not
+    JSON yet (Decimal, dates) are converted first."""
+    hit = memo.get(id(value))
+    if hit is not None and hit[0] is value:
+        return hit[1], hit[2]
+    try:
+        plain, text = value, canonical_json_plain(value)
+    except TypeError:
+        plain = to_jsonable(value)
+        text = canonical_json_plain(plain)
+    memo[id(value)] = (value, plain, text)
+    return plain, text
 
 
 def _check_text(record: Mapping[str, Any], name: str, limit: int, allow_empty=False) -> None:

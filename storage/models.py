@@ -59,12 +59,18 @@ class UtcDateTimeField(pw.DateTimeField):
         return value
 
 
+class JSONText(str):
+    """JSON already encoded (compact, sorted keys): stored as it is, not encoded again."""
+
+
 class JSONField(pw.TextField):
     """A JSON value stored as compact text with sorted keys."""
 
     def db_value(self, value: Any) -> str | None:
         if value is None:
             return None
+        if type(value) is JSONText:
+            return str(value)
         return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     def python_value(self, value: Any) -> Any:

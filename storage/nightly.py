@@ -20,7 +20,7 @@ from typing import Any
 
 import peewee as pw
 
-from storage.db import database, is_postgres, write_lock
+from storage.db import database, insert_many_fast, is_postgres, write_lock
 from storage.decisions import append_decisions
 from storage.errors import Conflict, StorageError
 from storage.models import now_utc
@@ -65,7 +65,7 @@ def try_run_lock(owner: str, ttl_seconds: float = 120) -> bool:
     db = database.obj
     if is_postgres(db):
         return bool(
-            db.execute_sql("SELECT pg_try_advisory_lock(%s)", (RUN_LOCK_KEY,)).fetchone()[0]
+            db.execute_sql(PG_RUN_LOCK.format(fn="pg_try_advisory_lock")).fetchone()[0]
         )
     now = now_utc()
     with write_lock(RUN_LOCK_KEY):
@@ -215,18 +215,18 @@ def commit_batch(
             raise Conflict(f"batch {batch.number} is no longer leased to {owner}")
         run_id = batch.run_id
         stored = append_decisions(records)
+        columns = [
+            RunResult.run,
+            RunResult.customer_id,
+            RunResult.kind,
+            RunResult.outcome,
+            RunResult.decision_id,
+        ]
         results = [
-            {
-                "run": run_id,
-                "customer_id": d["customer_id"],
-                "kind": d["kind"],
-                "outcome": headline(d["outcome"]),
-                "decision_id": d["decision_id"],
-            }
+            [run_id, d["customer_id"], d["kind"], headline(d["outcome"]), d["decision_id"]]
             for d in stored
         ]
-        for chunk in _chunks(results, 300):
-            RunResult.insert_many(chunk).execute()
+        _insert(RunResult, columns, results)
         customers = sorted({d["customer_id"] for d in stored})
         superseded = (
             (Action.customer_id.in_(customers))
@@ -238,24 +238,41 @@ def commit_batch(
             Action.update(
                 state="void", state_reason=f"superseded by run {run_id}", updated_at=now
             ).where(superseded & Action.customer_id.in_(chunk)).execute()
+        columns = [
+            Action.run,
+            Action.customer_id,
+            Action.type,
+            Action.payload,
+            Action.decision_id,
+            Action.created_at,
+            Action.state,
+            Action.state_reason,
+        ]
         rows = [
-            {
-                "run": run_id,
-                "customer_id": a["customer_id"],
-                "type": a["type"],
-                "payload": a["payload"],
-                "decision_id": a["payload"].get("decision_id"),
-                "created_at": now,
-            }
+            [
+                run_id,
+                a["customer_id"],
+                a["type"],
+                a["payload"],
+                a["payload"].get("decision_id"),
+                now,
+                "pending",
+                "",
+            ]
             for a in actions
         ]
-        for chunk in _chunks(rows, 300):
-            Action.insert_many(chunk).execute()
+        _insert(Action, columns, rows)
         batch.state, batch.finished_at, batch.seconds = "done", now, seconds
         batch.customers_evaluated = len(customers)
         batch.errors, batch.figures = errors, figures
         batch.save()
         Run.update(heartbeat_at=now).where(Run.run_id == run_id).execute()
+
+
+def _insert(model: type, columns: list, rows: list[list]) -> None:
+    """Bulk insert without peewee building the SQL value by value (storage.db.insert_many_fast)."""
+    if rows:
+        insert_many_fast(model.insert_many([[None] * len(columns)], columns), columns, rows)
 
 
 def headline(outcome: dict[str, Any]) -> str:

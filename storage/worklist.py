@@ -170,3 +170,15 @@ def set_action_state(action_ids: list[int], state: str, reason: str) -> int:
         .where(Action.id.in_(action_ids) & (Action.state == "pending"))
         .execute()
     )
+
+
+def invoice_customers(invoice_ids: list[str]) -> set[str]:
+    """The customers the given invoices belong to (unknown ids are left out)."""
+    from storage.models import Invoice
+
+    found: set[str] = set()
+    for start in range(0, len(invoice_ids), 500):
+        chunk = invoice_ids[start : start + 500]
+        query = Invoice.select(Invoice.customer).where(Invoice.id.in_(chunk)).distinct()
+        found.update(customer_id for (customer_id,) in query.tuples())
+    return found

@@ -4,7 +4,8 @@ Records are upserted by the ERP's id within their type; sending the same record 
 nothing. Validation is api.ledger_schemas (strict: unknown fields, impossible dates, negative or
 absurd amounts are refused); what only the database knows (the customer or invoice a record
 names exists) is checked by storage. A batch is all or nothing: if any record is refused, none
-is written and the 422 lists every problem as records.<index>.<field>.
+is written and the 422 lists every problem as records.<index>.<field>. After a write, the
+customers' pending actions are acknowledged or made void as the records say (api.worklist).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from flask.views import MethodView
 
 from api import ledger_schemas
 from api.http.auth import require_role
+from api.http.decisions import today
 from api.http.errors import ApiProblem
 from api.http.smorest import Api, Blueprint
+from api.worklist import refresh_worklist
 
 blp = Blueprint("ledger", __name__, url_prefix="/v1", description="Ledger records from the ERP")
 
@@ -71,6 +74,8 @@ def upsert(records: list[dict[str, Any]], field_prefix: str = "") -> dict[str, i
                 for field, messages in r.errors.items()
             }
             raise ApiProblem(422, "", errors=errors)
+    # Pending actions the records answer are acknowledged, those they make moot void.
+    refresh_worklist(records, today())
     return {"inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged}
 
 

@@ -1,0 +1,266 @@
+"""Nightly runs over HTTP: start one now, read run reports, collect the worklist (SPEC §6, §8).
+
+`POST /v1/runs` prepares the run in the request (api.nightly.prepare_run: the run row, its
+batches, the pinned rule-set versions) and executes it in a detached `credo run --run-id`
+process with the app's settings passed as CREDO_* variables, so a run outlives the web worker
+that started it and never ties one up. The answer is 202 once that process holds the run lock
+(or has already finished): an integrator then polls `GET /v1/runs/{id}`. When another run holds
+the lock, nothing is started and the answer is 409: one run at a time, the caller tries later.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from flask import Response, stream_with_context, url_for
+from flask.views import MethodView
+
+from api.http import run_launch
+from api.http.auth import current_caller, require_role
+from api.http.context import app_state
+from api.http.decisions import json_response, today
+from api.http.errors import ApiProblem
+from api.http.run_schemas import (
+    ActionListArgsSchema,
+    ActionPageSchema,
+    RunListArgsSchema,
+    RunPageSchema,
+    RunSchema,
+    RunStartedSchema,
+    RunStartSchema,
+)
+from api.http.smorest import Api, Blueprint
+from storage.models import ID_LENGTH
+
+blp = Blueprint("runs", __name__, url_prefix="/v1/runs", description="Nightly runs and worklist")
+
+CSV_COLUMNS = (
+    "action_id",
+    "run_id",
+    "customer_id",
+    "type",
+    "state",
+    "state_reason",
+    "tone",
+    "channel",
+    "agency",
+    "open_balance",
+    "overdue_balance",
+    "days_past_due",
+    "oldest_invoice_id",
+    "oldest_invoice_due_date",
+    "message_subject",
+    "decision_id",
+    "created_at",
+)
+
+
+def _find_run(run_id: str) -> Any:
+    from storage.worklist import get_run
+
+    run = get_run(run_id) if len(run_id) <= ID_LENGTH else None
+    if run is None:
+        raise ApiProblem(404, f"no run {run_id!r}")
+    return run
+
+
+def run_json(run: Any) -> dict[str, Any]:
+    """A run with its report and, read now, its progress."""
+    from storage.nightly import progress
+    from storage.worklist import run_to_json
+
+    return {**run_to_json(run), "progress": progress(run.run_id)}
+
+
+def _check_limit(limit: int) -> None:
+    max_page = app_state().settings.api.max_page_size
+    if limit > max_page:
+        raise ApiProblem(
+            422, "", errors={"limit": [f"must be at most {max_page} (api.max_page_size)"]}
+        )
+
+
+@blp.route("")
+class Runs(MethodView):
+    @require_role("admin")
+    @blp.arguments(RunStartSchema(), required=False)
+    @blp.response(202, RunStartedSchema)
+    @blp.alt_response(
+        200, schema=RunSchema, description="the date's run had finished already (force: rerun)"
+    )
+    @blp.problem(409, "another run is in progress, or no rule set is active")
+    @blp.problem(500, "the run process could not be started (the detail says why)")
+    def post(self, body: dict[str, Any]) -> Any:
+        """Start the run of a date now (default today), or resume its unfinished run.
+
+        Answers 202 once the run's process holds the run lock; poll GET /v1/runs/{run_id}.
+        A date whose run finished is left alone (200 with that run) unless force is true,
+        which makes a new attempt. Only one run at a time: 409 while another is in progress.
+        """
+        from api.nightly import RunError, prepare_run
+        from storage.nightly import latest_run
+
+        settings = app_state().settings
+        as_of = body.get("as_of") or today()
+        force = body.get("force", False)
+        done = latest_run(as_of)
+        if done is not None and done.state == "finished" and not force:
+            return json_response(run_json(done))
+        run_launch.check_run_lock()
+        try:
+            run, status = prepare_run(settings, as_of, force, f"api:{current_caller().name}")
+        except RunError as exc:
+            raise ApiProblem(409, str(exc)) from exc
+        if status == "finished":  # finished in the meantime
+            return json_response(run_json(run))
+        state = run_launch.launch_run(settings, run.run_id, as_of)
+        location = url_for("runs.RunById", run_id=run.run_id)
+        body = {"run_id": run.run_id, "as_of": as_of.isoformat(), "state": state, "start": status}
+        return body, 202, {"Location": location}
+
+    @require_role("decide", "auditor")
+    @blp.arguments(RunListArgsSchema(), location="query")
+    @blp.response(200, RunPageSchema)
+    def get(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Runs with their reports, newest first; follow next_before for older ones."""
+        _check_limit(args["limit"])
+        runs, next_before = _runs_page(args["limit"], args.get("before"))
+        from storage.worklist import run_to_json
+
+        return {
+            "items": [run_to_json(r) for r in runs],
+            "next_before": next_before.isoformat() if next_before else None,
+        }
+
+
+def _runs_page(limit: int, before: Any) -> tuple[list[Any], Any]:
+    """Up to `limit` runs dated before `before`, newest first, and the `before` of the next
+    page. A page never splits a date: its attempts are all on one page."""
+    from storage.worklist import list_runs
+
+    runs = list_runs(limit + 1, before)
+    if len(runs) <= limit:
+        return runs, None
+    cut = runs[limit].as_of  # the date of the first run left out
+    page = [r for r in runs[:limit] if r.as_of > cut]
+    if page:
+        return page, cut + timedelta(days=1)
+    # Every run of the page is of that one date: show all its attempts.
+    return [r for r in list_runs(10_000, cut + timedelta(days=1)) if r.as_of == cut], cut
+
+
+@blp.route("/<string:run_id>")
+class RunById(MethodView):
+    @require_role("decide", "auditor")
+    @blp.response(200, RunSchema)
+    @blp.problem(404, "no such run")
+    def get(self, run_id: str) -> dict[str, Any]:
+        """One run: state, report (customers_evaluated, errors, counts, changes, portfolio
+        figures) once finished, and progress."""
+        return run_json(_find_run(run_id))
+
+
+@blp.route("/<string:run_id>/actions")
+class RunActions(MethodView):
+    @require_role("decide", "auditor")
+    @blp.arguments(ActionListArgsSchema(), location="query")
+    @blp.response(
+        200,
+        ActionPageSchema,
+        description="a page of actions (format=json), or every matching action as CSV with a "
+        "header row (format=csv)",
+    )
+    @blp.doc(responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}})
+    @blp.problem(404, "no such run")
+    def get(self, args: dict[str, Any], run_id: str) -> Any:
+        """The run's worklist: reminders to send (with their message), plan offers, hand-offs,
+        credit reviews; filter by type and state (pending, acknowledged, failed, void)."""
+        from storage.worklist import action_to_json, actions_query
+
+        run = _find_run(run_id)
+        after = int(args.get("cursor") or 0)
+        if args["format"] == "csv":
+            rows = _iter_actions(run.run_id, args.get("type"), args.get("state"), after)
+            return Response(
+                stream_with_context(_csv_lines(rows)),
+                mimetype="text/csv",
+                headers={
+                    "Content-Disposition": f'attachment; filename="actions-{run.as_of}.csv"'
+                },
+            )
+        limit = args["limit"]
+        _check_limit(limit)
+        query = actions_query(run.run_id, args.get("type"), args.get("state"), after)
+        found = list(query.limit(limit + 1))
+        page = found[:limit]
+        more = len(found) > limit
+        return {
+            "items": [action_to_json(a) for a in page],
+            "next_cursor": str(page[-1].id) if more else None,
+        }
+
+
+def _iter_actions(run_id: str, type_: str | None, state: str | None, after: int) -> Iterator:
+    """Every matching action after the cursor, read a page at a time."""
+    from storage.worklist import actions_query
+
+    while True:
+        page = list(actions_query(run_id, type_, state, after).limit(1000))
+        if not page:
+            return
+        yield from page
+        after = page[-1].id
+
+
+def csv_row(action: Any) -> list[Any]:
+    """An action flattened to CSV_COLUMNS: the payload's main fields, the rest left out."""
+    payload = action.payload or {}
+    invoices = payload.get("invoices") or []
+    oldest = payload.get("oldest_invoice") or (invoices[0] if invoices else None) or {}
+    message = payload.get("message") or {}
+    return [
+        action.id,
+        action.run_id,
+        action.customer_id,
+        action.type,
+        action.state,
+        action.state_reason,
+        payload.get("tone", ""),
+        payload.get("channel", ""),
+        payload.get("agency", ""),
+        payload.get("open_balance", ""),
+        payload.get("overdue_balance", ""),
+        payload.get("days_past_due", ""),
+        oldest.get("invoice_id", ""),
+        oldest.get("due_date", ""),
+        message.get("subject", ""),
+        action.decision_id or "",
+        action.created_at.isoformat(),
+    ]
+
+
+def _csv_lines(actions: Iterator) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(CSV_COLUMNS)
+    yield flush()
+    for action in actions:
+        writer.writerow(csv_row(action))
+        yield flush()
+
+
+def init_app(api: Api) -> None:
+    """Register the run endpoints."""
+    api.register_blueprint(blp)
+
