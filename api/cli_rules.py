@@ -133,27 +133,70 @@ def _explain_failure(result: dict[str, Any]) -> None:
 
 @click.command("decide")
 @click.argument("kind")
+@click.option("--customer", help="Decide for this stored customer (facts from its ledger).")
 @click.option(
-    "--facts", "facts_file", type=click.File("r"), help="JSON file of facts ('-': stdin)."
+    "--facts",
+    "facts_file",
+    type=click.File("r"),
+    help="JSON file of facts ('-': stdin); with --customer they add or override.",
 )
 @click.option(
     "--rules",
     "rules_file",
     type=click.Path(dir_okay=False),
-    help="Rule file to use instead of rules/KIND.toml.",
+    help="Rule file to use instead of rules/KIND.toml (without --customer).",
 )
 @click.option(
     "--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Date of the facts (default today)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 @pass_cli
-def decide(ctx: CliContext, kind: str, facts_file, rules_file, as_of, as_json: bool) -> None:
-    """Decide KIND for a set of facts and print the decision with its trace."""
+def decide(ctx: CliContext, kind: str, customer, facts_file, rules_file, as_of, as_json) -> None:
+    """Decide KIND and print the decision with its trace.
+
+    With --customer the active stored rule-set version decides from the stored ledger and the
+    decision is stored in the audit chain, as through the API. With --facts alone the rule file
+    decides a what-if, which is not stored.
+    """
+    if facts_file is None and customer is None:
+        raise click.UsageError("give --customer ID or --facts FILE")
+    given = _read_facts(facts_file) if facts_file else None
+    day = as_of.date() if as_of else date.today()
+    if customer is not None:
+        decision = _decide_stored(ctx, kind, customer, given, day)
+    else:
+        decision = _decide_from_file(ctx, kind, rules_file, given, day)
+    if as_json:
+        click.echo(json.dumps(decision, indent=2, ensure_ascii=False))
+        return
+    outcome = ", ".join(f"{k}={describe(v)}" for k, v in decision["outcome"].items())
+    version = decision["ruleset"]["version"]
+    click.echo(f"{kind}: {outcome}" + (f" (version {version})" if version else " (what-if)"))
+    for fired in decision["fired"]:
+        click.echo(
+            f"  fired {fired['id']} (priority {fired['priority']}) {fired['name']}: "
+            f"{fired['reason']}"
+        )
+    if not decision["fired"]:
+        click.echo("  no rule matched: defaults apply")
+    if decision.get("decision_id"):
+        click.echo(f"  stored as decision {decision['decision_id']}")
+
+
+def _read_facts(facts_file) -> dict[str, Any]:
+    try:
+        raw = json.load(facts_file)
+    except ValueError as exc:
+        raise click.UsageError(f"{facts_file.name}: not valid JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise click.UsageError(f"{facts_file.name}: expected a JSON object of facts")
+    return raw
+
+
+def _decide_from_file(ctx: CliContext, kind, rules_file, given, day: date) -> dict[str, Any]:
     from engine.facts import check_facts
     from engine.runtime import Engine
 
-    if facts_file is None:
-        raise click.UsageError("give --facts FILE")
     path = Path(rules_file) if rules_file else ctx.settings.rules_dir / f"{kind}.toml"
     if not path.exists():
         raise click.UsageError(f"no rule set '{kind}' ({path} does not exist)")
@@ -161,35 +204,45 @@ def decide(ctx: CliContext, kind: str, facts_file, rules_file, as_of, as_json: b
     if ruleset is None:
         raise click.UsageError("\n".join(str(p) for p in problems))
     try:
-        raw = json.load(facts_file)
-    except ValueError as exc:
-        raise click.UsageError(f"{facts_file.name}: not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise click.UsageError(f"{facts_file.name}: expected a JSON object of facts")
-    try:
-        facts = check_facts(raw, complete=True)
+        facts = check_facts(given, complete=True)
     except FactError as exc:
-        raise click.UsageError(f"{facts_file.name}: {exc}") from None
+        raise click.UsageError(f"facts: {exc}") from None
     evaluation = Engine().evaluate(ruleset, facts)
-    decision = {
+    return {
         "kind": ruleset.kind,
         "customer_id": facts.get("customer_id"),
-        "as_of": (as_of.date() if as_of else date.today()).isoformat(),
-        **evaluation.trace_json(),
+        "as_of": day.isoformat(),
+        **to_jsonable(evaluation.trace_json()),
         "ruleset": {"kind": ruleset.kind, "version": None, "sha256": ruleset.sha256},
         "facts": to_jsonable(facts),
         "engine_us": evaluation.engine_us,
     }
-    if as_json:
-        click.echo(json.dumps(decision, indent=2, ensure_ascii=False))
-        return
-    click.echo(
-        f"{ruleset.kind}: " + ", ".join(f"{k}={describe(v)}" for k, v in evaluation.outcome.items())
+
+
+def _decide_stored(ctx: CliContext, kind, customer: str, given, day: date) -> dict[str, Any]:
+    from api.cli_data import _open_initialised
+    from api.usecases import (
+        UnknownCustomer,
+        build_decision_record,
+        gather_facts,
+        load_active_rulesets,
     )
-    for fired in evaluation.fired:
-        click.echo(f"  fired {fired.id} (priority {fired.priority}) {fired.name}: {fired.reason}")
-    if not evaluation.fired:
-        click.echo("  no rule matched: defaults apply")
+    from engine.runtime import Engine
+    from storage.decisions import append_decision
+
+    _open_initialised(ctx)
+    active = load_active_rulesets().get(kind)
+    if active is None:
+        raise click.UsageError(f"no active rule set '{kind}' (see `credo rules history`)")
+    try:
+        facts = gather_facts(customer, given, day)
+    except UnknownCustomer as exc:
+        raise click.UsageError(str(exc)) from None
+    except FactError as exc:
+        raise click.UsageError(f"facts: {exc}") from None
+    evaluation = Engine().evaluate(active.ruleset, facts)
+    record = build_decision_record(evaluation, active, facts, customer, day, "cli")
+    return append_decision(record)
 
 
 def register(main: click.Group) -> None:

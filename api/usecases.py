@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,6 +53,47 @@ def load_active_rulesets() -> dict[str, ActiveRuleSet]:
         parsed = parse_ruleset(stored["source"], f"{kind} version {version}")
         active[kind] = ActiveRuleSet(kind, version, stored["sha256"], parsed)
     return active
+
+
+class UnknownCustomer(Exception):
+    """No customer with that id in the stored ledger."""
+
+    def __init__(self, customer_id: str):
+        super().__init__(f"unknown customer {customer_id!r}")
+        self.customer_id = customer_id
+
+
+def gather_facts(
+    customer_id: str | None, given: Mapping[str, Any] | None, as_of: date
+) -> dict[str, Any]:
+    """The facts a decision request evaluates (HTTP and CLI alike).
+
+    Without a customer: the given facts, which must be complete. With one: the facts derived
+    from its stored ledger as of `as_of`, the given facts adding to or overriding them (None
+    makes a fact absent); new_exposure follows an overridden balance or requested amount.
+    Raises FactError naming each bad fact, UnknownCustomer.
+    """
+    from engine.errors import FactError
+    from engine.facts import check_facts
+    from storage.ledger import load_ledger
+
+    if customer_id is None:
+        return check_facts(dict(given or {}), complete=True)
+    given = dict(given or {})
+    overrides = check_facts(given, complete=False)
+    if overrides.get("customer_id", customer_id) != customer_id:
+        raise FactError({"customer_id": ["must equal customer_id when both are given"]})
+    ledger = load_ledger(customer_id)
+    if ledger is None:
+        raise UnknownCustomer(customer_id)
+    facts = derive_facts(ledger, as_of, overrides.get("requested_amount", Decimal("0.00")))
+    for name, value in given.items():
+        if value is None:
+            facts.pop(name, None)
+    facts.update(overrides)
+    if "new_exposure" not in overrides:
+        facts["new_exposure"] = facts["open_balance"] + facts["requested_amount"]
+    return facts
 
 
 def build_decision_record(

@@ -68,13 +68,19 @@ def is_postgres(db: pw.Database | None = None) -> bool:
     return isinstance(db, pw.PostgresqlDatabase)
 
 
+_INSERT_SQL: dict[tuple, str] = {}
+
+
 def insert_many_fast(one_row: pw.Query, columns: list[pw.Field], rows: list) -> None:
     """Run the single-row INSERT `one_row` (built by peewee for `columns`) for every row of
     values, in as few round trips as the driver allows. peewee would build the SQL text value by
     value, the slow part of a large import or of storing thousands of decisions."""
     if not rows:
         return
-    sql, _ = one_row.sql()
+    key = (type(database.obj), one_row.model._meta.table_name, tuple(f.name for f in columns))
+    sql = _INSERT_SQL.get(key)
+    if sql is None:  # building the text is most of peewee's cost for a small insert
+        sql = _INSERT_SQL[key] = one_row.sql()[0]
     params = [[f.db_value(v) for f, v in zip(columns, row, strict=True)] for row in rows]
     # peewee's wrapper turns driver errors into peewee's (IntegrityError, …) as execute_sql does.
     with pw.__exception_wrapper__:

@@ -92,8 +92,8 @@ def append_decisions(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
         return []
     stored: list[dict[str, Any]] = []
     with write_lock(CHAIN_LOCK):
-        head = Decision.select(Decision.seq, Decision.hash).order_by(Decision.seq.desc()).first()
-        seq, prev = (head.seq, head.hash) if head else (0, GENESIS_HASH)
+        head = database.execute_sql(_HEAD_SQL).fetchone()
+        seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
         rows = []
         columns = Decision._meta.sorted_fields
         for record, canonical, texts in prepared:
@@ -108,6 +108,9 @@ def append_decisions(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any
         tags = [tag for d in stored for tag in _tags(d)]
         insert_many_fast(DecisionTag.insert_many([[None] * 3], columns), columns, tags)
     return stored
+
+
+_HEAD_SQL = 'SELECT "seq", "hash" FROM "decision" ORDER BY "seq" DESC LIMIT 1'
 
 
 def _prepare(

@@ -9,14 +9,12 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import peewee as pw
 
 from api.http.errors import ApiProblem
 from api.http.evaluator import ActiveRuleSet, evaluate
-from engine.facts import check_facts, derive_facts
 from engine.trace import canonical_json
 
 
@@ -37,32 +35,14 @@ def find_replay(requested_by: str, key: str, request_sha: str) -> dict[str, Any]
 
 
 def gather_facts(body: dict[str, Any], as_of: date) -> dict[str, Any]:
-    """The facts to evaluate: given directly (complete), or derived from the stored ledger with
-    the given facts added or overriding (null makes a fact absent)."""
-    from storage.ledger import load_ledger
+    """The facts to evaluate (api.usecases.gather_facts), its errors as problems."""
+    from api.usecases import UnknownCustomer
+    from api.usecases import gather_facts as gather
 
-    given = body.get("facts")
-    customer_id = body.get("customer_id")
-    if customer_id is None:
-        return check_facts(given, complete=True)
-    given = given or {}
-    overrides = check_facts(given, complete=False)
-    if overrides.get("customer_id", customer_id) != customer_id:
-        raise ApiProblem(
-            422, "", errors={"facts.customer_id": ["must equal customer_id when both are given"]}
-        )
-    ledger = load_ledger(customer_id)
-    if ledger is None:
-        raise ApiProblem(404, f"unknown customer {customer_id!r}")
-    requested = overrides.get("requested_amount", Decimal("0.00"))
-    facts = derive_facts(ledger, as_of, requested)
-    for name, value in given.items():
-        if value is None:
-            facts.pop(name, None)
-    facts.update(overrides)
-    if "new_exposure" not in overrides:  # follows an overridden balance or requested amount
-        facts["new_exposure"] = facts["open_balance"] + facts["requested_amount"]
-    return facts
+    try:
+        return gather(body.get("customer_id"), body.get("facts"), as_of)
+    except UnknownCustomer as exc:
+        raise ApiProblem(404, str(exc)) from exc
 
 
 def decide(
