@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
+from api_support import CUSTOMER, invoice
 from click.testing import CliRunner
 
 from api.cli import main
-from api_support import CUSTOMER, invoice
 
 
 def test_decide_for_a_stored_customer_stores_the_decision(settings, monkeypatch, tmp_path):
