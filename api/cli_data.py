@@ -97,6 +97,9 @@ def import_command(
     from api.importer import ImportFileError, import_file
 
     _open_initialised(ctx)
+    from api.worklist import today_in
+
+    today = today_in(ctx.settings.facts.timezone)
     console = Console(stderr=True)
     try:
         if console.is_terminal and not as_json:
@@ -113,9 +116,10 @@ def import_command(
                     record_type,
                     batch_size=batch_size,
                     on_progress=lambda done: progress.update(task, completed=done),
+                    today=today,
                 )
         else:
-            report = import_file(file, record_type, batch_size=batch_size)
+            report = import_file(file, record_type, batch_size=batch_size, today=today)
     except ImportFileError as exc:
         raise BadInput(str(exc)) from exc
     if as_json:

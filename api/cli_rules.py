@@ -63,17 +63,35 @@ def check(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
                 "problems": [_problem_json(p) for p in problems],
             }
         )
-    failed = any(not entry["ok"] for entry in report)
+    templates = _check_templates(ctx) if not files else []
+    failed = any(not entry["ok"] for entry in report) or bool(templates)
     if as_json:
-        click.echo(json.dumps({"ok": not failed, "files": report}, indent=2))
+        click.echo(
+            json.dumps({"ok": not failed, "files": report, "templates": templates}, indent=2)
+        )
     else:
         for entry in report:
             if entry["ok"]:
                 click.echo(f"ok  {entry['path']}: {entry['kind']}, {entry['rules']} rules")
             for problem in entry["problems"]:
                 click.echo(problem["text"], err=True)
+        for problem in templates:
+            click.echo(f"templates: {problem}", err=True)
     if failed:
         sys.exit(2)
+
+
+def _check_templates(ctx: CliContext) -> list[str]:
+    """Render every reminder template of rules/templates with a sample account."""
+    from api.messages import MessageError, MessageRenderer
+
+    folder = ctx.settings.rules_dir / "templates"
+    if not folder.exists():
+        return []
+    try:
+        return MessageRenderer(folder).check()
+    except MessageError as exc:
+        return [str(exc)]
 
 
 @rules.command("test")

@@ -136,6 +136,7 @@ def execute_run(
         started = time.monotonic()
         try:
             _work(settings, run, owner, count, progress, stop)
+            _await_batches(settings, run.run_id, owner, progress, stop)
         except Exception as exc:
             finish_run(run_id, "failed", {}, f"{type(exc).__name__}: {exc}")
             raise
@@ -147,6 +148,28 @@ def execute_run(
         return run_to_json(get_run(run_id))
     finally:
         release_run_lock(owner)
+
+
+def _await_batches(settings, run_id: str, owner: str, progress, stop) -> None:
+    """Wait for batches other workers (`--join`) still hold; take over any whose lease lapses.
+
+    Only when every batch is done is the run finished and its report written.
+    """
+    from storage.nightly import progress as run_progress
+    from storage.nightly import renew_run_lock, reset_stale_leases
+    from storage.worklist import get_run
+
+    context = None
+    while not stop.stopped:
+        state = run_progress(run_id)
+        if state["batches_done"] >= state["batches_total"]:
+            return
+        if reset_stale_leases(run_id):
+            context = context or WorkerContext.load(settings, get_run(run_id))
+            _claim_loop(settings, get_run(run_id), owner, progress, stop, context)
+            continue
+        renew_run_lock(owner)
+        time.sleep(1.0)
 
 
 def _work(settings, run, owner, count, progress, stop) -> None:

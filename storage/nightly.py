@@ -64,9 +64,7 @@ def try_run_lock(owner: str, ttl_seconds: float = 120) -> bool:
     """Take the run lock for `owner`; False when another live owner holds it."""
     db = database.obj
     if is_postgres(db):
-        return bool(
-            db.execute_sql(PG_RUN_LOCK.format(fn="pg_try_advisory_lock")).fetchone()[0]
-        )
+        return bool(db.execute_sql(PG_RUN_LOCK.format(fn="pg_try_advisory_lock")).fetchone()[0])
     now = now_utc()
     with write_lock(RUN_LOCK_KEY):
         held = RunLock.get_or_none(RunLock.name == LOCK_NAME)

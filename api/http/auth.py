@@ -11,6 +11,7 @@ wrong role gets 403.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import time
 from collections.abc import Callable
 from copy import deepcopy
@@ -140,6 +141,6 @@ def require_role(*roles: str) -> Callable[[F], F]:
 
 
 def _role_note(func: Callable[..., Any], roles: tuple[str, ...]) -> str:
-    text = (func.__doc__ or "").strip()
+    text = inspect.cleandoc(func.__doc__ or "")  # no indentation: Markdown would make it code
     role_text = "Roles: " + ", ".join(roles) + (", admin" if ADMIN not in roles else "") + "."
     return f"{text}\n\n{role_text}" if text else role_text

@@ -118,19 +118,19 @@ class Runs(MethodView):
         if status == "finished":  # finished in the meantime
             return json_response(run_json(run))
         state = run_launch.launch_run(settings, run.run_id, as_of)
+        started = {"run_id": run.run_id, "as_of": as_of.isoformat(), "state": state}
         location = url_for("runs.RunById", run_id=run.run_id)
-        body = {"run_id": run.run_id, "as_of": as_of.isoformat(), "state": state, "start": status}
-        return body, 202, {"Location": location}
+        return {**started, "start": status}, 202, {"Location": location}
 
     @require_role("decide", "auditor")
     @blp.arguments(RunListArgsSchema(), location="query")
     @blp.response(200, RunPageSchema)
     def get(self, args: dict[str, Any]) -> dict[str, Any]:
         """Runs with their reports, newest first; follow next_before for older ones."""
-        _check_limit(args["limit"])
-        runs, next_before = _runs_page(args["limit"], args.get("before"))
         from storage.worklist import run_to_json
 
+        _check_limit(args["limit"])
+        runs, next_before = _runs_page(args["limit"], args.get("before"))
         return {
             "items": [run_to_json(r) for r in runs],
             "next_before": next_before.isoformat() if next_before else None,
@@ -188,9 +188,7 @@ class RunActions(MethodView):
             return Response(
                 stream_with_context(_csv_lines(rows)),
                 mimetype="text/csv",
-                headers={
-                    "Content-Disposition": f'attachment; filename="actions-{run.as_of}.csv"'
-                },
+                headers={"Content-Disposition": f'attachment; filename="actions-{run.as_of}.csv"'},
             )
         limit = args["limit"]
         _check_limit(limit)
@@ -263,4 +261,3 @@ def _csv_lines(actions: Iterator) -> Iterator[str]:
 def init_app(api: Api) -> None:
     """Register the run endpoints."""
     api.register_blueprint(blp)
-

@@ -237,7 +237,7 @@ def test_a_run_in_progress_elsewhere_is_409_and_nothing_starts(client, auth, dat
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        busy = client.post("/v1/runs", json={"as_of": "2026-03-02"}, headers=auth("admin"))
+        busy = client.post("/v1/runs", headers=auth("admin"))  # no body: today's run
         assert busy.status_code == 409 and busy.mimetype == PROBLEM
         assert "another run is in progress" in busy.json["detail"]
         assert Run.select().count() == 0
@@ -246,6 +246,27 @@ def test_a_run_in_progress_elsewhere_is_409_and_nothing_starts(client, auth, dat
     started = client.post("/v1/runs", json={"as_of": "2026-03-02"}, headers=auth("admin"))
     assert started.status_code == 202, started.json
     assert wait_finished(client, auth, started.json["run_id"])["state"] == "finished"
+
+
+def test_a_run_process_that_cannot_start_is_reported_and_the_run_resumes_later(
+    client, auth, monkeypatch
+):
+    """The process exits before taking the lock (here: its config file is missing): 500 with
+    its last words; the run is marked failed, not started, and the next start resumes it."""
+    portfolio(3)
+    monkeypatch.setenv("CREDO_CONFIG", "/nonexistent/credo.toml")
+    failed = client.post("/v1/runs", json={"as_of": "2026-03-02"}, headers=auth("admin"))
+    assert failed.status_code == 500 and failed.mimetype == PROBLEM
+    assert "/nonexistent/credo.toml" in failed.json["detail"]
+    run_id = client.get("/v1/runs", headers=auth("auditor")).json["items"][0]["run_id"]
+    run = client.get(f"/v1/runs/{run_id}", headers=auth("auditor")).json
+    assert run["state"] == "failed" and run["error"].startswith("not started: ")
+    monkeypatch.delenv("CREDO_CONFIG")
+    resumed = client.post("/v1/runs", json={"as_of": "2026-03-02"}, headers=auth("admin"))
+    assert resumed.status_code == 202 and resumed.json["start"] == "resume"
+    assert resumed.json["run_id"] == run_id
+    run = wait_finished(client, auth, run_id)
+    assert run["state"] == "finished" and run["error"] is None
 
 
 def test_the_run_process_gets_the_apps_settings(run_settings, tmp_path):

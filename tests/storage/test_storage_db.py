@@ -46,4 +46,3 @@ def test_unknown_schemes_are_refused_and_passwords_redacted():
 def test_unreachable_postgres_is_a_storage_error():
     with pytest.raises(StorageError, match="cannot open database"):
         connect("postgresql://nobody:pw@127.0.0.1:1/none")
-
