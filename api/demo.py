@@ -105,6 +105,7 @@ def _mark_demo(customers: int, seed: int, as_of: date) -> None:
 def _import_portfolio(customers: int, seed: int, as_of: date, console: Console) -> int:
     from api.demo_data import generate_portfolio
     from api.ledger_schemas import validate_record
+    from storage.db import analyze
     from storage.ledger import upsert_records
 
     count = 0
@@ -119,6 +120,7 @@ def _import_portfolio(customers: int, seed: int, as_of: date, console: Console) 
                 count += _upsert(upsert_records, batch)
                 batch = []
         count += _upsert(upsert_records, batch)
+    analyze()
     return count
 
 

@@ -23,9 +23,12 @@ import peewee as pw
 
 from api.ledger_schemas import LedgerRecordError, validate_record
 from api.worklist import refresh_worklist, today_in
+from storage.db import analyze
 from storage.ledger import UpsertResult, upsert_records
 
 NESTED_COLUMNS = ("allocations", "installments")
+# Refresh the planner's statistics after writing this many records.
+ANALYZE_AFTER = 10_000
 FORMATS = ("jsonl", "csv")
 
 
@@ -120,6 +123,8 @@ def import_file(
     except OSError as exc:
         raise ImportFileError(f"{path}: {exc.strerror or exc}") from None
     _store(batch, report, today)
+    if report.inserted + report.updated >= ANALYZE_AFTER:
+        analyze()
     report.rejected.sort(key=lambda r: r.line)
     return report
 

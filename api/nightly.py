@@ -33,7 +33,7 @@ from engine.facts import derive_facts
 from engine.ledger import Ledger
 from engine.ruleset import parse_ruleset
 from engine.runtime import Engine
-from engine.trace import to_jsonable
+from engine.trace import canonical_json, to_jsonable
 
 log = logging.getLogger("credo.run")
 Progress = Callable[[dict[str, Any]], None]
@@ -62,7 +62,7 @@ class StopFlag:
 
 @dataclass
 class BatchOutput:
-    records: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[Any] = field(default_factory=list)  # storage PreparedDecision
     actions: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     figures: dict[str, str] = field(default_factory=dict)
@@ -197,7 +197,7 @@ def _claim_loop(settings, run, owner, progress, stop, context) -> None:
         commit_batch(
             batch.id,
             owner,
-            output.records,
+            output.decisions,
             output.actions,
             output.errors,
             output.figures,
@@ -303,7 +303,7 @@ def _work_sqlite(settings, run, owner, count, progress, stop) -> None:
             commit_batch(
                 batch.id,
                 owner,
-                output.records,
+                output.decisions,
                 output.actions,
                 output.errors,
                 output.figures,
@@ -352,6 +352,9 @@ class WorkerContext:
 
     def compute(self, customer_ids: list[str]) -> BatchOutput:
         """Decisions, actions, errors and portfolio figures of one batch (nothing stored)."""
+        from storage.decisions import prepare_decisions
+        from storage.models import JSONText
+
         started = time.perf_counter()
         output = BatchOutput()
         ledgers, failed = _load(customer_ids)
@@ -377,11 +380,15 @@ class WorkerContext:
                 ]
                 by_kind = {r["kind"]: r for r in records}
                 actions = derive_actions(by_kind, facts, ledger, self.as_of, self.renderer)
+                prepared = prepare_decisions(records)  # encoded here, not by the writer
+                for action in actions:
+                    action["decision_id"] = action["payload"].get("decision_id")
+                    action["payload"] = JSONText(canonical_json(action["payload"]))
                 _add_figures(totals, facts, ledger, self.as_of)
             except Exception as exc:  # one account's failure is recorded; the run goes on
                 output.errors.append({"customer_id": customer_id, "error": _describe(exc)})
                 continue
-            output.records.extend(records)
+            output.decisions.extend(prepared)
             output.actions.extend(actions)
         output.figures = {name: str(value) for name, value in totals.items()}
         output.seconds = time.perf_counter() - started

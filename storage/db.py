@@ -71,17 +71,29 @@ def is_postgres(db: pw.Database | None = None) -> bool:
 _INSERT_SQL: dict[tuple, str] = {}
 
 
-def insert_many_fast(one_row: pw.Query, columns: list[pw.Field], rows: list) -> None:
+def analyze() -> None:
+    """Refresh the query planner's statistics, after a bulk import: without them PostgreSQL
+    scans whole tables for a batch of customers (autovacuum catches up only later)."""
+    database.execute_sql("ANALYZE")
+
+
+def insert_many_fast(
+    one_row: pw.Query, columns: list[pw.Field], rows: list, *, converted: bool = False
+) -> None:
     """Run the single-row INSERT `one_row` (built by peewee for `columns`) for every row of
     values, in as few round trips as the driver allows. peewee would build the SQL text value by
-    value, the slow part of a large import or of storing thousands of decisions."""
+    value, the slow part of a large import or of storing thousands of decisions. `converted`:
+    the rows hold database values already (Field.db_value applied)."""
     if not rows:
         return
     key = (type(database.obj), one_row.model._meta.table_name, tuple(f.name for f in columns))
     sql = _INSERT_SQL.get(key)
     if sql is None:  # building the text is most of peewee's cost for a small insert
         sql = _INSERT_SQL[key] = one_row.sql()[0]
-    params = [[f.db_value(v) for f, v in zip(columns, row, strict=True)] for row in rows]
+    if converted:  # the rows hold database values already
+        params = rows
+    else:
+        params = [[f.db_value(v) for f, v in zip(columns, row, strict=True)] for row in rows]
     # peewee's wrapper turns driver errors into peewee's (IntegrityError, …) as execute_sql does.
     with pw.__exception_wrapper__:
         cursor = database.cursor()

@@ -84,33 +84,79 @@ def append_decision(record: Mapping[str, Any]) -> dict[str, Any]:
     return append_decisions([record])[0]
 
 
-def append_decisions(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Store decisions in the given order, under one lock and in one transaction."""
+@dataclass(frozen=True)
+class PreparedDecision:
+    """A decision checked and encoded for the chain, all but its place in it (seq, hashes).
+
+    Preparing is pure CPU work that can happen anywhere (a nightly worker process); appending
+    prepared decisions under the chain lock is then only hashing and inserting.
+    """
+
+    record: dict[str, Any]  # the SPEC §5 fields as JSON values
+    canonical: str  # the record's canonical JSON: what its hash signs
+    row: tuple  # the Decision columns (database values); seq, prev_hash, hash left None
+    tags: tuple[tuple[str, str], ...]  # (name, value) of DecisionTag
+
+
+def prepare_decisions(records: Sequence[Mapping[str, Any]]) -> list[PreparedDecision]:
+    """Check and encode decisions; raises InvalidRecord naming the field of the first bad one."""
     memo: dict[int, tuple[Any, Any, str]] = {}
-    prepared = [_prepare(record, memo) for record in records]
+    prepared = []
+    for record in records:
+        plain, canonical, texts = _prepare(record, memo)
+        values = {**_row({**plain, "seq": None, "prev_hash": None, "hash": None}), **texts}
+        row = tuple(f.db_value(values[f.name]) for f in _COLUMNS)
+        tags = tuple((name, value) for _, name, value in _tags({**plain, "seq": None}))
+        prepared.append(PreparedDecision(plain, canonical, row, tags))
+    return prepared
+
+
+def append_prepared(prepared: Sequence[PreparedDecision]) -> list[tuple[int, str, str]]:
+    """Store prepared decisions at the head of the chain, in order, under one lock and in one
+    transaction; (seq, prev_hash, hash) of each."""
     if not prepared:
         return []
-    stored: list[dict[str, Any]] = []
+    placed: list[tuple[int, str, str]] = []
     with write_lock(CHAIN_LOCK):
         head = database.execute_sql(_HEAD_SQL).fetchone()
         seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
-        rows = []
-        columns = Decision._meta.sorted_fields
-        for record, canonical, texts in prepared:
+        rows, tags = [], []
+        for decision in prepared:
             seq += 1
-            digest = chain_hash_text(canonical, prev)
-            stored.append({**record, "seq": seq, "prev_hash": prev, "hash": digest})
-            row = {**_row(stored[-1]), **texts}
-            rows.append([row[f.name] for f in columns])
+            digest = chain_hash_text(decision.canonical, prev)
+            row = list(decision.row)
+            row[_SEQ], row[_PREV], row[_HASH] = seq, prev, digest
+            rows.append(row)
+            tags.extend((seq, name, value) for name, value in decision.tags)
+            placed.append((seq, prev, digest))
             prev = digest
-        insert_many_fast(Decision.insert_many([[None] * len(columns)], columns), columns, rows)
-        columns = [DecisionTag.decision, DecisionTag.name, DecisionTag.value]
-        tags = [tag for d in stored for tag in _tags(d)]
-        insert_many_fast(DecisionTag.insert_many([[None] * 3], columns), columns, tags)
-    return stored
+        _insert_raw(Decision, _COLUMNS, rows)
+        _insert_raw(DecisionTag, _TAG_COLUMNS, tags)
+    return placed
+
+
+def append_decisions(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Store decisions in the given order, under one lock and in one transaction; return them
+    as stored (JSON values, with seq, prev_hash and hash)."""
+    prepared = prepare_decisions(records)
+    placed = append_prepared(prepared)
+    return [
+        {**decision.record, "seq": seq, "prev_hash": prev, "hash": digest}
+        for decision, (seq, prev, digest) in zip(prepared, placed, strict=True)
+    ]
+
+
+def _insert_raw(model: type, columns: list, rows: list) -> None:
+    if rows:
+        query = model.insert_many([[None] * len(columns)], columns)
+        insert_many_fast(query, columns, rows, converted=True)
 
 
 _HEAD_SQL = 'SELECT "seq", "hash" FROM "decision" ORDER BY "seq" DESC LIMIT 1'
+_COLUMNS = Decision._meta.sorted_fields
+_NAMES = [f.name for f in _COLUMNS]
+_SEQ, _PREV, _HASH = _NAMES.index("seq"), _NAMES.index("prev_hash"), _NAMES.index("hash")
+_TAG_COLUMNS = [DecisionTag.decision, DecisionTag.name, DecisionTag.value]
 
 
 def _prepare(

@@ -21,7 +21,7 @@ from typing import Any
 import peewee as pw
 
 from storage.db import database, insert_many_fast, is_postgres, write_lock
-from storage.decisions import append_decisions
+from storage.decisions import PreparedDecision, append_prepared
 from storage.errors import Conflict, StorageError
 from storage.models import now_utc
 from storage.runs import Action, Run, RunBatch, RunLock, RunResult
@@ -196,7 +196,7 @@ def _lease(batch: RunBatch, owner: str, now: datetime, lease_seconds: float) -> 
 def commit_batch(
     batch_id: int,
     owner: str,
-    records: Sequence[dict[str, Any]],
+    decisions: Sequence[PreparedDecision],
     actions: Sequence[dict[str, Any]],
     errors: list[dict[str, Any]],
     figures: dict[str, Any],
@@ -204,67 +204,74 @@ def commit_batch(
 ) -> None:
     """Store a batch's decisions, results and actions and mark it done, all or nothing.
 
-    Raises Conflict when the batch is no longer leased to `owner` (its lease expired and
-    another worker took it): then nothing is stored, so no customer is evaluated twice.
+    `decisions` come from storage.decisions.prepare_decisions (done by the worker); `actions`
+    are {customer_id, type, payload, decision_id}. Raises Conflict when the batch is no longer
+    leased to `owner` (its lease expired and another worker took it): then nothing is stored,
+    so no customer is evaluated twice.
     """
     with write_lock(QUEUE_LOCK_KEY):
         batch = RunBatch.get_by_id(batch_id)
         if batch.state != "leased" or batch.lease_owner != owner:
             raise Conflict(f"batch {batch.number} is no longer leased to {owner}")
         run_id = batch.run_id
-        stored = append_decisions(records)
-        columns = [
-            RunResult.run,
-            RunResult.customer_id,
-            RunResult.kind,
-            RunResult.outcome,
-            RunResult.decision_id,
-        ]
+        append_prepared(decisions)
         results = [
-            [run_id, d["customer_id"], d["kind"], headline(d["outcome"]), d["decision_id"]]
-            for d in stored
+            [
+                run_id,
+                d.record["customer_id"],
+                d.record["kind"],
+                headline(d.record["outcome"]),
+                d.record["decision_id"],
+            ]
+            for d in decisions
         ]
-        _insert(RunResult, columns, results)
-        customers = sorted({d["customer_id"] for d in stored})
-        superseded = (
-            (Action.customer_id.in_(customers))
-            & (Action.state == "pending")
-            & (Action.run != run_id)
-        )
+        _insert(RunResult, _RESULT_COLUMNS, results)
+        customers = sorted({d.record["customer_id"] for d in decisions})
         now = now_utc()
         for chunk in _chunks(customers, 500):
             Action.update(
                 state="void", state_reason=f"superseded by run {run_id}", updated_at=now
-            ).where(superseded & Action.customer_id.in_(chunk)).execute()
-        columns = [
-            Action.run,
-            Action.customer_id,
-            Action.type,
-            Action.payload,
-            Action.decision_id,
-            Action.created_at,
-            Action.state,
-            Action.state_reason,
-        ]
+            ).where(
+                Action.customer_id.in_(chunk) & (Action.state == "pending") & (Action.run != run_id)
+            ).execute()
         rows = [
             [
                 run_id,
                 a["customer_id"],
                 a["type"],
                 a["payload"],
-                a["payload"].get("decision_id"),
+                a.get("decision_id"),
                 now,
                 "pending",
                 "",
             ]
             for a in actions
         ]
-        _insert(Action, columns, rows)
+        _insert(Action, _ACTION_COLUMNS, rows)
         batch.state, batch.finished_at, batch.seconds = "done", now, seconds
         batch.customers_evaluated = len(customers)
         batch.errors, batch.figures = errors, figures
         batch.save()
         Run.update(heartbeat_at=now).where(Run.run_id == run_id).execute()
+
+
+_RESULT_COLUMNS = [
+    RunResult.run,
+    RunResult.customer_id,
+    RunResult.kind,
+    RunResult.outcome,
+    RunResult.decision_id,
+]
+_ACTION_COLUMNS = [
+    Action.run,
+    Action.customer_id,
+    Action.type,
+    Action.payload,
+    Action.decision_id,
+    Action.created_at,
+    Action.state,
+    Action.state_reason,
+]
 
 
 def _insert(model: type, columns: list, rows: list[list]) -> None:
