@@ -185,8 +185,7 @@ def _work(settings, run, owner, count, progress, stop) -> None:
 
 def _claim_loop(settings, run, owner, progress, stop, context) -> None:
     """Claim, compute and commit batches until none is left (or a stop is requested)."""
-    from storage.nightly import claim_batch, commit_batch, renew_run_lock
-    from storage.nightly import progress as run_progress
+    from storage.nightly import claim_batch
 
     lease = settings.run.lease_seconds
     while not stop.stopped:
@@ -194,18 +193,26 @@ def _claim_loop(settings, run, owner, progress, stop, context) -> None:
         if batch is None:
             return
         output = context.compute(batch.customer_ids)
-        commit_batch(
-            batch.id,
-            owner,
-            output.decisions,
-            output.actions,
-            output.errors,
-            output.figures,
-            output.seconds,
-        )
-        renew_run_lock(owner)
-        if progress:
-            progress(run_progress(run.run_id))
+        _commit(run.run_id, batch.id, owner, output, progress)
+
+
+def _commit(run_id: str, batch_id: int, owner: str, output: BatchOutput, progress) -> None:
+    """Store a computed batch, keep the run lock alive, report progress."""
+    from storage.nightly import commit_batch, renew_run_lock
+    from storage.nightly import progress as run_progress
+
+    commit_batch(
+        batch_id,
+        owner,
+        output.decisions,
+        output.actions,
+        output.errors,
+        output.figures,
+        output.seconds,
+    )
+    renew_run_lock(owner)
+    if progress:
+        progress(run_progress(run_id))
 
 
 def _work_postgres(settings, run, owner, count, progress, stop) -> None:
@@ -279,8 +286,7 @@ def _pool_compute(customer_ids: list[str]) -> BatchOutput:
 
 def _work_sqlite(settings, run, owner, count, progress, stop) -> None:
     """Local worker processes compute; this process claims batches and does all the writing."""
-    from storage.nightly import claim_batch, commit_batch, renew_run_lock
-    from storage.nightly import progress as run_progress
+    from storage.nightly import claim_batch
 
     ctx = multiprocessing.get_context("spawn")
     lease = settings.run.lease_seconds
@@ -300,18 +306,7 @@ def _work_sqlite(settings, run, owner, count, progress, stop) -> None:
                 break
             batch, pending = in_flight.pop(0)
             output = pending.get()
-            commit_batch(
-                batch.id,
-                owner,
-                output.decisions,
-                output.actions,
-                output.errors,
-                output.figures,
-                output.seconds,
-            )
-            renew_run_lock(owner)
-            if progress:
-                progress(run_progress(run.run_id))
+            _commit(run.run_id, batch.id, owner, output, progress)
         if stop.stopped:
             # batches claimed but not committed go back to the queue at once
             from storage.nightly import reset_stale_leases
