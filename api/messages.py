@@ -50,7 +50,9 @@ class MessageRenderer:
             autoescape=False,
             keep_trailing_newline=True,
             trim_blocks=False,
+            auto_reload=False,  # templates are read once per process, not stat'ed per message
         )
+        self._names: dict[tuple[str, str], str | None] = {}
         company_file = self.templates_dir / "company.toml"
         try:
             self.company = tomllib.loads(company_file.read_text(encoding="utf-8"))
@@ -63,11 +65,8 @@ class MessageRenderer:
 
     def render(self, tone: str, context: dict[str, Any], language: str) -> Message:
         """Render the message for a tone; falls back to English when the language has none."""
-        names = [f"reminder/{tone}.{language}.j2", f"reminder/{tone}.{DEFAULT_LANGUAGE}.j2"]
-        for name in names:
-            if (self.templates_dir / name).exists():
-                break
-        else:
+        name = self._template_name(tone, language)
+        if name is None:
             raise MessageError(f"no template reminder/{tone}.{DEFAULT_LANGUAGE}.j2")
         try:
             text = self.env.get_template(name).render(company=self.company, **context)
@@ -77,6 +76,15 @@ class MessageRenderer:
         if not first.startswith("Subject:"):
             raise MessageError(f"{name}: the first line must be 'Subject: ...'")
         return Message(first[len("Subject:") :].strip(), rest.strip() + "\n", language, name)
+
+    def _template_name(self, tone: str, language: str) -> str | None:
+        """The template for a tone in a language, else in English; None when neither exists."""
+        key = (tone, language)
+        if key not in self._names:
+            names = [f"reminder/{tone}.{language}.j2", f"reminder/{tone}.{DEFAULT_LANGUAGE}.j2"]
+            found = [n for n in names if (self.templates_dir / n).is_file()]
+            self._names[key] = found[0] if found else None
+        return self._names[key]
 
     def check(self) -> list[str]:
         """Render every template with a sample account; the problems found."""
