@@ -403,37 +403,6 @@ def fold_arithmetic(node: Node) -> Node:
     return Arith(node.op, left, right, node.col)
 
 
-def literals(node: Node) -> Iterator[Lit]:
-    """Every literal of a (normalised) expression, divisors included."""
-    if isinstance(node, Lit):
-        yield node
-    elif isinstance(node, Arith | Cmp):
-        yield from literals(node.left)
-        yield from literals(node.right)
-    elif isinstance(node, In):
-        yield from node.items
-    elif isinstance(node, And | Or):
-        for item in node.items:
-            yield from literals(item)
-    elif isinstance(node, Not):
-        yield from literals(node.item)
-
-
-def zero_divisions(node: Node) -> Iterator[Arith]:
-    """Divisions whose divisor is the literal zero."""
-    if isinstance(node, Arith):
-        if node.op == "/" and isinstance(node.right, Lit) and node.right.value == 0:
-            yield node
-        yield from zero_divisions(node.left)
-        yield from zero_divisions(node.right)
-    elif isinstance(node, Cmp):
-        yield from zero_divisions(node.left)
-        yield from zero_divisions(node.right)
-    elif isinstance(node, And | Or):
-        for item in node.items:
-            yield from zero_divisions(item)
-
-
 def fold_constants(node: Node) -> Node:
     """Comparisons that read no fact are decided now; the result is normalised again."""
     if isinstance(node, And | Or):
@@ -447,37 +416,48 @@ def fold_constants(node: Node) -> Node:
 # ---- walking and the reference interpreter --------------------------------------------------
 
 
-def facts_read(node: Node) -> Iterator[str]:
-    """Names of every fact the expression reads (with repeats)."""
-    if isinstance(node, Fact):
-        yield node.name
+def subnodes(node: Node) -> Iterator[Node]:
+    """The node and every node below it, depth first, left to right."""
+    yield node
+    if isinstance(node, Arith | Cmp):
+        yield from subnodes(node.left)
+        yield from subnodes(node.right)
     elif isinstance(node, In):
-        yield node.fact.name
-    elif isinstance(node, Arith | Cmp):
-        yield from facts_read(node.left)
-        yield from facts_read(node.right)
+        yield node.fact
+        yield from node.items
     elif isinstance(node, And | Or):
         for item in node.items:
-            yield from facts_read(item)
+            yield from subnodes(item)
     elif isinstance(node, Not):
-        yield from facts_read(node.item)
+        yield from subnodes(node.item)
+
+
+def facts_read(node: Node) -> Iterator[str]:
+    """Names of every fact the expression reads (with repeats)."""
+    return (n.name for n in subnodes(node) if isinstance(n, Fact))
+
+
+def literals(node: Node) -> Iterator[Lit]:
+    """Every literal of an expression, divisors included."""
+    return (n for n in subnodes(node) if isinstance(n, Lit))
 
 
 def divisors(node: Node) -> Iterator[Node]:
     """Every right-hand side of a division that is not a literal."""
-    if isinstance(node, Arith):
-        if node.op == "/" and not isinstance(node.right, Lit):
-            yield node.right
-        yield from divisors(node.left)
-        yield from divisors(node.right)
-    elif isinstance(node, Cmp):
-        yield from divisors(node.left)
-        yield from divisors(node.right)
-    elif isinstance(node, And | Or):
-        for item in node.items:
-            yield from divisors(item)
-    elif isinstance(node, Not):
-        yield from divisors(node.item)
+    return (
+        n.right
+        for n in subnodes(node)
+        if isinstance(n, Arith) and n.op == "/" and not isinstance(n.right, Lit)
+    )
+
+
+def zero_divisions(node: Node) -> Iterator[Arith]:
+    """Divisions whose divisor is the literal zero."""
+    return (
+        n
+        for n in subnodes(node)
+        if isinstance(n, Arith) and n.op == "/" and isinstance(n.right, Lit) and n.right.value == 0
+    )
 
 
 def matches(node: Node, facts: Mapping[str, object]) -> bool:
