@@ -15,4 +15,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[${1:-}]"
+if [ -n "${1:-}" ]; then TARGET=".[$1]"; else TARGET="."; fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$TARGET"
