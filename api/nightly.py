@@ -285,18 +285,16 @@ def _pool_compute(customer_ids: list[str]) -> BatchOutput:
 
 
 def _work_sqlite(settings, run, owner, count, progress, stop) -> None:
-    """Local worker processes compute; this process claims batches and does all the writing,
-    and computes a batch itself whenever no worker's result is ready to be written."""
-    from storage.nightly import claim_batch, reset_stale_leases
+    """Local worker processes compute; this process claims batches and does all the writing."""
+    from storage.nightly import claim_batch
 
     ctx = multiprocessing.get_context("spawn")
     lease = settings.run.lease_seconds
-    local: WorkerContext | None = None
     with ctx.Pool(count, initializer=_pool_init, initargs=(settings, run.run_id)) as pool:
         in_flight: list[tuple[Any, Any]] = []
         exhausted = False
-        while True:
-            while not exhausted and not stop.stopped and len(in_flight) < count + 1:
+        while in_flight or not exhausted:
+            while not exhausted and not stop.stopped and len(in_flight) < 2 * count:
                 batch = claim_batch(run.run_id, owner, lease)
                 if batch is None:
                     exhausted = True
@@ -306,20 +304,14 @@ def _work_sqlite(settings, run, owner, count, progress, stop) -> None:
                 exhausted = True
             if not in_flight:
                 break
-            ready = next((i for i, (_, result) in enumerate(in_flight) if result.ready()), None)
-            if ready is None and not exhausted:
-                batch = claim_batch(run.run_id, owner, lease)
-                if batch is not None:
-                    local = local or WorkerContext.load(settings, run)
-                    _commit(
-                        run.run_id, batch.id, owner, local.compute(batch.customer_ids), progress
-                    )
-                    continue
-                exhausted = True
-            batch, pending = in_flight.pop(ready or 0)
-            _commit(run.run_id, batch.id, owner, pending.get(), progress)
+            batch, pending = in_flight.pop(0)
+            output = pending.get()
+            _commit(run.run_id, batch.id, owner, output, progress)
         if stop.stopped:
-            reset_stale_leases(run.run_id)  # batches claimed but not written: back to the queue
+            # batches claimed but not committed go back to the queue at once
+            from storage.nightly import reset_stale_leases
+
+            reset_stale_leases(run.run_id)
 
 
 # ---- computing one batch --------------------------------------------------------------------
