@@ -8,7 +8,8 @@ Portfolio figures a controller watches (over the accounts the run evaluated):
 - CEI (collection effectiveness index, over the last 30 days) =
   (receivables 30 days ago + sales of the last 30 days − receivables now)
   / (receivables 30 days ago + sales of the last 30 days − current, not yet due, receivables now)
-  × 100. 100 means everything collectable was collected.
+  × 100. 100 means everything collectable was collected. Receivables 30 days ago are what
+  was invoiced by then minus what was paid and credited by then (never below zero).
 """
 
 from __future__ import annotations
