@@ -129,10 +129,10 @@ def actions_query(
 
 
 def iter_actions(
-    run_id: str, type_: str | None = None, state: str | None = None
+    run_id: str, type_: str | None = None, state: str | None = None, after: int = 0
 ) -> Iterator[Action]:
-    """Every matching action, read in pages (exports stream without loading all)."""
-    after = 0
+    """Every matching action after the cursor `after` (an action id), read in pages (exports
+    stream without loading all)."""
     while True:
         page = list(actions_query(run_id, type_, state, after).limit(1000))
         if not page:

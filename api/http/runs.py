@@ -179,12 +179,12 @@ class RunActions(MethodView):
     def get(self, args: dict[str, Any], run_id: str) -> Any:
         """The run's worklist: reminders to send (with their message), plan offers, hand-offs,
         credit reviews; filter by type and state (pending, acknowledged, failed, void)."""
-        from storage.worklist import action_to_json, actions_query
+        from storage.worklist import action_to_json, actions_query, iter_actions
 
         run = _find_run(run_id)
         after = int(args.get("cursor") or 0)
         if args["format"] == "csv":
-            rows = _iter_actions(run.run_id, args.get("type"), args.get("state"), after)
+            rows = iter_actions(run.run_id, args.get("type"), args.get("state"), after)
             return Response(
                 stream_with_context(_csv_lines(rows)),
                 mimetype="text/csv",
@@ -200,18 +200,6 @@ class RunActions(MethodView):
             "items": [action_to_json(a) for a in page],
             "next_cursor": str(page[-1].id) if more else None,
         }
-
-
-def _iter_actions(run_id: str, type_: str | None, state: str | None, after: int) -> Iterator:
-    """Every matching action after the cursor, read a page at a time."""
-    from storage.worklist import actions_query
-
-    while True:
-        page = list(actions_query(run_id, type_, state, after).limit(1000))
-        if not page:
-            return
-        yield from page
-        after = page[-1].id
 
 
 def csv_row(action: Any) -> list[Any]:
