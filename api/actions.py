@@ -27,14 +27,17 @@ def derive_actions(
     ledger: Ledger,
     as_of: date,
     renderer: MessageRenderer | None,
+    account: Account | None = None,
 ) -> list[dict[str, Any]]:
     """Actions for one customer from its decisions (by kind) of one run.
 
     A reminder is due when the reminder decision names a tone and its cadence allows it: no
-    reminder of the same tone was sent within the decision's cadence_days.
+    reminder of the same tone was sent within the decision's cadence_days. `account`, the
+    ledger as of `as_of` when the caller has it (engine.facts.derive_facts_and_account), saves
+    settling the ledger again.
     """
     actions = []
-    account = _LazyAccount(ledger, as_of)
+    account = _LazyAccount(ledger, as_of, account)
     reminder = decisions.get("reminder")
     handoff = decisions.get("handoff")
     plan_offered = bool(handoff and handoff["outcome"].get("action") == "offer_plan")
@@ -61,8 +64,8 @@ def _reminder_due(outcome: dict[str, Any], facts: dict[str, Any]) -> bool:
 class _LazyAccount:
     """The account as of the run's date, computed once and only when an action needs it."""
 
-    def __init__(self, ledger: Ledger, as_of: date):
-        self.ledger, self.as_of, self._account = ledger, as_of, None
+    def __init__(self, ledger: Ledger, as_of: date, account: Account | None = None):
+        self.ledger, self.as_of, self._account = ledger, as_of, account
 
     def get(self) -> Account:
         if self._account is None:

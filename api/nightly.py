@@ -29,11 +29,11 @@ from api.actions import derive_actions
 from api.messages import MessageError, MessageRenderer
 from api.settings import Settings
 from api.usecases import ActiveRuleSet, build_decision_record
-from engine.facts import derive_facts
+from engine.facts import derive_facts_and_account
 from engine.ledger import Ledger
 from engine.ruleset import parse_ruleset
 from engine.runtime import Engine
-from engine.trace import canonical_json, to_jsonable
+from engine.trace import canonical_json, canonical_json_plain, to_jsonable
 
 log = logging.getLogger("credo.run")
 Progress = Callable[[dict[str, Any]], None]
@@ -364,7 +364,7 @@ class WorkerContext:
                     if any(e["customer_id"] == customer_id for e in failed):
                         continue
                     raise RunError("customer not found")
-                facts = derive_facts(ledger, self.as_of)
+                facts, account = derive_facts_and_account(ledger, self.as_of)
                 evaluations = self.engine.evaluate_all(rulesets, facts)
                 facts_json = to_jsonable(facts)
                 records = [
@@ -374,11 +374,12 @@ class WorkerContext:
                     for ev, v in zip(evaluations, self.versions, strict=True)
                 ]
                 by_kind = {r["kind"]: r for r in records}
-                actions = derive_actions(by_kind, facts, ledger, self.as_of, self.renderer)
-                prepared = prepare_decisions(records)  # encoded here, not by the writer
+                actions = derive_actions(by_kind, facts, ledger, self.as_of, self.renderer, account)
+                # encoded here, not by the writer, and sent to it without facts and trace
+                prepared = [d.for_writer() for d in prepare_decisions(records)]
                 for action in actions:
                     action["decision_id"] = action["payload"].get("decision_id")
-                    action["payload"] = JSONText(canonical_json(action["payload"]))
+                    action["payload"] = JSONText(_payload_json(action["payload"]))
                 _add_figures(totals, facts, ledger, self.as_of)
             except Exception as exc:  # one account's failure is recorded; the run goes on
                 output.errors.append({"customer_id": customer_id, "error": _describe(exc)})
@@ -388,6 +389,14 @@ class WorkerContext:
         output.figures = {name: str(value) for name, value in totals.items()}
         output.seconds = time.perf_counter() - started
         return output
+
+
+def _payload_json(payload: dict[str, Any]) -> str:
+    """An action's payload as canonical JSON; most are JSON values already (no conversion)."""
+    try:
+        return canonical_json_plain(payload)
+    except TypeError:  # a Decimal or date left in it
+        return canonical_json(payload)
 
 
 def _load(customer_ids: list[str]) -> tuple[dict[str, Ledger], list[dict[str, Any]]]:

@@ -310,6 +310,14 @@ def derive_facts(
     request (0 otherwise): a non-negative amount with at most 2 decimals, else FactError.
     How payments, credit notes, disputes, promises and plans are read: see engine.account.
     """
+    return derive_facts_and_account(ledger, as_of, requested_amount)[0]
+
+
+def derive_facts_and_account(
+    ledger: Ledger, as_of: date, requested_amount: Decimal = ZERO
+) -> tuple[dict[str, object], Account]:
+    """derive_facts, and the account as of `as_of` it read (open invoices with what is unpaid
+    of each), for callers that need both: the nightly run's reminder messages."""
     try:
         requested = _to_money(requested_amount)
     except ValueError as exc:
@@ -323,7 +331,7 @@ def derive_facts(
         if type(value) is Decimal:
             value = value.quantize(CENT)
         facts[name] = value
-    return facts
+    return facts, ctx
 
 
 # Facts a complete fact set may leave out although they are never absent: they get defaults.

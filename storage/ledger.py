@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from dataclasses import fields
 from datetime import date
+from operator import attrgetter
 from typing import Any
 
 import peewee as pw
@@ -115,20 +117,26 @@ def _load_chunk(ids: list[str]) -> dict[str, Ledger]:
     return {
         cid: Ledger(
             customer=customer,
-            **{
-                name: tuple(sorted(groups.get(cid, ()), key=_order))
-                for name, groups in parts.items()
-            },
+            **{name: _in_order(groups.get(cid, ())) for name, groups in parts.items()},
         )
         for cid, customer in customers.items()
     }
 
 
-def _order(record: Any) -> tuple:
-    for name in ("due_date", "date", "opened", "start"):
-        if hasattr(record, name):
-            return (getattr(record, name), record.id)
-    return (record.id,)
+def _in_order(records: list) -> tuple:
+    """Records of one kind in ledger order: by date (due date for invoices), then id."""
+    if len(records) < 2:
+        return tuple(records)
+    kind = type(records[0])
+    key = _ORDER_KEYS.get(kind)
+    if key is None:
+        names = {f.name for f in fields(kind)}
+        name = next(n for n in ("due_date", "date", "opened", "start", "id") if n in names)
+        key = _ORDER_KEYS[kind] = attrgetter(name, "id")
+    return tuple(sorted(records, key=key))
+
+
+_ORDER_KEYS: dict[type, Any] = {}
 
 
 def _invoices(ids: list[str]) -> dict[str, list]:

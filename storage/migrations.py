@@ -66,7 +66,8 @@ def _initial(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
 
 def _holds(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
     db.create_tables([Hold])
-    # Which decisions a rule-set version made (simulation, rollback reviews).
+    # Which decisions a rule-set version made, for simulation and rollback reviews
+    # (dropped again by migration 4: no query came to use it)
     pwm.migrate(migrator.add_index("decision", ("ruleset_kind", "ruleset_version"), False))
 
 
@@ -77,11 +78,20 @@ def _idempotency_keys(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
     create_table(db, migrator)
 
 
+def _lighter_decision_indexes(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Every index is written by each decision stored. These three served no query: the chain is
+    # read by seq and looked up by decision_id; prev_hash stays unique (no fork of the chain);
+    # a kind filter walks seq, where a third of the rows match.
+    for name in ("decision_hash", "decision_kind_seq", "decision_ruleset_kind_ruleset_version"):
+        db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
     # Added by the HTTP API (storage/idempotency.py): Idempotency-Key of POST /v1/decisions.
     (3, "idempotency keys of decision requests", _idempotency_keys),
+    (4, "decisions: drop the indexes no query uses", _lighter_decision_indexes),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -247,13 +247,10 @@ class Decision(BaseModel):
     engine_us = pw.BigIntegerField()
     # Unique: two decisions can never claim the same predecessor, so the chain cannot fork.
     prev_hash = pw.CharField(max_length=64, unique=True)
-    hash = pw.CharField(max_length=64, unique=True)
+    hash = pw.CharField(max_length=64)
 
     class Meta:
-        indexes = (
-            (("customer_id", "kind", "seq"), False),
-            (("kind", "seq"), False),
-        )
+        indexes = ((("customer_id", "kind", "seq"), False),)
 
 
 class DecisionTag(BaseModel):

@@ -63,12 +63,15 @@ def store(
 ) -> tuple[dict[str, Any], bool]:
     """Append the decision to the chain (once per idempotency key); (stored, replayed)."""
     from storage import idempotency
-    from storage.decisions import append_decision
+    from storage.decisions import append_prepared, as_stored, prepare_decisions
     from storage.errors import Conflict
 
+    if not key:
+        prepared = prepare_decisions([record])  # encoding, before queueing for the lock
+        with _queued_writer():
+            placed = append_prepared(prepared)
+        return as_stored(prepared[0], placed[0]), False
     with _queued_writer():
-        if not key:
-            return append_decision(record), False
         try:
             remembered = idempotency.append_once(record, requested_by, key, request_sha)
         except Conflict as exc:
