@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 import peewee as pw
 
@@ -58,10 +58,14 @@ def decide(
     )
 
 
-def store(
-    record: dict[str, Any], requested_by: str, key: str | None, request_sha: str
-) -> tuple[dict[str, Any], bool]:
-    """Append the decision to the chain (once per idempotency key); (stored, replayed)."""
+class Stored(NamedTuple):
+    decision: dict[str, Any]  # as stored: the SPEC §5 fields, seq, prev_hash, hash
+    replayed: bool  # an earlier decision, for the same Idempotency-Key and body
+    body: str | None = None  # the decision's JSON, when at hand
+
+
+def store(record: dict[str, Any], requested_by: str, key: str | None, request_sha: str) -> Stored:
+    """Append the decision to the chain (once per idempotency key)."""
     from storage import idempotency
     from storage.decisions import append_prepared, as_stored, prepare_decisions
     from storage.errors import Conflict
@@ -70,13 +74,16 @@ def store(
         prepared = prepare_decisions([record])  # encoding, before queueing for the lock
         with _queued_writer():
             placed = append_prepared(prepared)
-        return as_stored(prepared[0], placed[0]), False
+        seq, prev, digest = placed[0]
+        # The canonical JSON signed by the hash, with the chain fields: no second encoding.
+        body = f'{prepared[0].canonical[:-1]},"seq":{seq},"prev_hash":"{prev}","hash":"{digest}"}}'
+        return Stored(as_stored(prepared[0], placed[0]), False, body)
     with _queued_writer():
         try:
             remembered = idempotency.append_once(record, requested_by, key, request_sha)
         except Conflict as exc:
             raise ApiProblem(409, str(exc), slug="idempotency-conflict") from exc
-    return remembered.decision, remembered.replayed
+    return Stored(remembered.decision, remembered.replayed)
 
 
 _lock_files: dict[tuple[int, str], int] = {}

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Response, stream_with_context, url_for
+from flask import Response, request, stream_with_context
 from flask.views import MethodView
 
 from api.http.auth import current_caller, require_role
@@ -87,7 +87,7 @@ def today() -> date:
 @blp.route("/<string:kind_or_id>")
 class DecisionResource(MethodView):
     @require_role("decide")
-    @blp.arguments(IdempotencyHeaderSchema(), location="headers", as_kwargs=True)
+    @blp.header_arguments(IdempotencyHeaderSchema())
     @blp.arguments(DecisionRequestSchema())
     @blp.response(201, DecisionSchema)
     @blp.alt_response(200, schema=DecisionSchema, description="replayed for an Idempotency-Key")
@@ -107,8 +107,8 @@ class DecisionResource(MethodView):
         ruleset = active_ruleset(kind)
         as_of = body.get("as_of") or today()
         record = deciding.decide(ruleset, body, as_of, caller.name)
-        stored, replayed = deciding.store(record, caller.name, idempotency_key, request_sha)
-        return _decision_response(stored, replayed=replayed)
+        stored = deciding.store(record, caller.name, idempotency_key, request_sha)
+        return _decision_response(stored.decision, replayed=stored.replayed, body=stored.body)
 
     @require_role("auditor")
     @blp.response(200, DecisionSchema)
@@ -123,12 +123,17 @@ class DecisionResource(MethodView):
         return json_response(found)
 
 
-def _decision_response(decision: dict[str, Any], *, replayed: bool) -> Response:
-    location = url_for("decisions.DecisionResource", kind_or_id=decision["decision_id"])
-    headers = {"Location": location}
+def _decision_response(
+    decision: dict[str, Any], *, replayed: bool, body: str | None = None
+) -> Response:
+    """201 with the decision just stored (200 when replayed); `body`, its JSON when at hand."""
+    headers = {"Location": f"{request.root_path}{blp.url_prefix}/{decision['decision_id']}"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return json_response(decision, 200 if replayed else 201, headers)
+    status = 200 if replayed else 201
+    if body is None:
+        return json_response(decision, status, headers)
+    return Response(body, status=status, headers=headers, mimetype="application/json")
 
 
 @blp.route("")

@@ -10,7 +10,9 @@ from __future__ import annotations
 import http
 import json
 import math
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
 
 import flask
 import flask_smorest
@@ -22,6 +24,8 @@ from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.http.errors import PROBLEM_MIMETYPE, ApiProblem, ProblemSchema
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class JsonBodyError(ValueError):
@@ -112,6 +116,39 @@ class Blueprint(flask_smorest.Blueprint):
     """flask-smorest Blueprint using the strict parser."""
 
     ARGUMENTS_PARSER = StrictParser()
+
+    def header_arguments(self, schema: ma.Schema) -> Callable[[F], F]:
+        """`arguments(schema, location="headers", as_kwargs=True)`, documented the same way,
+        but parsed only when the request sends one of the schema's headers: most calls send
+        none, and webargs would load the schema for each of them all the same."""
+        names = [field.data_key or name for name, field in schema.fields.items()]
+
+        def decorator(func: F) -> F:
+            parsed = self.arguments(schema, location="headers", as_kwargs=True)(func)
+
+            @wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                headers = flask.request.headers
+                if any(name in headers for name in names):
+                    return parsed(*args, **kwargs)
+                return func(*args, **kwargs)
+
+            wrapper._apidoc = parsed._apidoc  # type: ignore[attr-defined]
+            return wrapper  # type: ignore[return-value]
+
+        return decorator
+
+    def alt_response(self, status_code: Any, **kwargs: Any) -> Callable[[F], F]:
+        """flask-smorest's alt_response, documenting the response the same way, without the
+        wrapper it puts around the view only to call it: an alternative response is the view's
+        own doing, and each wrapper costs every call."""
+        documenting = super().alt_response(status_code, **kwargs)
+
+        def decorator(func: F) -> F:
+            func._apidoc = documenting(func)._apidoc  # type: ignore[attr-defined]
+            return func
+
+        return decorator
 
     def problem(self, status: int, description: str) -> Any:
         """Document an error response of this operation (application/problem+json)."""
