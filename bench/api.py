@@ -1,7 +1,9 @@
 """Benchmark of the HTTP API under gunicorn: decisions against a trivial JSON endpoint.
 
-Starts `gunicorn -w 2 -k sync api.wsgi:app` on a free loopback port over a fresh SQLite database
-(the default rule sets loaded, one API key), then drives it from separate processes:
+Starts `gunicorn -w 2 -k sync api.wsgi:app` on a free loopback port over a fresh database
+(the default rule sets loaded, one API key) — SQLite, the embedded default, then PostgreSQL, the
+production database (TEST_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/test, a fresh
+schema; skipped when unreachable) — then drives it from separate processes:
 
 1. peak, closed loop: C concurrent clients, each sending the next request when the last one is
    answered, for D seconds; GET /healthz (the trivial JSON endpoint) and
@@ -12,7 +14,8 @@ Starts `gunicorn -w 2 -k sync api.wsgi:app` on a free loopback port over a fresh
 
 Prints requests per second, p50 and p99 latency of each, and the ratio of the throughputs.
 Targets: the decision endpoint reaches >= 40% of the trivial endpoint's throughput, and its p99
-is under 20 ms at half of its peak rate. Run alone: `python bench/api.py [--duration 5]`.
+is under 20 ms at half of its peak rate.
+Run alone: `python bench/api.py [--db sqlite,postgresql] [--duration 5]`.
 On a 2-core machine the load generator shares the cores with the two workers.
 """
 
@@ -187,12 +190,13 @@ def median_round(results: list[dict], name: str) -> dict:
     return {**ordered[len(ordered) // 2], "name": name}
 
 
-def prepare(workdir: Path) -> tuple[str, str]:
-    """A fresh SQLite database with the default rule sets and a decide key: (url, key)."""
+def prepare(workdir: Path, url: str = "") -> tuple[str, str]:
+    """A fresh database (SQLite in `workdir` unless `url` is given) with the default rule sets
+    and a decide key: (url, key)."""
     from api.usecases import init_database
     from storage import keys
 
-    url = f"sqlite:///{workdir / 'bench.db'}"
+    url = url or f"sqlite:///{workdir / 'bench.db'}"
     init_database(url, ROOT / "rules")
     key, _ = keys.create_key("bench", "decide")
     return url, key
@@ -260,11 +264,36 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="peak rounds per endpoint")
     parser.add_argument("--processes", type=int, default=2, help="load-generating processes")
     parser.add_argument("--threads", type=int, default=4, help="clients per process")
+    parser.add_argument(
+        "--db",
+        default="sqlite,postgresql",
+        help="databases to measure on, comma-separated (PostgreSQL: TEST_DATABASE_URL or "
+        "postgresql://postgres@127.0.0.1:5432/test, in a fresh schema)",
+    )
     args = parser.parse_args()
-    args.load_before = os.getloadavg()[0]  # other work on the machine skews every figure
+    for kind in args.db.split(","):
+        args.load_before = os.getloadavg()[0]  # other work on the machine skews every figure
+        if kind == "sqlite":
+            rows = measure(args, "")
+        else:
+            base = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+            sys.path.insert(0, str(ROOT / "tests"))
+            from conftest import postgres_schema
 
+            try:
+                with postgres_schema(base) as url:
+                    rows = measure(args, url)
+            except Exception as exc:  # noqa: BLE001 - unreachable server: say so, go on
+                print(f"postgresql: skipped ({type(exc).__name__}: {exc})")
+                continue
+        report(kind, rows, args)
+
+
+def measure(args: argparse.Namespace, url: str) -> list[dict]:
+    """Peak of both endpoints and the decision endpoint at half its peak, on `url` (SQLite
+    when empty)."""
     with tempfile.TemporaryDirectory(prefix="credo-bench-") as tmp:
-        url, key = prepare(Path(tmp))
+        url, key = prepare(Path(tmp), url)
         port = free_port()
         server = start_gunicorn(url, port, args.workers)
         try:
@@ -289,12 +318,13 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    report(rows, args)
+    return rows
 
 
-def report(rows: list[dict], args: argparse.Namespace) -> None:
+def report(kind: str, rows: list[dict], args: argparse.Namespace) -> None:
     print(
-        f"gunicorn -w {args.workers} -k sync on {os.cpu_count()} cores; load: {args.processes} "
+        f"{kind}: gunicorn -w {args.workers} -k sync on {os.cpu_count()} cores; load: "
+        f"{args.processes} "
         f"processes x {args.threads} clients, a new connection per request; peaks: median of "
         f"{args.rounds} alternating rounds of {args.duration:g} s"
     )

@@ -25,7 +25,7 @@ from engine.trace import (
     chain_hash_text,
     to_jsonable,
 )
-from storage.db import database, insert_many_fast, write_lock
+from storage.db import database, insert_rows, write_lock
 from storage.errors import InvalidRecord
 from storage.models import ID_LENGTH, Decision, DecisionTag, JSONText
 
@@ -139,8 +139,8 @@ def append_prepared(prepared: Sequence[PreparedDecision]) -> list[tuple[int, str
             tags.extend((seq, name, value) for name, value in decision.tags)
             placed.append((seq, prev, digest))
             prev = digest
-        _insert_raw(Decision, _COLUMNS, rows)
-        _insert_raw(DecisionTag, _TAG_COLUMNS, tags)
+        insert_rows(Decision, _COLUMNS, rows)
+        insert_rows(DecisionTag, _TAG_COLUMNS, tags)
     return placed
 
 
@@ -156,12 +156,6 @@ def as_stored(decision: PreparedDecision, placed: tuple[int, str, str]) -> dict[
     """A prepared decision as stored, from its place (seq, prev_hash, hash) in the chain."""
     seq, prev, digest = placed
     return {**decision.record, "seq": seq, "prev_hash": prev, "hash": digest}
-
-
-def _insert_raw(model: type, columns: list, rows: list) -> None:
-    if rows:
-        query = model.insert_many([[None] * len(columns)], columns)
-        insert_many_fast(query, columns, rows, converted=True)
 
 
 _HEAD_SQL = 'SELECT "seq", "hash" FROM "decision" ORDER BY "seq" DESC LIMIT 1'

@@ -20,7 +20,7 @@ from typing import Any
 
 import peewee as pw
 
-from storage.db import database, insert_many_fast, is_postgres, write_lock
+from storage.db import database, insert_rows, is_postgres, write_lock
 from storage.decisions import PreparedDecision, append_prepared
 from storage.errors import Conflict, StorageError
 from storage.models import now_utc
@@ -275,9 +275,11 @@ _ACTION_COLUMNS = [
 
 
 def _insert(model: type, columns: list, rows: list[list]) -> None:
-    """Bulk insert without peewee building the SQL value by value (storage.db.insert_many_fast)."""
-    if rows:
-        insert_many_fast(model.insert_many([[None] * len(columns)], columns), columns, rows)
+    """Bulk insert without peewee building the SQL value by value (storage.db.insert_rows)."""
+    converters = [f.db_value for f in columns]
+    insert_rows(
+        model, columns, [[c(v) for c, v in zip(converters, row, strict=True)] for row in rows]
+    )
 
 
 def headline(outcome: dict[str, Any]) -> str:

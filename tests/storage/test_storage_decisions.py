@@ -8,6 +8,7 @@ import pytest
 
 from engine.trace import GENESIS_HASH, chain_hash
 from storage import decisions
+from storage.db import COPY_MIN_ROWS
 from storage.decisions import DECISION_FIELDS, DecisionFilter
 from storage.errors import InvalidRecord
 from storage.models import Decision
@@ -37,6 +38,25 @@ def test_stored_decision_reads_back_exactly_as_returned(db, make_decision):
     assert stored["facts"]["utilization"] == 1 / 3
     assert decisions.get_decision("dec-3") == stored
     assert decisions.get_decision("nope") is None
+
+
+def test_a_bulk_append_stores_awkward_text_and_nulls_exactly(db, make_decision):
+    # Enough rows for PostgreSQL's COPY path (storage.db.COPY_MIN_ROWS), with every character
+    # its text format escapes, non-ASCII text, null facts and a customer id of null.
+    awkward = 'tab\there, new\nline, cr\rreturn, back\\slash \\N, "quoted", Mahnung für Ü €'
+    records = [
+        make_decision(n, reasons=[awkward, f"#{n}"], facts={"note": awkward, "gone": None})
+        for n in range(1, COPY_MIN_ROWS + 11)
+    ]
+    records[0]["customer_id"] = None
+    stored = decisions.append_decisions(records)
+    for expected in (stored[0], stored[-1]):
+        assert decisions.get_decision(expected["decision_id"]) == expected
+    assert stored[5]["reasons"][0] == awkward and stored[5]["facts"]["gone"] is None
+    assert decisions.get_decision(stored[0]["decision_id"])["customer_id"] is None
+    assert decisions.verify_chain() == []
+    tagged = DecisionFilter(outcome={"tone": "firm"}, rule_id="RT-040")
+    assert decisions.count_decisions(tagged) == sum(r["outcome"]["tone"] == "firm" for r in stored)
 
 
 @pytest.mark.parametrize(
