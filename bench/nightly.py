@@ -7,7 +7,8 @@ portfolio of about ten invoices per customer (100k customers ≈ a million invoi
 with bulk inserts; then one run (`credo run`'s code path) with the given worker processes.
 Prints customers per second, peak memory of the coordinating process and of the workers, and
 the ratio of the run's rate to the bare engine's rate for the same three decisions (facts
-derivation and evaluation only, measured in this process). Target: 100k customers in under
+derivation and evaluation only, measured in this process), and how busy the machine's CPUs were
+during the run (the database server's work included). Target: 100k customers in under
 60 s on two cores, peak memory under 500 MB, cost linear in the number of customers.
 PostgreSQL: TEST_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/test, in a fresh schema.
 """
@@ -159,6 +160,17 @@ def engine_rate(sample: int = 2000) -> float:
     return len(ledgers) / (time.perf_counter() - started)
 
 
+def cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine so far (Linux; zeros elsewhere)."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+    except OSError:
+        return 0.0, 0.0
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
 def rss_mb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
@@ -177,10 +189,13 @@ def bench_one(url: str, n: int, workers: int) -> dict:
     settings = load_settings().with_database_url(url)
     settings = replace(settings, run=RunSettings(batch_size=500, workers=workers))
     rss_before = rss_mb(resource.RUSAGE_SELF)
+    busy_before, total_before = cpu_times()
     started = time.perf_counter()
     run, _ = prepare_run(settings, AS_OF, True, "bench")
     result = execute_run(settings, run.run_id, workers=workers)
     seconds = time.perf_counter() - started
+    busy_after, total_after = cpu_times()
+    busy = (busy_after - busy_before) / max(total_after - total_before, 1)
     report = result["report"]
     rate = report["customers_evaluated"] / seconds
     bare = engine_rate()
@@ -194,6 +209,7 @@ def bench_one(url: str, n: int, workers: int) -> dict:
         "ratio": rate / bare,
         "rss_main": max(rss_before, rss_mb(resource.RUSAGE_SELF)),
         "rss_workers": rss_mb(resource.RUSAGE_CHILDREN),
+        "cpu_busy": busy,
     }
 
 
@@ -227,13 +243,14 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print(
         f"{'db':<11}{'customers':>10}{'load s':>8}{'run s':>8}{'cust/s':>9}{'engine/s':>10}"
-        f"{'ratio':>7}{'RSS main':>10}{'RSS wkr':>9}{'errors':>7}"
+        f"{'ratio':>7}{'RSS main':>10}{'RSS wkr':>9}{'errors':>7}{'CPU busy':>9}"
     )
     for kind, _n, r in rows:
         print(
             f"{kind:<11}{r['customers']:>10,}{r['load_s']:>8.1f}{r['run_s']:>8.1f}"
             f"{r['rate']:>9,.0f}{r['bare']:>10,.0f}{r['ratio']:>7.2f}"
             f"{r['rss_main']:>9.0f}M{r['rss_workers']:>8.0f}M{r['errors']:>7}"
+            f"{r['cpu_busy']:>9.0%}"
         )
     print(f"workers: {args.workers}; target: 100,000 customers in under 60 s, RSS under 500 MB")
 

@@ -27,7 +27,7 @@ from engine.trace import (
 )
 from storage.db import database, insert_rows, write_lock
 from storage.errors import InvalidRecord
-from storage.models import ID_LENGTH, Decision, DecisionTag, JSONText
+from storage.models import ID_LENGTH, Decision, DecisionTag
 
 # The fields a decision is hashed over, as SPEC §5 lists them.
 DECISION_FIELDS = (
@@ -167,9 +167,9 @@ _TAG_COLUMNS = [DecisionTag.decision, DecisionTag.name, DecisionTag.value]
 
 def _prepare(
     record: Mapping[str, Any], memo: dict[int, tuple[Any, Any, str]]
-) -> tuple[dict[str, Any], str, dict[str, JSONText]]:
-    """The SPEC §5 fields as JSON values, checked, and their canonical JSON; raises
-    InvalidRecord naming the field."""
+) -> tuple[dict[str, Any], str, dict[str, str]]:
+    """The SPEC §5 fields as JSON values, checked, their canonical JSON, and the canonical JSON
+    of each field by name; raises InvalidRecord naming the field."""
     missing = [name for name in DECISION_FIELDS if name not in record]
     if missing:
         raise InvalidRecord(missing[0], "missing")
@@ -215,7 +215,7 @@ def _prepare(
         raise InvalidRecord("facts", f"not representable as JSON: {exc}") from None
     # The record's canonical JSON, from its fields' (sorted keys, as canonical_json writes it)
     canonical = "{" + ",".join(f'"{name}":{texts[name]}' for name in _SORTED_FIELDS) + "}"
-    return prepared, canonical, {name: JSONText(texts[name]) for name in _JSON_PARTS}
+    return prepared, canonical, texts
 
 
 _JSON_PARTS = ("outcome", "reasons", "fired", "facts")
@@ -254,26 +254,49 @@ def _scalar_json(value: Any) -> str:
 def _row_values(record: Mapping[str, Any], plain: dict[str, Any], texts: dict) -> tuple:
     """The Decision columns as database values, in _COLUMNS order; seq and hashes None."""
     ruleset = plain["ruleset"]
-    values = {
-        "seq": None,
-        "decision_id": plain["decision_id"],
-        "kind": plain["kind"],
-        "customer_id": plain["customer_id"],
-        "as_of": record["as_of"],
-        "outcome": texts["outcome"],
-        "reasons": texts["reasons"],
-        "fired": texts["fired"],
-        "facts": texts["facts"],
-        "ruleset_kind": ruleset["kind"],
-        "ruleset_version": ruleset["version"],
-        "ruleset_sha256": ruleset["sha256"],
-        "requested_by": plain["requested_by"],
-        "created_at": record["created_at"],
-        "engine_us": plain["engine_us"],
-        "prev_hash": None,
-        "hash": None,
-    }
-    return tuple(f.db_value(values[f.name]) for f in _COLUMNS)
+    return (
+        None,
+        plain["decision_id"],
+        plain["kind"],
+        plain["customer_id"],
+        record["as_of"],  # a date (checked), as DateField stores it
+        texts["outcome"],
+        texts["reasons"],
+        texts["fired"],
+        texts["facts"],
+        ruleset["kind"],
+        ruleset["version"],
+        ruleset["sha256"],
+        plain["requested_by"],
+        _CREATED_AT_DB(record["created_at"]),
+        plain["engine_us"],
+        None,
+        None,
+    )
+
+
+_ROW_ORDER = (
+    "seq",
+    "decision_id",
+    "kind",
+    "customer_id",
+    "as_of",
+    "outcome",
+    "reasons",
+    "fired",
+    "facts",
+    "ruleset_kind",
+    "ruleset_version",
+    "ruleset_sha256",
+    "requested_by",
+    "created_at",
+    "engine_us",
+    "prev_hash",
+    "hash",
+)
+if tuple(_NAMES) != _ROW_ORDER:  # _row_values builds rows in this order
+    raise RuntimeError(f"Decision columns changed: {_NAMES}; update _row_values")
+_CREATED_AT_DB = Decision.created_at.db_value
 
 
 def _check_text(record: Mapping[str, Any], name: str, limit: int, allow_empty=False) -> None:
@@ -284,7 +307,9 @@ def _check_text(record: Mapping[str, Any], name: str, limit: int, allow_empty=Fa
 
 def tag_value(value: Any) -> str:
     """How an outcome value is matched by a filter: strings as they are, others as JSON."""
-    return value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, str):
+        return value
+    return _scalar_json(value) if type(value) is int or value is None else json.dumps(value)
 
 
 def _tag_pairs(d: dict[str, Any]) -> tuple[tuple[str, str], ...]:
