@@ -120,7 +120,7 @@ def build_decision_record(
         "as_of": as_of,
         "outcome": to_jsonable(evaluation.outcome),
         "reasons": list(evaluation.reasons),
-        "fired": to_jsonable([rule.to_json() for rule in evaluation.fired]),
+        "fired": [rule.to_json() for rule in evaluation.fired],
         "ruleset": ruleset,
         "facts": facts_json if facts_json is not None else to_jsonable(dict(facts)),
         "requested_by": requested_by,

@@ -29,13 +29,14 @@ class FiredRule:
     set: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
+        """This fired rule as JSON values (money in `then` and `set` as '12.30' strings)."""
         return {
             "id": self.id,
             "name": self.name,
             "priority": self.priority,
             "reason": self.reason,
-            "then": dict(self.then),
-            "set": dict(self.set),
+            "then": to_jsonable(self.then),
+            "set": to_jsonable(self.set),
         }
 
 
