@@ -86,12 +86,42 @@ def _lighter_decision_indexes(db: pw.Database, _migrator: pwm.SchemaMigrator) ->
         db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
 
 
+def _tags_by_key(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Decision tags keyed by (name, value, seq), without a foreign key (see DecisionTag).
+    if is_postgres(db):
+        for (constraint,) in db.execute_sql(
+            "SELECT conname FROM pg_constraint WHERE conrelid = 'decision_tag'::regclass "
+            "AND contype = 'f'"
+        ).fetchall():
+            db.execute_sql(f'ALTER TABLE "decision_tag" DROP CONSTRAINT "{constraint}"')
+        has_id = db.execute_sql(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = 'decision_tag' AND column_name = 'id'"
+        ).fetchone()
+        if has_id:
+            db.execute_sql('ALTER TABLE "decision_tag" DROP COLUMN "id"')  # and its primary key
+            db.execute_sql('ALTER TABLE "decision_tag" ADD PRIMARY KEY ("name", "value", "seq")')
+        db.execute_sql('DROP INDEX IF EXISTS "decision_tag_name_value_seq"')
+        return
+    db.execute_sql(
+        'CREATE TABLE "decision_tag_new" ("seq" INTEGER NOT NULL, "name" VARCHAR(80) NOT NULL, '
+        '"value" TEXT NOT NULL, PRIMARY KEY ("name", "value", "seq")) WITHOUT ROWID'
+    )
+    db.execute_sql(
+        'INSERT OR IGNORE INTO "decision_tag_new" ("seq", "name", "value") '
+        'SELECT "seq", "name", "value" FROM "decision_tag"'
+    )
+    db.execute_sql('DROP TABLE "decision_tag"')
+    db.execute_sql('ALTER TABLE "decision_tag_new" RENAME TO "decision_tag"')
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
     # Added by the HTTP API (storage/idempotency.py): Idempotency-Key of POST /v1/decisions.
     (3, "idempotency keys of decision requests", _idempotency_keys),
     (4, "decisions: drop the indexes no query uses", _lighter_decision_indexes),
+    (5, "decision tags keyed by (name, value, seq), without a foreign key", _tags_by_key),
 )
 LATEST = MIGRATIONS[-1][0]
 

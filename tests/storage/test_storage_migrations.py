@@ -52,3 +52,39 @@ def test_unknown_target_is_refused(empty_db):
 
     with pytest.raises(ValueError, match="no migration 99"):
         migrate(empty_db, target=99)
+
+
+def test_decision_tags_of_an_earlier_release_are_rekeyed_without_losing_rows(
+    empty_db, make_decision
+):
+    """Migration 5: the tag table as releases before it made it (an id, a foreign key to the
+    decision, an index) becomes one keyed by (name, value, seq), its rows kept, searches the
+    same."""
+    from engine.trace import GENESIS_HASH
+    from storage import decisions
+    from storage.db import is_postgres
+    from storage.decisions import DecisionFilter
+
+    assert migrate(empty_db, target=4) == [1, 2, 3, 4]
+    serial = "SERIAL" if is_postgres(empty_db) else "INTEGER"
+    empty_db.execute_sql('DROP TABLE "decision_tag"')
+    empty_db.execute_sql(
+        f'CREATE TABLE "decision_tag" ("id" {serial} NOT NULL PRIMARY KEY, '
+        '"seq" INTEGER NOT NULL REFERENCES "decision" ("seq"), "name" VARCHAR(80) NOT NULL, '
+        '"value" TEXT NOT NULL)'
+    )
+    empty_db.execute_sql(
+        'CREATE INDEX "decision_tag_name_value_seq" ON "decision_tag" ("name", "value", "seq")'
+    )
+    stored = decisions.append_decisions([make_decision(n) for n in range(1, 8)])
+    firm = DecisionFilter(outcome={"tone": "firm"})
+    before = [d["seq"] for d in decisions.query_decisions(firm).items]
+    assert stored[0]["prev_hash"] == GENESIS_HASH and before
+
+    assert migrate(empty_db) == [5]
+
+    assert [d["seq"] for d in decisions.query_decisions(firm).items] == before
+    more = decisions.append_decisions([make_decision(n) for n in range(8, 10)])
+    tagged = decisions.query_decisions(DecisionFilter(rule_id="RT-040")).items
+    assert {d["seq"] for d in tagged} == {d["seq"] for d in [*stored, *more]}
+    assert decisions.verify_chain() == []
