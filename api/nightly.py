@@ -19,7 +19,6 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -185,59 +184,16 @@ def _work(settings, run, owner, count, progress, stop) -> None:
 
 
 def _claim_loop(settings, run, owner, progress, stop, context) -> None:
-    """Claim, compute and commit batches until none is left (or a stop is requested).
-
-    A batch commits in a thread of its own while the next one is computed: the database
-    (PostgreSQL's server above all) works on one while this process works on the other. At
-    most one commit is in flight; it is always finished before this returns.
-    """
+    """Claim, compute and commit batches until none is left (or a stop is requested)."""
     from storage.nightly import claim_batch
 
     lease = settings.run.lease_seconds
-    with _Committer(run.run_id, owner, progress) as committer:
-        while not stop.stopped:
-            batch = claim_batch(run.run_id, owner, lease)
-            if batch is None:
-                return
-            output = context.compute(batch.customer_ids)
-            committer.submit(batch.id, output)
-
-
-class _Committer:
-    """Commits computed batches in one background thread, one at a time, in order.
-
-    `submit` first waits for the previous commit and raises its error, if any; leaving the
-    `with` block waits for the last one. The thread has its own database connection, closed
-    when the block is left.
-    """
-
-    def __init__(self, run_id: str, owner: str, progress) -> None:
-        self.run_id, self.owner, self.progress = run_id, owner, progress
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="credo-commit")
-        self._pending: Future | None = None
-
-    def __enter__(self) -> _Committer:
-        return self
-
-    def submit(self, batch_id: int, output: BatchOutput) -> None:
-        self._wait()
-        self._pending = self._pool.submit(
-            _commit, self.run_id, batch_id, self.owner, output, self.progress
-        )
-
-    def _wait(self) -> None:
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        from storage.db import database
-
-        try:
-            self._wait()
-        finally:
-            self._pool.submit(database.close).result()
-            self._pool.shutdown()
+    while not stop.stopped:
+        batch = claim_batch(run.run_id, owner, lease)
+        if batch is None:
+            return
+        output = context.compute(batch.customer_ids)
+        _commit(run.run_id, batch.id, owner, output, progress)
 
 
 def _commit(run_id: str, batch_id: int, owner: str, output: BatchOutput, progress) -> None:
