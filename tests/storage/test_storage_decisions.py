@@ -40,12 +40,20 @@ def test_stored_decision_reads_back_exactly_as_returned(db, make_decision):
     assert decisions.get_decision("nope") is None
 
 
-def test_a_bulk_append_stores_awkward_text_and_nulls_exactly(db, make_decision):
+@pytest.mark.parametrize("control", ["", "\x1d\x1e\x1f"])
+def test_a_bulk_append_stores_awkward_text_and_nulls_exactly(db, make_decision, control):
     # Enough rows for PostgreSQL's COPY path (storage.db.COPY_MIN_ROWS), with every character
-    # its text format escapes, non-ASCII text, null facts and a customer id of null.
+    # its text format escapes, non-ASCII text, null facts and a customer id of null; and
+    # with the control characters that path uses as stand-ins while it builds its buffer.
     awkward = 'tab\there, new\nline, cr\rreturn, back\\slash \\N, "quoted", Mahnung für Ü €'
+    awkward += control
     records = [
-        make_decision(n, reasons=[awkward, f"#{n}"], facts={"note": awkward, "gone": None})
+        make_decision(
+            n,
+            reasons=[awkward, f"#{n}"],
+            facts={"note": awkward, "gone": None},
+            requested_by=awkward,  # a column of plain text, not JSON
+        )
         for n in range(1, COPY_MIN_ROWS + 11)
     ]
     records[0]["customer_id"] = None
