@@ -96,6 +96,19 @@ def insert_rows(model: type[pw.Model], columns: Sequence[pw.Field], rows: list) 
     _execute_many(sql, len(columns), rows)
 
 
+def insert_statement(model: type[pw.Model], columns: Sequence[pw.Field], rows: list) -> str:
+    """PostgreSQL: the INSERT of `rows` (database values) as one SQL text, the values quoted by
+    the driver, for sending together with other statements in one round trip."""
+    key = (type(database.obj), model, tuple(columns))
+    sql = _INSERT_SQL.get(key)
+    if sql is None:
+        sql = _INSERT_SQL[key] = model.insert_many([[None] * len(columns)], columns).sql()[0]
+    values = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    cursor = database.cursor()
+    quoted = b", ".join([cursor.mogrify(values, row) for row in rows]).decode("utf-8")
+    return sql.replace(values, quoted, 1)
+
+
 # From this many rows PostgreSQL gets them by COPY: a fraction of the server's work for INSERT
 # (no statement to parse, no parameters to bind) and no client-side quoting of each value.
 COPY_MIN_ROWS = 50

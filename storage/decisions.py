@@ -25,7 +25,7 @@ from engine.trace import (
     chain_hash_text,
     to_jsonable,
 )
-from storage.db import database, insert_rows, write_lock
+from storage.db import database, insert_rows, insert_statement, is_postgres, write_lock
 from storage.errors import InvalidRecord
 from storage.models import ID_LENGTH, Decision, DecisionTag
 
@@ -125,23 +125,54 @@ def append_prepared(prepared: Sequence[PreparedDecision]) -> list[tuple[int, str
     transaction; (seq, prev_hash, hash) of each."""
     if not prepared:
         return []
-    placed: list[tuple[int, str, str]] = []
+    if is_postgres() and not database.in_transaction():
+        return _append_in_two_round_trips(prepared)
     with write_lock(CHAIN_LOCK):
-        head = database.execute_sql(_HEAD_SQL).fetchone()
-        seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
-        rows, tags = [], []
-        for decision in prepared:
-            seq += 1
-            digest = chain_hash_text(decision.canonical, prev)
-            row = list(decision.row)
-            row[_SEQ], row[_PREV], row[_HASH] = seq, prev, digest
-            rows.append(row)
-            tags.extend((seq, name, value) for name, value in decision.tags)
-            placed.append((seq, prev, digest))
-            prev = digest
+        rows, tags, placed = _chained(prepared, database.execute_sql(_HEAD_SQL).fetchone())
         insert_rows(Decision, _COLUMNS, rows)
         insert_rows(DecisionTag, _TAG_COLUMNS, tags)
     return placed
+
+
+def _append_in_two_round_trips(prepared: Sequence[PreparedDecision]) -> list[tuple[int, str, str]]:
+    """append_prepared on PostgreSQL outside a transaction (an API decision). Every other
+    writer of the chain waits while its lock is held, so it is held for two round trips rather
+    than six: BEGIN, the lock and the chain head in one; the inserts and COMMIT in the other."""
+    cursor = database.cursor()
+    with pw.__exception_wrapper__:
+        cursor.execute(f"BEGIN; SELECT pg_advisory_xact_lock({CHAIN_LOCK}); {_HEAD_SQL}")
+        try:
+            rows, tags, placed = _chained(prepared, cursor.fetchone())
+            statements = [insert_statement(Decision, _COLUMNS, rows)]
+            if tags:
+                statements.append(insert_statement(DecisionTag, _TAG_COLUMNS, tags))
+            cursor.execute("; ".join([*statements, "COMMIT"]))
+        except BaseException:
+            try:
+                cursor.execute("ROLLBACK")
+            except Exception:  # noqa: BLE001 - the connection is gone: nothing to roll back
+                pass
+            raise
+    return placed
+
+
+def _chained(
+    prepared: Sequence[PreparedDecision], head: tuple | None
+) -> tuple[list[list], list[tuple], list[tuple[int, str, str]]]:
+    """Decision rows and tag rows of `prepared` placed after the chain's `head` (seq, hash),
+    and (seq, prev_hash, hash) of each."""
+    seq, prev = (head[0], head[1]) if head else (0, GENESIS_HASH)
+    rows, tags, placed = [], [], []
+    for decision in prepared:
+        seq += 1
+        digest = chain_hash_text(decision.canonical, prev)
+        row = list(decision.row)
+        row[_SEQ], row[_PREV], row[_HASH] = seq, prev, digest
+        rows.append(row)
+        tags.extend((seq, name, value) for name, value in decision.tags)
+        placed.append((seq, prev, digest))
+        prev = digest
+    return rows, tags, placed
 
 
 def append_decisions(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
