@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from engine.trace import GENESIS_HASH, chain_hash
+from engine.trace import GENESIS_HASH, canonical_json_plain, chain_hash
 from storage import decisions
 from storage.db import COPY_MIN_ROWS
 from storage.decisions import DECISION_FIELDS, DecisionFilter
@@ -150,3 +153,24 @@ def test_verify_finds_two_rows_swapped(db, make_decision):
     problems = decisions.verify_chain()
     assert [p.seq for p in problems] == [2, 3, 4]
     assert all("prev_hash" in p.problem for p in problems)
+
+
+_TEXT = st.text()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        _TEXT,
+        st.integers(),
+        st.none(),
+        st.booleans(),
+        st.floats(allow_nan=False, allow_infinity=False),
+    )
+)
+def test_the_shortcut_encoding_of_scalars_writes_exactly_the_canonical_json(value):
+    """What the hash signs must not depend on which encoder wrote it."""
+    from storage.decisions import _scalar_json, tag_value
+
+    assert _scalar_json(value) == canonical_json_plain(value)
+    assert tag_value(value) == (value if isinstance(value, str) else json.dumps(value))
