@@ -189,6 +189,13 @@ def as_stored(decision: PreparedDecision, placed: tuple[int, str, str]) -> dict[
     return {**decision.record, "seq": seq, "prev_hash": prev, "hash": digest}
 
 
+def stored_json(decision: PreparedDecision, placed: tuple[int, str, str]) -> str:
+    """as_stored as JSON text: the canonical JSON the hash signs, then seq, prev_hash and hash
+    (no second encoding of facts and trace)."""
+    seq, prev, digest = placed
+    return f'{decision.canonical[:-1]},"seq":{seq},"prev_hash":"{prev}","hash":"{digest}"}}'
+
+
 _HEAD_SQL = 'SELECT "seq", "hash" FROM "decision" ORDER BY "seq" DESC LIMIT 1'
 _COLUMNS = Decision._meta.sorted_fields
 _NAMES = [f.name for f in _COLUMNS]

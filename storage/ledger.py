@@ -71,20 +71,19 @@ def _rows(query: pw.Query) -> list[tuple]:
     converted whole, by C-level maps, rather than value by value."""
     rows = database.execute_sql(*query.sql()).fetchall()
     fixes = [
-        (n, _money_column if isinstance(c, m.MoneyField) else _date_column)
+        (n, *(_MONEY if isinstance(c, m.MoneyField) else _DATE))
         for n, c in enumerate(query.selected_columns)
         if isinstance(c, m.MoneyField | pw.DateField)
     ]
     if not rows or not fixes:
         return rows
     columns = list(zip(*rows, strict=True))
-    for n, convert in fixes:
+    for n, whole, single in fixes:
         values = columns[n]
         if None in values:  # a nullable column: value by value
-            single = m.money_value if convert is _money_column else m.date_value
             columns[n] = tuple(None if v is None else single(v) for v in values)
         else:
-            columns[n] = convert(values)
+            columns[n] = whole(values)
     return list(zip(*columns, strict=True))
 
 
@@ -97,6 +96,11 @@ def _money_column(values: tuple) -> tuple:
 def _date_column(values: tuple) -> tuple:
     """storage.models.date_value of every value (a date from PostgreSQL, ISO text on SQLite)."""
     return values if type(values[0]) is date else tuple(map(date.fromisoformat, values))
+
+
+# (a whole column's conversion, one value's) for money and date columns
+_MONEY = (_money_column, m.money_value)
+_DATE = (_date_column, m.date_value)
 
 
 def _in(column: pw.Field, ids: list[str]) -> pw.Node:

@@ -67,16 +67,14 @@ class Stored(NamedTuple):
 def store(record: dict[str, Any], requested_by: str, key: str | None, request_sha: str) -> Stored:
     """Append the decision to the chain (once per idempotency key)."""
     from storage import idempotency
-    from storage.decisions import append_prepared, as_stored, prepare_decisions
+    from storage.decisions import append_prepared, as_stored, prepare_decisions, stored_json
     from storage.errors import Conflict
 
     if not key:
         prepared = prepare_decisions([record])  # encoding, before queueing for the lock
         with _queued_writer():
             placed = append_prepared(prepared)
-        seq, prev, digest = placed[0]
-        # The canonical JSON signed by the hash, with the chain fields: no second encoding.
-        body = f'{prepared[0].canonical[:-1]},"seq":{seq},"prev_hash":"{prev}","hash":"{digest}"}}'
+        body = stored_json(prepared[0], placed[0])
         return Stored(as_stored(prepared[0], placed[0]), False, body)
     with _queued_writer():
         try:
