@@ -26,7 +26,7 @@ from engine.trace import (
     to_jsonable,
 )
 from storage.db import database, insert_rows, insert_statement, is_postgres, write_lock
-from storage.errors import InvalidRecord
+from storage.errors import InvalidRecord, StorageError
 from storage.models import ID_LENGTH, Decision, DecisionTag
 
 # The fields a decision is hashed over, as SPEC §5 lists them.
@@ -126,12 +126,110 @@ def append_prepared(prepared: Sequence[PreparedDecision]) -> list[tuple[int, str
     if not prepared:
         return []
     if is_postgres() and not database.in_transaction():
+        if len(prepared) == 1:
+            return [_append_one_in_one_round_trip(prepared[0])]
         return _append_in_two_round_trips(prepared)
     with write_lock(CHAIN_LOCK):
         rows, tags, placed = _chained(prepared, database.execute_sql(_HEAD_SQL).fetchone())
         insert_rows(Decision, _COLUMNS, rows)
         insert_rows(DecisionTag, _TAG_COLUMNS, tags)
     return placed
+
+
+def _append_one_in_one_round_trip(decision: PreparedDecision) -> tuple[int, str, str]:
+    """append_prepared of one decision on PostgreSQL outside a transaction (an API decision),
+    in a single round trip: the lock, then a prepared statement that reads the chain head and
+    inserts the decision and its tags. PostgreSQL runs the two statements of one query as one
+    transaction, so the lock is held until they commit.
+
+    The server places the row after the head it finds and computes its chain hash with the
+    formula of `engine.trace.chain_hash_text` (SHA-256 over prev_hash, a newline and the
+    canonical JSON in UTF-8); the hash that comes back is checked against Python's all the
+    same. The statement is prepared once per connection and tag count (its parsing and
+    planning cost the server more than its execution); should the server have forgotten it
+    (a connection pooler between us and it), it is prepared again and the query retried.
+    """
+    row = decision.row
+    params = [decision.canonical if i == _HASH else row[i] for i in _GIVEN_OR_HASH]
+    for name, value in decision.tags:
+        params += (name, value)
+    tag_count = len(decision.tags)
+    cursor = database.cursor()
+    with pw.__exception_wrapper__:
+        try:
+            _execute_append(cursor, tag_count, params)
+        except Exception as exc:
+            if getattr(exc, "pgcode", None) != _UNKNOWN_STATEMENT:
+                raise
+            _forget_prepared(cursor.connection)
+            _execute_append(cursor, tag_count, params)
+        seq, prev, digest = cursor.fetchone()
+    if digest != chain_hash_text(decision.canonical, prev):
+        raise StorageError(
+            f"PostgreSQL hashed decision {seq} differently from credo: check the database's "
+            "encoding, run `credo verify` and report this"
+        )
+    return seq, prev, digest
+
+
+_UNKNOWN_STATEMENT = "26000"  # SQLSTATE invalid_sql_statement_name
+# Tag counts whose append statement each connection (id, server process id) has prepared.
+_PREPARED_ON: dict[tuple[int, int], set[int]] = {}
+
+
+def _execute_append(cursor: Any, tag_count: int, params: list) -> None:
+    connection = cursor.connection
+    key = (id(connection), connection.get_backend_pid())
+    prepared = _PREPARED_ON.get(key)
+    if prepared is None:
+        if len(_PREPARED_ON) > 256:  # keys of connections closed since
+            _PREPARED_ON.clear()
+        prepared = _PREPARED_ON[key] = set()
+    if tag_count not in prepared:
+        cursor.execute(_append_statement(tag_count))
+        prepared.add(tag_count)
+    placeholders = ", ".join(["%s"] * len(params))
+    cursor.execute(
+        f"SELECT pg_advisory_xact_lock({CHAIN_LOCK}); "
+        f"EXECUTE credo_append_{tag_count}({placeholders})",
+        params,
+    )
+
+
+def _forget_prepared(connection: Any) -> None:
+    _PREPARED_ON.pop((id(connection), connection.get_backend_pid()), None)
+
+
+def _append_statement(tag_count: int) -> str:
+    """PREPARE of the insert for `_append_one_in_one_round_trip`, for `tag_count` tags; its
+    parameters: the row's values except seq and prev_hash, the canonical JSON in the hash's
+    place, then each tag's name and value."""
+    numbers = iter(range(1, len(_GIVEN_OR_HASH) + 2 * tag_count + 1))
+    server = {_SEQ: "head.seq", _PREV: "head.prev"}
+    values = []
+    for i in range(len(_COLUMNS)):
+        if i == _HASH:
+            values.append(
+                f"encode(sha256(convert_to(head.prev || chr(10) || ${next(numbers)}, 'UTF8')), "
+                "'hex')"
+            )
+        else:
+            values.append(server.get(i) or f"${next(numbers)}")
+    names = ", ".join(f'"{f.column_name}"' for f in _COLUMNS)
+    sql = (
+        f"PREPARE credo_append_{tag_count} AS "
+        f"WITH head AS (SELECT coalesce(h.seq, 0) + 1 AS seq, coalesce(h.hash, '{GENESIS_HASH}')"
+        f" AS prev FROM (SELECT 1) AS one LEFT JOIN ({_HEAD_SQL}) AS h ON true), "
+        f'd AS (INSERT INTO "decision" ({names}) SELECT {", ".join(values)} FROM head '
+        'RETURNING "seq", "prev_hash", "hash")'
+    )
+    if tag_count:
+        tags = ", ".join(f"(${next(numbers)}, ${next(numbers)})" for _ in range(tag_count))
+        sql += (
+            ', t AS (INSERT INTO "decision_tag" ("seq", "name", "value") '
+            f"SELECT d.seq, v.name, v.value FROM d CROSS JOIN (VALUES {tags}) AS v(name, value))"
+        )
+    return sql + ' SELECT "seq", "prev_hash", "hash" FROM d'
 
 
 def _append_in_two_round_trips(prepared: Sequence[PreparedDecision]) -> list[tuple[int, str, str]]:
@@ -200,6 +298,9 @@ _HEAD_SQL = 'SELECT "seq", "hash" FROM "decision" ORDER BY "seq" DESC LIMIT 1'
 _COLUMNS = Decision._meta.sorted_fields
 _NAMES = [f.name for f in _COLUMNS]
 _SEQ, _PREV, _HASH = _NAMES.index("seq"), _NAMES.index("prev_hash"), _NAMES.index("hash")
+# Columns whose value the one-round-trip query is given: all but seq and prev_hash (the
+# server's), the hash's place taking the canonical JSON the server hashes.
+_GIVEN_OR_HASH = [i for i in range(len(_COLUMNS)) if i not in (_SEQ, _PREV)]
 _TAG_COLUMNS = [DecisionTag.decision, DecisionTag.name, DecisionTag.value]
 
 

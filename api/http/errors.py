@@ -15,6 +15,7 @@ from http import HTTPStatus
 from typing import Any
 
 import marshmallow as ma
+import peewee as pw
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
@@ -180,6 +181,22 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_exception(error: HTTPException) -> Response:
         return _from_http_exception(error)
+
+    @app.errorhandler(pw.OperationalError)
+    @app.errorhandler(pw.InterfaceError)
+    def _database_unavailable(error: pw.PeeweeException) -> Response:
+        # The server went away (a restart drops pooled connections), the file stayed locked
+        # past the busy timeout, the disk is full: nothing the caller sent is wrong. The
+        # transaction rolled back, unless the connection broke while the server committed:
+        # a retry with the same Idempotency-Key cannot decide twice. The broken connection is
+        # discarded at its next check-out.
+        _log.warning("database error on %s %s: %s", request.method, request.path, error)
+        return problem_response(
+            503,
+            "the database is unavailable or busy; retry shortly (with the same "
+            "Idempotency-Key, a decision is not made twice)",
+            headers={"Retry-After": "1"},
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

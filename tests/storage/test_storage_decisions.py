@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from engine.trace import GENESIS_HASH, canonical_json_plain, chain_hash
 from storage import decisions
-from storage.db import COPY_MIN_ROWS
+from storage.db import COPY_MIN_ROWS, is_postgres
 from storage.decisions import DECISION_FIELDS, DecisionFilter
 from storage.errors import InvalidRecord
 from storage.models import Decision
@@ -68,6 +68,34 @@ def test_a_bulk_append_stores_awkward_text_and_nulls_exactly(db, make_decision, 
     assert decisions.verify_chain() == []
     tagged = DecisionFilter(outcome={"tone": "firm"}, rule_id="RT-040")
     assert decisions.count_decisions(tagged) == sum(r["outcome"]["tone"] == "firm" for r in stored)
+
+
+def test_one_decision_at_a_time_hashes_awkward_text_as_credo_does(db, make_decision):
+    # One decision outside a transaction is how the API appends. On PostgreSQL the server
+    # computes the chain hash: it must agree with Python's for any text, the first decision
+    # of the chain included.
+    awkward = "Mahnung für Ü € 🙂, 'quote' \"double\" back\\slash \\n \x01\x1f tab\t end"
+    first = decisions.append_decision(make_decision(1, reasons=[awkward], facts={"n": awkward}))
+    second = decisions.append_decision(make_decision(2, requested_by=awkward, customer_id=None))
+    assert first["prev_hash"] == GENESIS_HASH and second["prev_hash"] == first["hash"]
+    for stored in (first, second):
+        hashed = {k: stored[k] for k in DECISION_FIELDS}
+        assert stored["hash"] == chain_hash(hashed, stored["prev_hash"])
+        assert decisions.get_decision(stored["decision_id"]) == stored
+    assert decisions.count_decisions(DecisionFilter(rule_id="RT-040")) == 2
+    assert decisions.verify_chain() == []
+
+
+def test_postgresql_prepares_the_append_again_when_the_server_forgot_it(db, make_decision):
+    # A connection pooler in front of PostgreSQL may hand the session to someone else, who
+    # discards its prepared statements.
+    if not is_postgres():
+        pytest.skip("PostgreSQL only: SQLite has no prepared statements on the server")
+    decisions.append_decision(make_decision(1))
+    db.execute_sql("DEALLOCATE ALL")
+    stored = decisions.append_decision(make_decision(2))
+    assert stored["seq"] == 2
+    assert decisions.verify_chain() == []
 
 
 @pytest.mark.parametrize(
