@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 
 import peewee as pw
-from flask import Flask
+from flask import Flask, Response
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 from api.http import customers, decisions, docs, errors, health, ledger, rulesets, runs
 from api.http.context import AppState
 from api.http.evaluator import RuleSetCache
 from api.http.smorest import loads_strict, make_api
+from api.http.writers import WalCheckpointer
 from api.settings import Settings, load_settings
 
 API_VERSION = "1"
@@ -85,13 +86,27 @@ def open_pooled(url: str) -> pw.Database:
     if isinstance(plain, pw.SqliteDatabase):
         # A pooled connection may serve another thread later, one thread at a time.
         params = {**plain.connect_params, "check_same_thread": False}
+        # The log is checkpointed after responses instead (see _checkpoint_after_responses).
+        pragmas = (*plain._pragmas, ("wal_autocheckpoint", 0))
         pooled: pw.Database = PooledSqliteDatabase(
-            plain.database, pragmas=plain._pragmas, **pool, **params
+            plain.database, pragmas=pragmas, **pool, **params
         )
     else:
         pooled = _PostgresPool(plain.database, **pool, **plain.connect_params)
     storage_db.database.initialize(pooled)
     return pooled
+
+
+def _checkpoint_after_responses(app: Flask, checkpointer: WalCheckpointer) -> None:
+    """Copy SQLite's write-ahead log back into the database once a response has gone out,
+    when the log is long (api.http.writers.WalCheckpointer): never inside a commit that other
+    workers queue behind, nor before a caller has its answer."""
+
+    @app.after_request
+    def _schedule(response: Response) -> Response:
+        if checkpointer.due():
+            response.call_on_close(checkpointer.run)
+        return response
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -128,6 +143,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         if not database.is_closed():
             database.close()
 
+    if isinstance(database, pw.SqliteDatabase) and database.database not in ("", ":memory:"):
+        app.extensions["credo.wal"] = WalCheckpointer(database.database)
+        _checkpoint_after_responses(app, app.extensions["credo.wal"])
     errors.init_app(app)
     api = make_api(app)
     for module in (health, decisions, ledger, customers, rulesets, runs):

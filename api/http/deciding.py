@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import os
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from typing import Any, NamedTuple
 
-import peewee as pw
-
 from api.http.errors import ApiProblem
 from api.http.evaluator import ActiveRuleSet, evaluate
+from api.http.writers import queued_writer
 from engine.trace import canonical_json
 
 
@@ -72,50 +66,13 @@ def store(record: dict[str, Any], requested_by: str, key: str | None, request_sh
 
     if not key:
         prepared = prepare_decisions([record])  # encoding, before queueing for the lock
-        with _queued_writer():
+        with queued_writer():
             placed = append_prepared(prepared)
         body = stored_json(prepared[0], placed[0])
         return Stored(as_stored(prepared[0], placed[0]), False, body)
-    with _queued_writer():
+    with queued_writer():
         try:
             remembered = idempotency.append_once(record, requested_by, key, request_sha)
         except Conflict as exc:
             raise ApiProblem(409, str(exc), slug="idempotency-conflict") from exc
     return Stored(remembered.decision, remembered.replayed)
-
-
-_lock_files: dict[tuple[int, str], int] = {}
-_lock_files_guard = threading.Lock()
-
-
-@contextmanager
-def _queued_writer() -> Iterator[None]:
-    """On SQLite, queue the API's writers of one database file on an flock before they ask
-    SQLite for its write lock.
-
-    SQLite makes a writer that finds the file locked sleep and retry (1, 2, 5, 10 ms…), which
-    under load costs workers more time asleep than the lock is ever held; a kernel lock hands
-    over at once. Other writers (the nightly run) still meet SQLite's own lock and wait as
-    before. Threads of one process are serialised by the same lock.
-    """
-    from storage.db import database
-
-    db = database.obj
-    if not isinstance(db, pw.SqliteDatabase) or db.database in ("", ":memory:"):
-        yield
-        return
-    key = (os.getpid(), db.database)
-    with _lock_files_guard:
-        fd = _lock_files.get(key)
-        if fd is None:
-            fd = os.open(db.database + ".lock", os.O_CREAT | os.O_RDWR, 0o600)
-            _lock_files[key] = fd
-    with _thread_lock:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-
-
-_thread_lock = threading.Lock()

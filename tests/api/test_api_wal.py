@@ -1,0 +1,49 @@
+"""SQLite under the API: its write-ahead log is checkpointed after responses, not in commits."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from api_support import complete_facts
+
+from storage.db import is_postgres
+
+
+@pytest.fixture
+def wal(app):
+    if is_postgres():
+        pytest.skip("SQLite only: PostgreSQL checkpoints on its own")
+    return app.extensions["credo.wal"]
+
+
+def test_the_log_is_copied_back_after_responses_and_starts_again(client, auth, wal):
+    from storage.db import database
+
+    wal.pages, wal.min_interval = 40, 0.0
+    log = database.obj.database + "-wal"
+    assert database.obj.execute_sql("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    ids = []
+    for n in range(60):  # about 12 pages each: 700 pages were the log never checkpointed
+        response = client.post(
+            "/v1/decisions/credit", json={"facts": complete_facts()}, headers=auth("decide")
+        )
+        assert response.status_code == 201
+        response.close()  # a server closes the response once sent: the checkpoint runs then
+        ids.append(response.json["decision_id"])
+        # the setup's writes are in the log at first; from then on each checkpoint lets the
+        # next commit start the log again
+        assert n == 0 or wal.frames() < wal.pages + 30
+    assert os.path.getsize(log) < 200 * (4096 + 24)  # the file is reused from its start
+    auditor = auth("auditor")
+    for decision_id in (ids[0], ids[-1]):
+        assert client.get(f"/v1/decisions/{decision_id}", headers=auditor).status_code == 200
+    from storage.decisions import verify_chain
+
+    assert verify_chain() == []
+
+
+def test_no_log_yet_is_not_due(tmp_path):
+    from api.http.writers import WalCheckpointer
+
+    assert not WalCheckpointer(str(tmp_path / "nothing.db")).due()
