@@ -82,13 +82,14 @@ class WalCheckpointer:
        its beginning; without it the log would grow for as long as the load lasts (SQLite's
        counts cannot tell: they describe the log as the checkpoint began).
 
-    `due()` reads the log's length (mxFrame, bytes 16–19 of the wal-index header in the
-    `-shm` file, in the host's byte order; https://www.sqlite.org/walformat.html) with one
-    pread: the figure SQLite's own automatic checkpoint compares with its limit. Other
-    processes (the nightly run, `credo import`) keep the automatic checkpoint.
+    `due()` reads, with one pread of the `-shm` file (https://www.sqlite.org/walformat.html,
+    in the host's byte order), the log's length (mxFrame, bytes 16–19 of the wal-index header)
+    and how much of it is already in the database (nBackfill, bytes 96–99): a log copied
+    whole is not due again, although its length stays until the next commit starts it anew.
+    Other processes (the nightly run, `credo import`) keep the automatic checkpoint.
     """
 
-    HEADER = struct.Struct("=16xI")  # mxFrame
+    HEADER = struct.Struct("=16xI76xI")  # mxFrame, nBackfill
 
     # 4,000 pages (16 MB of log) rather than SQLite's 1,000: a checkpoint copies each page
     # once however often the log holds it, so copying less often costs less per decision
@@ -110,7 +111,7 @@ class WalCheckpointer:
         return self.frames() >= self.pages
 
     def frames(self) -> int:
-        """The frames in the log now (0 when there is no log)."""
+        """The frames in the log not yet copied into the database (0 when there is no log)."""
         try:
             if self._pid != os.getpid():  # a new worker process: its own descriptors
                 self._pid, self._shm, self._connection = os.getpid(), None, None
@@ -119,7 +120,10 @@ class WalCheckpointer:
             header = os.pread(self._shm, self.HEADER.size, 0)
         except OSError:
             return 0
-        return self.HEADER.unpack(header)[0] if len(header) == self.HEADER.size else 0
+        if len(header) < self.HEADER.size:
+            return 0
+        length, copied = self.HEADER.unpack(header)
+        return max(length - copied, 0)
 
     def run(self) -> None:
         """Checkpoint now (skipped while another thread of this process is at it). A failure
