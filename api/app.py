@@ -17,7 +17,7 @@ from api.http import customers, decisions, docs, errors, health, ledger, ruleset
 from api.http.context import AppState
 from api.http.evaluator import RuleSetCache
 from api.http.smorest import loads_strict, make_api
-from api.http.writers import WalCheckpointer
+from api.http.writers import TagSettler, WalCheckpointer
 from api.settings import Settings, load_settings
 
 API_VERSION = "1"
@@ -86,7 +86,7 @@ def open_pooled(url: str) -> pw.Database:
     if isinstance(plain, pw.SqliteDatabase):
         # A pooled connection may serve another thread later, one thread at a time.
         params = {**plain.connect_params, "check_same_thread": False}
-        # The log is checkpointed after responses instead (see _checkpoint_after_responses).
+        # The log is checkpointed after responses instead (see _after_responses).
         pragmas = (*plain._pragmas, ("wal_autocheckpoint", 0))
         pooled: pw.Database = PooledSqliteDatabase(
             plain.database, pragmas=pragmas, **pool, **params
@@ -97,15 +97,16 @@ def open_pooled(url: str) -> pw.Database:
     return pooled
 
 
-def _checkpoint_after_responses(app: Flask, checkpointer: WalCheckpointer) -> None:
-    """Copy SQLite's write-ahead log back into the database once a response has gone out,
-    when the log is long (api.http.writers.WalCheckpointer): never inside a commit that other
-    workers queue behind, nor before a caller has its answer."""
+def _after_responses(app: Flask, *chores: WalCheckpointer | TagSettler) -> None:
+    """Run each chore that is due once a response has gone out (api.http.writers): SQLite's
+    upkeep, never inside a commit that other workers queue behind, nor before a caller has
+    its answer."""
 
     @app.after_request
     def _schedule(response: Response) -> Response:
-        if checkpointer.due():
-            response.call_on_close(checkpointer.run)
+        for chore in chores:
+            if chore.due():
+                response.call_on_close(chore.run)
         return response
 
 
@@ -145,7 +146,8 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     if isinstance(database, pw.SqliteDatabase) and database.database not in ("", ":memory:"):
         app.extensions["credo.wal"] = WalCheckpointer(database.database)
-        _checkpoint_after_responses(app, app.extensions["credo.wal"])
+        app.extensions["credo.tags"] = TagSettler()
+        _after_responses(app, app.extensions["credo.tags"], app.extensions["credo.wal"])
     errors.init_app(app)
     api = make_api(app)
     for module in (health, decisions, ledger, customers, rulesets, runs):

@@ -27,7 +27,7 @@ from engine.trace import (
 )
 from storage.db import database, insert_rows, insert_statement, is_postgres, write_lock
 from storage.errors import InvalidRecord, StorageError
-from storage.models import ID_LENGTH, Decision, DecisionTag
+from storage.models import ID_LENGTH, Decision, DecisionTag, RecentDecisionTag
 
 # The fields a decision is hashed over, as SPEC §5 lists them.
 DECISION_FIELDS = (
@@ -129,11 +129,34 @@ def append_prepared(prepared: Sequence[PreparedDecision]) -> list[tuple[int, str
         if len(prepared) == 1:
             return [_append_one_in_one_round_trip(prepared[0])]
         return _append_in_two_round_trips(prepared)
+    # A few decisions on SQLite (the API's): their tags wait in RecentDecisionTag.
+    staged = len(prepared) <= STAGED_MAX and not is_postgres()
     with write_lock(CHAIN_LOCK):
         rows, tags, placed = _chained(prepared, database.execute_sql(_HEAD_SQL).fetchone())
         insert_rows(Decision, _COLUMNS, rows)
-        insert_rows(DecisionTag, _TAG_COLUMNS, tags)
+        if staged:
+            insert_rows(RecentDecisionTag, _RECENT_TAG_COLUMNS, tags)
+        else:
+            insert_rows(DecisionTag, _TAG_COLUMNS, tags)
     return placed
+
+
+STAGED_MAX = 8  # decisions appended together whose tags go to RecentDecisionTag (SQLite)
+
+
+def settle_recent_tags() -> int:
+    """Move the tags in RecentDecisionTag into DecisionTag, in one transaction; how many.
+
+    Searches give the same answers before and after: they read both tables. Called by the
+    API after responses, once its workers have staged a few hundred decisions.
+    """
+    with write_lock(CHAIN_LOCK):
+        moved = database.execute_sql(
+            'INSERT INTO "decision_tag" ("seq", "name", "value") '
+            'SELECT "seq", "name", "value" FROM "decision_tag_recent"'
+        ).rowcount
+        database.execute_sql('DELETE FROM "decision_tag_recent"')
+    return moved
 
 
 def _append_one_in_one_round_trip(decision: PreparedDecision) -> tuple[int, str, str]:
@@ -302,6 +325,7 @@ _SEQ, _PREV, _HASH = _NAMES.index("seq"), _NAMES.index("prev_hash"), _NAMES.inde
 # server's), the hash's place taking the canonical JSON the server hashes.
 _GIVEN_OR_HASH = [i for i in range(len(_COLUMNS)) if i not in (_SEQ, _PREV)]
 _TAG_COLUMNS = [DecisionTag.decision, DecisionTag.name, DecisionTag.value]
+_RECENT_TAG_COLUMNS = [RecentDecisionTag.decision, RecentDecisionTag.name, RecentDecisionTag.value]
 
 
 def _prepare(
@@ -511,7 +535,10 @@ def _filtered(filters: DecisionFilter) -> pw.ModelSelect:
         tagged = DecisionTag.select(DecisionTag.decision).where(
             (DecisionTag.name == name) & (DecisionTag.value == value)
         )
-        query = query.where(Decision.seq.in_(tagged))
+        recent = RecentDecisionTag.select(RecentDecisionTag.decision).where(
+            (RecentDecisionTag.name == name) & (RecentDecisionTag.value == value)
+        )
+        query = query.where(Decision.seq.in_(tagged) | Decision.seq.in_(recent))
     if filters.created_from is not None:
         query = query.where(Decision.created_at >= filters.created_from)
     if filters.created_to is not None:

@@ -115,6 +115,15 @@ def _tags_by_key(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
     db.execute_sql('ALTER TABLE "decision_tag_new" RENAME TO "decision_tag"')
 
 
+def _recent_tags(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Tags of single decisions, keyed by seq first (see RecentDecisionTag).
+    without_rowid = "" if is_postgres(db) else " WITHOUT ROWID"
+    db.execute_sql(
+        'CREATE TABLE "decision_tag_recent" ("seq" BIGINT NOT NULL, "name" VARCHAR(80) NOT NULL, '
+        f'"value" TEXT NOT NULL, PRIMARY KEY ("seq", "name", "value")){without_rowid}'
+    )
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
@@ -122,6 +131,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (3, "idempotency keys of decision requests", _idempotency_keys),
     (4, "decisions: drop the indexes no query uses", _lighter_decision_indexes),
     (5, "decision tags keyed by (name, value, seq), without a foreign key", _tags_by_key),
+    (6, "recent decision tags: single decisions' tags, moved in batches", _recent_tags),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -6,6 +6,8 @@ import hashlib
 from datetime import date
 from typing import Any, NamedTuple
 
+from flask import current_app
+
 from api.http.errors import ApiProblem
 from api.http.evaluator import ActiveRuleSet, evaluate
 from api.http.writers import queued_writer
@@ -64,10 +66,13 @@ def store(record: dict[str, Any], requested_by: str, key: str | None, request_sh
     from storage.decisions import append_prepared, as_stored, prepare_decisions, stored_json
     from storage.errors import Conflict
 
+    settler = current_app.extensions.get("credo.tags")  # SQLite: tags staged per decision
     if not key:
         prepared = prepare_decisions([record])  # encoding, before queueing for the lock
         with queued_writer():
             placed = append_prepared(prepared)
+        if settler is not None:
+            settler.staged()
         body = stored_json(prepared[0], placed[0])
         return Stored(as_stored(prepared[0], placed[0]), False, body)
     with queued_writer():
@@ -75,4 +80,6 @@ def store(record: dict[str, Any], requested_by: str, key: str | None, request_sh
             remembered = idempotency.append_once(record, requested_by, key, request_sha)
         except Conflict as exc:
             raise ApiProblem(409, str(exc), slug="idempotency-conflict") from exc
+    if settler is not None and not remembered.replayed:
+        settler.staged()
     return Stored(remembered.decision, remembered.replayed)

@@ -151,3 +151,42 @@ class WalCheckpointer:
         checkpoint = self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
         busy, _frames, _copied = checkpoint.fetchone()
         return not busy
+
+
+class TagSettler:
+    """Moves the tags of decisions stored one at a time (storage's RecentDecisionTag) into the
+    searched tag table, a few hundred decisions at a time, after a response has been sent.
+
+    Searches read both tables, so when this runs changes no answer, only how many pages each
+    decision costs: a decision's tags share one page of the staging table, and moved together
+    they share pages of the tag table too. Its count is of this process's decisions; a move
+    takes every worker's.
+    """
+
+    def __init__(self, batch: int = 256):
+        self.batch = batch
+        self._staged = 0
+        self._busy = threading.Lock()
+
+    def staged(self, decisions: int = 1) -> None:
+        self._staged += decisions
+
+    def due(self) -> bool:
+        return self._staged >= self.batch
+
+    def run(self) -> None:
+        """Move now (skipped while another thread of this process is at it). A failure is
+        logged: the tags stay where searches find them, and a later response tries again."""
+        from storage.db import database
+        from storage.decisions import settle_recent_tags
+
+        if not self._busy.acquire(blocking=False):
+            return
+        try:
+            self._staged = 0
+            with database.connection_context(), queued_writer():
+                settle_recent_tags()
+        except pw.PeeweeException as exc:
+            _log.warning("moving recent decision tags failed: %s", exc)
+        finally:
+            self._busy.release()

@@ -1,4 +1,5 @@
-"""SQLite under the API: its write-ahead log is checkpointed after responses, not in commits."""
+"""SQLite's upkeep under the API, after responses: the write-ahead log is checkpointed there,
+not in commits, and staged decision tags are moved in batches."""
 
 from __future__ import annotations
 
@@ -49,3 +50,23 @@ def test_no_log_yet_is_not_due(tmp_path):
     from api.http.writers import WalCheckpointer
 
     assert not WalCheckpointer(str(tmp_path / "nothing.db")).due()
+
+
+def test_staged_tags_are_moved_in_batches_after_responses(client, auth, wal, app):
+    from storage.decisions import DecisionFilter, count_decisions
+    from storage.models import DecisionTag, RecentDecisionTag
+
+    settler = app.extensions["credo.tags"]
+    settler.batch = 5
+    for n in range(1, 13):
+        response = client.post(
+            "/v1/decisions/credit", json={"facts": complete_facts()}, headers=auth("decide")
+        )
+        assert response.status_code == 201
+        rules = {rule["id"] for rule in response.json["fired"]}
+        response.close()
+        staged = RecentDecisionTag.select(RecentDecisionTag.decision).distinct().count()
+        assert staged == n % 5  # moved after the 5th and the 10th response
+        for rule in rules:  # found wherever its tags are
+            assert count_decisions(DecisionFilter(rule_id=rule)) == n
+    assert DecisionTag.select(DecisionTag.decision).distinct().count() == 10

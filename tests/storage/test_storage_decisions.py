@@ -86,6 +86,39 @@ def test_one_decision_at_a_time_hashes_awkward_text_as_credo_does(db, make_decis
     assert decisions.verify_chain() == []
 
 
+def test_searches_find_staged_tags_before_and_after_they_are_settled(db, make_decision):
+    # On SQLite, decisions stored a few at a time stage their tags; a settle moves them into
+    # the tag table. No search may tell the difference.
+    from storage.models import DecisionTag, RecentDecisionTag
+
+    bulk = decisions.append_decisions([make_decision(n) for n in range(1, 13)])  # > STAGED_MAX
+    single = [decisions.append_decision(make_decision(n)) for n in range(13, 17)]
+    staged = RecentDecisionTag.select().count()
+    assert staged == (0 if is_postgres() else 3 * len(single))  # tone, cadence_days, rule
+    searches = [
+        DecisionFilter(outcome={"tone": "firm"}),
+        DecisionFilter(outcome={"cadence_days": "7"}, rule_id="RT-040"),
+        DecisionFilter(rule_id="RT-040", customer_id="C3"),
+        DecisionFilter(outcome={"tone": "none"}),
+    ]
+    expected = [
+        [d["seq"] for d in (*bulk, *single) if d["outcome"]["tone"] == "firm"],
+        [d["seq"] for d in (*bulk, *single)],
+        [d["seq"] for d in (*bulk, *single) if d["customer_id"] == "C3"],
+        [],
+    ]
+    for search, seqs in zip(searches, expected, strict=True):
+        assert [d["seq"] for d in decisions.query_decisions(search).items] == seqs
+    tags = DecisionTag.select().count()
+    assert decisions.settle_recent_tags() == staged
+    assert RecentDecisionTag.select().count() == 0
+    assert DecisionTag.select().count() == tags + staged
+    for search, seqs in zip(searches, expected, strict=True):
+        assert [d["seq"] for d in decisions.query_decisions(search).items] == seqs
+        assert decisions.count_decisions(search) == len(seqs)
+    assert decisions.settle_recent_tags() == 0
+
+
 def test_postgresql_prepares_the_append_again_when_the_server_forgot_it(db, make_decision):
     # A connection pooler in front of PostgreSQL may hand the session to someone else, who
     # discards its prepared statements.

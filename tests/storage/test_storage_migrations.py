@@ -76,15 +76,22 @@ def test_decision_tags_of_an_earlier_release_are_rekeyed_without_losing_rows(
     empty_db.execute_sql(
         'CREATE INDEX "decision_tag_name_value_seq" ON "decision_tag" ("name", "value", "seq")'
     )
-    stored = decisions.append_decisions([make_decision(n) for n in range(1, 8)])
+    # More than STAGED_MAX together: their tags go straight to decision_tag, the only tag
+    # table before migration 6.
+    stored = decisions.append_decisions(
+        [make_decision(n) for n in range(1, decisions.STAGED_MAX + 4)]
+    )
     firm = DecisionFilter(outcome={"tone": "firm"})
-    before = [d["seq"] for d in decisions.query_decisions(firm).items]
-    assert stored[0]["prev_hash"] == GENESIS_HASH and before
+    before = [d["seq"] for d in stored if d["outcome"]["tone"] == "firm"]
+    tagged_before = empty_db.execute_sql('SELECT count(*) FROM "decision_tag"').fetchone()[0]
+    assert stored[0]["prev_hash"] == GENESIS_HASH and before and tagged_before
 
-    assert migrate(empty_db) == [5]
-
+    assert migrate(empty_db) == [5, 6]
+    assert empty_db.execute_sql('SELECT count(*) FROM "decision_tag"').fetchone()[0] == (
+        tagged_before
+    )
     assert [d["seq"] for d in decisions.query_decisions(firm).items] == before
-    more = decisions.append_decisions([make_decision(n) for n in range(8, 10)])
+    more = decisions.append_decisions([make_decision(n) for n in range(20, 22)])
     tagged = decisions.query_decisions(DecisionFilter(rule_id="RT-040")).items
     assert {d["seq"] for d in tagged} == {d["seq"] for d in [*stored, *more]}
     assert decisions.verify_chain() == []
