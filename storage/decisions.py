@@ -3,7 +3,8 @@
 Each decision gets the next `seq`, the previous decision's hash as `prev_hash`, and
 `hash = engine.trace.chain_hash(<the SPEC §5 fields>, prev_hash)`. Appends are serialised by a
 database lock (PostgreSQL advisory lock, SQLite BEGIN IMMEDIATE) taken before the chain head is
-read, and `prev_hash` is unique, so concurrent writers can never fork the chain. `verify_chain`
+read, and `seq` (head + 1, with the head's hash as `prev_hash`) is the primary key, so concurrent
+writers can never fork the chain: one with a stale head collides on seq. `verify_chain`
 recomputes every hash from the row's columns, so it finds rows altered, removed or reordered.
 """
 

@@ -80,7 +80,7 @@ def _idempotency_keys(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
 
 def _lighter_decision_indexes(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
     # Every index is written by each decision stored. These three served no query: the chain is
-    # read by seq and looked up by decision_id; prev_hash stays unique (no fork of the chain);
+    # read by seq and looked up by decision_id; prev_hash stays unique (until migration 7);
     # a kind filter walks seq, where a third of the rows match.
     for name in ("decision_hash", "decision_kind_seq", "decision_ruleset_kind_ruleset_version"):
         db.execute_sql(f'DROP INDEX IF EXISTS "{name}"')
@@ -124,6 +124,14 @@ def _recent_tags(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
     )
 
 
+def _unindexed_prev_hash(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # The unique index on prev_hash guarded against a fork that seq, the primary key, already
+    # rules out (see Decision.prev_hash). Its keys are random: at millions of decisions each
+    # append read and wrote a page of it somewhere, and on SQLite it was a seventh of the
+    # pages every decision wrote to the log.
+    db.execute_sql('DROP INDEX IF EXISTS "decision_prev_hash"')
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
@@ -132,6 +140,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (4, "decisions: drop the indexes no query uses", _lighter_decision_indexes),
     (5, "decision tags keyed by (name, value, seq), without a foreign key", _tags_by_key),
     (6, "recent decision tags: single decisions' tags, moved in batches", _recent_tags),
+    (7, "decisions: no index on prev_hash (seq already rules out a fork)", _unindexed_prev_hash),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -245,8 +245,10 @@ class Decision(BaseModel):
     requested_by = pw.CharField(max_length=200)
     created_at = UtcDateTimeField(index=True)
     engine_us = pw.BigIntegerField()
-    # Unique: two decisions can never claim the same predecessor, so the chain cannot fork.
-    prev_hash = pw.CharField(max_length=64, unique=True)
+    # Not indexed (migration 7). Two decisions cannot claim the same predecessor all the same:
+    # every writer places a decision at seq = head's seq + 1 with prev_hash = head's hash, both
+    # read under the chain lock, so a writer with a stale head collides on the primary key.
+    prev_hash = pw.CharField(max_length=64)
     hash = pw.CharField(max_length=64)
 
     class Meta:

@@ -86,6 +86,23 @@ def test_one_decision_at_a_time_hashes_awkward_text_as_credo_does(db, make_decis
     assert decisions.verify_chain() == []
 
 
+def test_a_writer_with_a_stale_chain_head_cannot_fork_the_chain(db, make_decision):
+    # prev_hash has no unique index: seq, the primary key, is what refuses a second decision
+    # claiming the same predecessor.
+    import peewee as pw
+
+    first = decisions.append_decision(make_decision(1))
+    decisions.append_decision(make_decision(2))
+    rows, _tags, placed = decisions._chained(
+        decisions.prepare_decisions([make_decision(3)]), (first["seq"], first["hash"])
+    )
+    assert placed[0][1] == first["hash"]  # it would claim decision 1 as its predecessor
+    with pytest.raises(pw.IntegrityError), db.atomic():
+        decisions.insert_rows(Decision, decisions._COLUMNS, rows)
+    assert Decision.select().count() == 2
+    assert decisions.verify_chain() == []
+
+
 def test_searches_find_staged_tags_before_and_after_they_are_settled(db, make_decision):
     # On SQLite, decisions stored a few at a time stage their tags; a settle moves them into
     # the tag table. No search may tell the difference.
