@@ -80,10 +80,12 @@ class ChainProblem:
         return f"decision #{self.seq} ({self.decision_id}): {self.problem}"
 
 
-def append_decision(record: Mapping[str, Any]) -> dict[str, Any]:
+def append_decision(record: Mapping[str, Any], *, stage_tags: bool = False) -> dict[str, Any]:
     """Store one decision at the head of the chain; return it as stored (JSON values, with
-    seq, prev_hash and hash)."""
-    return append_decisions([record])[0]
+    seq, prev_hash and hash). `stage_tags`: see append_prepared."""
+    prepared = prepare_decisions([record])
+    placed = append_prepared(prepared, stage_tags=stage_tags)
+    return as_stored(prepared[0], placed[0])
 
 
 @dataclass(frozen=True)
@@ -121,17 +123,21 @@ def prepare_decisions(records: Sequence[Mapping[str, Any]]) -> list[PreparedDeci
     return prepared
 
 
-def append_prepared(prepared: Sequence[PreparedDecision]) -> list[tuple[int, str, str]]:
+def append_prepared(
+    prepared: Sequence[PreparedDecision], *, stage_tags: bool = False
+) -> list[tuple[int, str, str]]:
     """Store prepared decisions at the head of the chain, in order, under one lock and in one
-    transaction; (seq, prev_hash, hash) of each."""
+    transaction; (seq, prev_hash, hash) of each.
+
+    `stage_tags`, for a writer that settles them later (the API: settle_recent_tags): on
+    SQLite, the tags of a few decisions go to RecentDecisionTag."""
     if not prepared:
         return []
     if is_postgres() and not database.in_transaction():
         if len(prepared) == 1:
             return [_append_one_in_one_round_trip(prepared[0])]
         return _append_in_two_round_trips(prepared)
-    # A few decisions on SQLite (the API's): their tags wait in RecentDecisionTag.
-    staged = len(prepared) <= STAGED_MAX and not is_postgres()
+    staged = stage_tags and len(prepared) <= STAGED_MAX and not is_postgres()
     with write_lock(CHAIN_LOCK):
         rows, tags, placed = _chained(prepared, database.execute_sql(_HEAD_SQL).fetchone())
         insert_rows(Decision, _COLUMNS, rows)
@@ -142,7 +148,7 @@ def append_prepared(prepared: Sequence[PreparedDecision]) -> list[tuple[int, str
     return placed
 
 
-STAGED_MAX = 8  # decisions appended together whose tags go to RecentDecisionTag (SQLite)
+STAGED_MAX = 8  # at most this many decisions appended together stage their tags
 
 
 def settle_recent_tags() -> int:
@@ -151,11 +157,11 @@ def settle_recent_tags() -> int:
     Searches give the same answers before and after: they read both tables. Called by the
     API after responses, once its workers have staged a few hundred decisions.
     """
+    move = 'INSERT INTO "decision_tag" ("seq", "name", "value") SELECT "seq", "name", "value" '
+    # WHERE true: SQLite's parser needs it between a SELECT and ON CONFLICT (3.24+).
+    move += 'FROM "decision_tag_recent" WHERE true ON CONFLICT DO NOTHING'
     with write_lock(CHAIN_LOCK):
-        moved = database.execute_sql(
-            'INSERT INTO "decision_tag" ("seq", "name", "value") '
-            'SELECT "seq", "name", "value" FROM "decision_tag_recent"'
-        ).rowcount
+        moved = database.execute_sql(move).rowcount
         database.execute_sql('DELETE FROM "decision_tag_recent"')
     return moved
 

@@ -70,14 +70,16 @@ def store(record: dict[str, Any], requested_by: str, key: str | None, request_sh
     if not key:
         prepared = prepare_decisions([record])  # encoding, before queueing for the lock
         with queued_writer():
-            placed = append_prepared(prepared)
+            placed = append_prepared(prepared, stage_tags=settler is not None)
         if settler is not None:
             settler.staged()
         body = stored_json(prepared[0], placed[0])
         return Stored(as_stored(prepared[0], placed[0]), False, body)
     with queued_writer():
         try:
-            remembered = idempotency.append_once(record, requested_by, key, request_sha)
+            remembered = idempotency.append_once(
+                record, requested_by, key, request_sha, stage_tags=settler is not None
+            )
         except Conflict as exc:
             raise ApiProblem(409, str(exc), slug="idempotency-conflict") from exc
     if settler is not None and not remembered.replayed:

@@ -104,12 +104,15 @@ def test_a_writer_with_a_stale_chain_head_cannot_fork_the_chain(db, make_decisio
 
 
 def test_searches_find_staged_tags_before_and_after_they_are_settled(db, make_decision):
-    # On SQLite, decisions stored a few at a time stage their tags; a settle moves them into
-    # the tag table. No search may tell the difference.
+    # On SQLite, decisions stored a few at a time by a writer that settles them later (the
+    # API) stage their tags; a settle moves them into the tag table. No search may tell the
+    # difference.
     from storage.models import DecisionTag, RecentDecisionTag
 
-    bulk = decisions.append_decisions([make_decision(n) for n in range(1, 13)])  # > STAGED_MAX
-    single = [decisions.append_decision(make_decision(n)) for n in range(13, 17)]
+    bulk = decisions.append_decisions([make_decision(n) for n in range(1, 13)])
+    single = [decisions.append_decision(make_decision(n), stage_tags=True) for n in range(13, 17)]
+    assert decisions.append_decision(make_decision(17))["seq"] == 17  # not staged: the CLI's
+    bulk.append(decisions.get_decision("dec-17"))
     staged = RecentDecisionTag.select().count()
     assert staged == (0 if is_postgres() else 3 * len(single))  # tone, cadence_days, rule
     searches = [
@@ -118,10 +121,11 @@ def test_searches_find_staged_tags_before_and_after_they_are_settled(db, make_de
         DecisionFilter(rule_id="RT-040", customer_id="C3"),
         DecisionFilter(outcome={"tone": "none"}),
     ]
+    stored = sorted([*bulk, *single], key=lambda d: d["seq"])
     expected = [
-        [d["seq"] for d in (*bulk, *single) if d["outcome"]["tone"] == "firm"],
-        [d["seq"] for d in (*bulk, *single)],
-        [d["seq"] for d in (*bulk, *single) if d["customer_id"] == "C3"],
+        [d["seq"] for d in stored if d["outcome"]["tone"] == "firm"],
+        [d["seq"] for d in stored],
+        [d["seq"] for d in stored if d["customer_id"] == "C3"],
         [],
     ]
     for search, seqs in zip(searches, expected, strict=True):
@@ -134,6 +138,8 @@ def test_searches_find_staged_tags_before_and_after_they_are_settled(db, make_de
         assert [d["seq"] for d in decisions.query_decisions(search).items] == seqs
         assert decisions.count_decisions(search) == len(seqs)
     assert decisions.settle_recent_tags() == 0
+    RecentDecisionTag.insert(decision=1, name="rule", value="RT-040").execute()  # moved before
+    assert decisions.settle_recent_tags() == 0 and RecentDecisionTag.select().count() == 0
 
 
 def test_postgresql_prepares_the_append_again_when_the_server_forgot_it(db, make_decision):

@@ -76,11 +76,7 @@ def test_decision_tags_of_an_earlier_release_are_rekeyed_without_losing_rows(
     empty_db.execute_sql(
         'CREATE INDEX "decision_tag_name_value_seq" ON "decision_tag" ("name", "value", "seq")'
     )
-    # More than STAGED_MAX together: their tags go straight to decision_tag, the only tag
-    # table before migration 6.
-    stored = decisions.append_decisions(
-        [make_decision(n) for n in range(1, decisions.STAGED_MAX + 4)]
-    )
+    stored = decisions.append_decisions([make_decision(n) for n in range(1, 8)])
     firm = DecisionFilter(outcome={"tone": "firm"})
     before = [d["seq"] for d in stored if d["outcome"]["tone"] == "firm"]
     tagged_before = empty_db.execute_sql('SELECT count(*) FROM "decision_tag"').fetchone()[0]
