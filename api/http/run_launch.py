@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import fields
 from datetime import date
 from pathlib import Path
@@ -66,7 +67,9 @@ def launch_run(settings: Settings, run_id: str, as_of: date) -> str:
     first, 500 when the process failed to start the run."""
     from storage.runs import Run
 
-    Run.update(error=STARTING).where(Run.run_id == run_id).execute()
+    # Marked per launch: the reaper of an earlier launch that failed must not mark this one.
+    starting = f"{STARTING} (launch {uuid.uuid4().hex[:8]})"
+    Run.update(error=starting).where(Run.run_id == run_id).execute()
     log_path = _log_path(settings, run_id)
     command = [sys.executable, "-m", "api", "run", "--run-id", run_id, "--as-of", str(as_of)]
     output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -80,17 +83,17 @@ def launch_run(settings: Settings, run_id: str, as_of: date) -> str:
             start_new_session=True,  # not stopped by a signal sent to the web server's group
         )
     except OSError as exc:
-        _mark_not_started(run_id, f"could not start {command[0]}: {exc}")
+        _mark_not_started(run_id, starting, f"could not start {command[0]}: {exc}")
         raise ApiProblem(500, f"could not start the run process: {exc}") from exc
     finally:
         if log_path:
             output.close()
     answered = threading.Event()
-    reaper = threading.Thread(target=_reap, args=(process, run_id, log_path, answered))
+    reaper = threading.Thread(target=_reap, args=(process, run_id, starting, log_path, answered))
     reaper.daemon = True
     reaper.start()
     try:
-        return _wait_started(process, run_id, log_path)
+        return _wait_started(process, run_id, starting, log_path)
     finally:
         answered.set()
 
@@ -105,18 +108,20 @@ def _log_path(settings: Settings, run_id: str) -> Path | None:
     return folder / f"run-{run_id}.log"
 
 
-def _wait_started(process: subprocess.Popen, run_id: str, log_path: Path | None) -> str:
+def _wait_started(
+    process: subprocess.Popen, run_id: str, starting: str, log_path: Path | None
+) -> str:
     from storage.worklist import get_run
 
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         code = process.poll()
         run = get_run(run_id)
-        if run.error != STARTING:
+        if run.error != starting:
             return run.state
         if code is not None:
             reason = _tail(log_path) or f"the run process exited with code {code}"
-            _mark_not_started(run_id, reason)
+            _mark_not_started(run_id, starting, reason)
             status = 409 if LOCK_BUSY in reason else 500
             raise ApiProblem(status, f"run {run_id} not started: {reason}")
         time.sleep(0.05)
@@ -125,7 +130,11 @@ def _wait_started(process: subprocess.Popen, run_id: str, log_path: Path | None)
 
 
 def _reap(
-    process: subprocess.Popen, run_id: str, log_path: Path | None, answered: threading.Event
+    process: subprocess.Popen,
+    run_id: str,
+    starting: str,
+    log_path: Path | None,
+    answered: threading.Event,
 ) -> None:
     """Wait for the run process (no zombie is left); record a start that never happened,
     when the request that started it has stopped waiting."""
@@ -138,17 +147,18 @@ def _reap(
 
     try:
         with database.connection_context():
-            _mark_not_started(run_id, _tail(log_path) or f"exit code {code}")
+            _mark_not_started(run_id, starting, _tail(log_path) or f"exit code {code}")
     except Exception:  # noqa: BLE001 - the app may be gone; the log has the details
         log.warning("run %s: could not record its exit", run_id, exc_info=True)
 
 
-def _mark_not_started(run_id: str, reason: str) -> None:
-    """Mark the run failed with `reason` if its process never took the lock (resumable)."""
+def _mark_not_started(run_id: str, starting: str, reason: str) -> None:
+    """Mark the run failed with `reason` if the process of the launch marked `starting` never
+    took the lock (resumable); a later launch of the same run is left alone."""
     from storage.runs import Run
 
     Run.update(state="failed", error=f"not started: {reason}"[:2000]).where(
-        (Run.run_id == run_id) & (Run.error == STARTING)
+        (Run.run_id == run_id) & (Run.error == starting)
     ).execute()
 
 

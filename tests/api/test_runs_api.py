@@ -269,6 +269,30 @@ def test_a_run_process_that_cannot_start_is_reported_and_the_run_resumes_later(
     assert run["state"] == "finished" and run["error"] is None
 
 
+def test_the_reaper_of_a_failed_launch_leaves_a_later_launch_of_the_run_alone(
+    client, auth, monkeypatch
+):
+    """The thread that reaps a launch's process may run late, after the run was started again:
+    it marks only its own launch as not started."""
+    from api.http import run_launch
+    from storage.runs import Run
+
+    portfolio(3)
+    monkeypatch.setenv("CREDO_CONFIG", "/nonexistent/credo.toml")
+    assert (
+        client.post("/v1/runs", json={"as_of": "2026-03-02"}, headers=auth("admin")).status_code
+        == 500
+    )
+    run_id = client.get("/v1/runs", headers=auth("auditor")).json["items"][0]["run_id"]
+    later = f"{run_launch.STARTING} (launch later)"
+    Run.update(state="running", error=later).where(Run.run_id == run_id).execute()
+    run_launch._mark_not_started(run_id, f"{run_launch.STARTING} (launch first)", "exit code 2")
+    run = Run.get_by_id(run_id)
+    assert (run.state, run.error) == ("running", later)
+    run_launch._mark_not_started(run_id, later, "exit code 2")
+    assert Run.get_by_id(run_id).state == "failed"
+
+
 def test_the_run_process_gets_the_apps_settings(run_settings, tmp_path):
     from api.http.run_launch import child_env
     from api.settings import load_settings
