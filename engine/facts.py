@@ -403,9 +403,13 @@ def _json_kind(value: object) -> str:
 
 
 _MONEY_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+# An amount every check below passes: at most 12 digits, 2 decimals, no sign. Most are.
+_PLAIN_MONEY_TEXT = re.compile(r"[0-9]{1,12}(\.[0-9]{1,2})?")
 
 
 def _to_money(value: object) -> Decimal:
+    if type(value) is str and _PLAIN_MONEY_TEXT.fullmatch(value):
+        return Decimal(value).quantize(CENT)
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
         raise ValueError(
             f'must be an amount of money (a number or a string like "12.50"), '
@@ -429,6 +433,8 @@ def _to_money(value: object) -> Decimal:
 
 
 def _to_int(value: object) -> int:
+    if type(value) is int and -INT_LIMIT < value < INT_LIMIT:  # bool is not int here
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise ValueError(f"must be a whole number, not {_json_kind(value)}")
     if not isinstance(value, int):
