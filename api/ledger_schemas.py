@@ -131,7 +131,7 @@ class CustomerSchema(Schema):
     )
     currency = fields.String(
         required=True,
-        validate=validate.OneOf(CURRENCIES, error="must be an ISO 4217 code such as 'EUR'"),
+        validate=validate.OneOf(sorted(CURRENCIES), error="must be an ISO 4217 code such as 'EUR'"),
     )
     credit_limit = Money(required=True)
     credit_score = WholeNumber(load_default=None, validate=validate.Range(0, 1000))
