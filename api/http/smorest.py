@@ -23,7 +23,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from api.http.errors import PROBLEM_MIMETYPE, ApiProblem, ProblemSchema
+from api.http.errors import PROBLEM_MIMETYPE, ApiProblem, ProblemSchema, flatten_errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -135,6 +135,41 @@ class Blueprint(flask_smorest.Blueprint):
 
             wrapper._apidoc = parsed._apidoc  # type: ignore[attr-defined]
             return wrapper  # type: ignore[return-value]
+
+        return decorator
+
+    def json_body(self, schema: ma.Schema) -> Callable[[F], F]:
+        """`arguments(schema)` for a JSON body, documented the same way and answering the same
+        errors, without webargs' general machinery (locations, hooks, validators) on each call:
+        the body is read with the strict parser, loaded with `schema` (unknown fields refused)
+        and passed to the view after its positional arguments. For a hot endpoint."""
+        parser = self.ARGUMENTS_PARSER
+
+        def decorator(func: F) -> F:
+            documented = self.arguments(schema)(func)
+
+            @wraps(func)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                data = parser.load_json(flask.request, schema)
+                try:
+                    body = schema.load({} if data is core.missing else data, unknown=ma.RAISE)
+                except ma.ValidationError as exc:
+                    raise ApiProblem(422, "", errors=flatten_errors(exc.messages)) from None
+                return func(*args, body, **kwargs)
+
+            wrapper._apidoc = documented._apidoc  # type: ignore[attr-defined]
+            return wrapper  # type: ignore[return-value]
+
+        return decorator
+
+    def returns(self, status_code: int, schema: Any, **kwargs: Any) -> Callable[[F], F]:
+        """flask-smorest's `response`, documented the same way, for a view that always returns
+        a Response it built itself: no wrapper around it, which would only pass that on."""
+        documenting = super().response(status_code, schema, **kwargs)
+
+        def decorator(func: F) -> F:
+            func._apidoc = documenting(func)._apidoc  # type: ignore[attr-defined]
+            return func
 
         return decorator
 
