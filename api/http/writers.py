@@ -101,6 +101,7 @@ class WalCheckpointer:
         self._pid: int | None = None
         self._shm: int | None = None
         self._connection: sqlite3.Connection | None = None
+        self._inherited: list[sqlite3.Connection] = []
         self._last = 0.0
         self._busy = threading.Lock()
 
@@ -114,6 +115,8 @@ class WalCheckpointer:
         """The frames in the log not yet copied into the database (0 when there is no log)."""
         try:
             if self._pid != os.getpid():  # a new worker process: its own descriptors
+                if self._connection is not None:  # never closed here: it is the parent's
+                    self._inherited.append(self._connection)
                 self._pid, self._shm, self._connection = os.getpid(), None, None
             if self._shm is None:
                 self._shm = os.open(self.path + "-shm", os.O_RDONLY)
