@@ -17,7 +17,7 @@ from api.http import customers, decisions, docs, errors, health, ledger, ruleset
 from api.http.context import AppState
 from api.http.evaluator import RuleSetCache
 from api.http.smorest import loads_strict, make_api
-from api.http.writers import TagSettler, WalCheckpointer
+from api.http.writers import TagSettler, Upkeep, WalCheckpointer
 from api.settings import Settings, load_settings
 
 API_VERSION = "1"
@@ -97,16 +97,16 @@ def open_pooled(url: str) -> pw.Database:
     return pooled
 
 
-def _after_responses(app: Flask, *chores: WalCheckpointer | TagSettler) -> None:
-    """Run each chore that is due once a response has gone out (api.http.writers): SQLite's
+def _after_responses(app: Flask, *chores: Upkeep) -> None:
+    """Start each chore that is due once a response has gone out (api.http.writers): SQLite's
     upkeep, never inside a commit that other workers queue behind, nor before a caller has
-    its answer."""
+    its answer, nor in the way of the next request."""
 
     @app.after_request
     def _schedule(response: Response) -> Response:
         for chore in chores:
             if chore.due():
-                response.call_on_close(chore.run)
+                response.call_on_close(chore.start)
         return response
 
 

@@ -66,13 +66,41 @@ def _writer_queue(path: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-class WalCheckpointer:
+class Upkeep:
+    """A chore a worker does in a thread of its own once a response has gone out: the worker
+    serves the next request meanwhile (SQLite releases the GIL while it works), so no caller
+    waits behind the chore. One at a time per process and chore."""
+
+    def __init__(self) -> None:
+        self._busy = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def due(self) -> bool:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Run in a background thread, unless a run is already under way."""
+        if self._busy.locked():
+            return
+        self._thread = threading.Thread(target=self.run, name=type(self).__name__, daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the run started last has ended (for tests and orderly shutdowns)."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+
+class WalCheckpointer(Upkeep):
     """Checkpoints a SQLite file's write-ahead log when the API chooses: after a response.
 
     SQLite's automatic checkpoint runs inside a COMMIT, while the API's other writers queue
     behind it: copying a thousand pages and its two fsyncs stalled both workers for about
     5 ms every 70 decisions on a two-core machine, a tenth of their time. The API turns the
-    automatic checkpoint off on its connections and, once a response has been sent, calls
+    automatic checkpoint off on its connections and, once a response has been sent, starts
     `run()` if `due()`:
 
     1. a PASSIVE checkpoint outside the writer queue copies the log while the other workers
@@ -95,6 +123,7 @@ class WalCheckpointer:
     # once however often the log holds it, so copying less often costs less per decision
     # (about 60 against 80 µs measured).
     def __init__(self, path: str, pages: int = 4000, min_interval: float = 0.05):
+        super().__init__()
         self.path = path
         self.pages = pages
         self.min_interval = min_interval  # seconds between tries: a pinned log cannot cause a storm
@@ -103,7 +132,6 @@ class WalCheckpointer:
         self._connection: sqlite3.Connection | None = None
         self._inherited: list[sqlite3.Connection] = []
         self._last = 0.0
-        self._busy = threading.Lock()
 
     def due(self) -> bool:
         """Whether the log has reached `pages` frames (and the last try is long enough ago)."""
@@ -156,7 +184,7 @@ class WalCheckpointer:
         return not busy
 
 
-class TagSettler:
+class TagSettler(Upkeep):
     """Moves the tags of decisions stored one at a time (storage's RecentDecisionTag) into the
     searched tag table, a few hundred decisions at a time, after a response has been sent.
 
@@ -167,9 +195,9 @@ class TagSettler:
     """
 
     def __init__(self, batch: int = 256):
+        super().__init__()
         self.batch = batch
         self._staged = 0
-        self._busy = threading.Lock()
 
     def staged(self, decisions: int = 1) -> None:
         self._staged += decisions

@@ -30,7 +30,8 @@ def test_the_log_is_copied_back_after_responses_and_starts_again(client, auth, w
             "/v1/decisions/credit", json={"facts": complete_facts()}, headers=auth("decide")
         )
         assert response.status_code == 201
-        response.close()  # a server closes the response once sent: the checkpoint runs then
+        response.close()  # a server closes the response once sent: the checkpoint starts then
+        wal.wait()
         ids.append(response.json["decision_id"])
         # the setup's writes are in the log at first; from then on each checkpoint lets the
         # next commit start the log again
@@ -65,6 +66,7 @@ def test_staged_tags_are_moved_in_batches_after_responses(client, auth, wal, app
         assert response.status_code == 201
         rules = {rule["id"] for rule in response.json["fired"]}
         response.close()
+        settler.wait()
         staged = RecentDecisionTag.select(RecentDecisionTag.decision).distinct().count()
         assert staged == n % 5  # moved after the 5th and the 10th response
         for rule in rules:  # found wherever its tags are
