@@ -130,14 +130,14 @@ def append_prepared(
     transaction; (seq, prev_hash, hash) of each.
 
     `stage_tags`, for a writer that settles them later (the API: settle_recent_tags): on
-    SQLite, the tags of a few decisions go to RecentDecisionTag."""
+    SQLite, the tags go to RecentDecisionTag."""
     if not prepared:
         return []
     if is_postgres() and not database.in_transaction():
         if len(prepared) == 1:
             return [_append_one_in_one_round_trip(prepared[0])]
         return _append_in_two_round_trips(prepared)
-    staged = stage_tags and len(prepared) <= STAGED_MAX and not is_postgres()
+    staged = stage_tags and not is_postgres()
     with write_lock(CHAIN_LOCK):
         rows, tags, placed = _chained(prepared, database.execute_sql(_HEAD_SQL).fetchone())
         insert_rows(Decision, _COLUMNS, rows)
@@ -146,9 +146,6 @@ def append_prepared(
         else:
             insert_rows(DecisionTag, _TAG_COLUMNS, tags)
     return placed
-
-
-STAGED_MAX = 8  # at most this many decisions appended together stage their tags
 
 
 def settle_recent_tags() -> int:
@@ -263,7 +260,7 @@ def _append_statement(tag_count: int) -> str:
 
 
 def _append_in_two_round_trips(prepared: Sequence[PreparedDecision]) -> list[tuple[int, str, str]]:
-    """append_prepared on PostgreSQL outside a transaction (an API decision). Every other
+    """append_prepared of several decisions on PostgreSQL outside a transaction. Every other
     writer of the chain waits while its lock is held, so it is held for two round trips rather
     than six: BEGIN, the lock and the chain head in one; the inserts and COMMIT in the other."""
     cursor = database.cursor()

@@ -67,21 +67,22 @@ def store(record: dict[str, Any], requested_by: str, key: str | None, request_sh
     from storage.errors import Conflict
 
     settler = current_app.extensions.get("credo.tags")  # SQLite: tags staged per decision
+    stage = settler is not None
     if not key:
         prepared = prepare_decisions([record])  # encoding, before queueing for the lock
         with queued_writer():
-            placed = append_prepared(prepared, stage_tags=settler is not None)
-        if settler is not None:
+            placed = append_prepared(prepared, stage_tags=stage)
+        if stage:
             settler.staged()
         body = stored_json(prepared[0], placed[0])
         return Stored(as_stored(prepared[0], placed[0]), False, body)
     with queued_writer():
         try:
             remembered = idempotency.append_once(
-                record, requested_by, key, request_sha, stage_tags=settler is not None
+                record, requested_by, key, request_sha, stage_tags=stage
             )
         except Conflict as exc:
             raise ApiProblem(409, str(exc), slug="idempotency-conflict") from exc
-    if settler is not None and not remembered.replayed:
+    if stage and not remembered.replayed:
         settler.staged()
     return Stored(remembered.decision, remembered.replayed)
