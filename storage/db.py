@@ -89,20 +89,20 @@ def insert_rows(model: type[pw.Model], columns: Sequence[pw.Field], rows: list) 
     if len(rows) >= COPY_MIN_ROWS and is_postgres():
         _copy(model, columns, rows)
         return
-    _execute_many(_insert_sql(model, columns), len(columns), rows)
+    _execute_many(insert_sql(model, columns), len(columns), rows)
 
 
 def insert_statement(model: type[pw.Model], columns: Sequence[pw.Field], rows: list) -> str:
     """PostgreSQL: the INSERT of `rows` (database values) as one SQL text, the values quoted by
     the driver, for sending together with other statements in one round trip."""
-    sql = _insert_sql(model, columns)
+    sql = insert_sql(model, columns)
     values = "(" + ", ".join(["%s"] * len(columns)) + ")"
     cursor = database.cursor()
     quoted = b", ".join([cursor.mogrify(values, row) for row in rows]).decode("utf-8")
     return sql.replace(values, quoted, 1)
 
 
-def _insert_sql(model: type[pw.Model], columns: Sequence[pw.Field]) -> str:
+def insert_sql(model: type[pw.Model], columns: Sequence[pw.Field]) -> str:
     """The single-row INSERT of `columns` into the model's table, built once per database kind,
     table and columns."""
     key = (type(database.obj), model, tuple(columns))
