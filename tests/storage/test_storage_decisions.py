@@ -154,6 +154,29 @@ def test_postgresql_prepares_the_append_again_when_the_server_forgot_it(db, make
     assert decisions.verify_chain() == []
 
 
+def test_postgresql_append_commits_early_but_leaves_the_session_as_it_was(db, make_decision):
+    # The append commits without waiting for the log flush (the chain lock is free sooner),
+    # then waits for it in a second transaction of the same query. Neither the relaxed
+    # setting nor an open transaction may outlive the query, even when it fails.
+    import peewee as pw
+
+    if not is_postgres():
+        pytest.skip("PostgreSQL only: SQLite commits without a server")
+    from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+
+    connection = db.connection()
+    first = decisions.append_decision(make_decision(1))
+    assert db.execute_sql("SHOW synchronous_commit").fetchone()[0] == "on"
+    assert connection.get_transaction_status() == TRANSACTION_STATUS_IDLE
+    with pytest.raises(pw.IntegrityError):  # the same decision id again
+        decisions.append_decision(make_decision(1))
+    assert connection.get_transaction_status() == TRANSACTION_STATUS_IDLE
+    assert db.execute_sql("SHOW synchronous_commit").fetchone()[0] == "on"
+    second = decisions.append_decision(make_decision(2))
+    assert (second["seq"], second["prev_hash"]) == (2, first["hash"])
+    assert decisions.verify_chain() == []
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
