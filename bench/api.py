@@ -25,6 +25,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -236,12 +237,64 @@ def start_gunicorn(url: str, port: int, workers: int) -> subprocess.Popen:
     raise SystemExit("gunicorn did not start")
 
 
-def measure_peak(port: int, raw: bytes, args: argparse.Namespace, name: str) -> dict:
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user and system) a process has used so far; 0 where /proc cannot tell."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (gunicorn's workers); none where /proc is missing."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*/stat") if Path("/proc/self/stat").exists() else []:
+        try:
+            if int(entry.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, idle and I/O wait left out)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_peak(
+    port: int, raw: bytes, args: argparse.Namespace, name: str, workers: list[int]
+) -> dict:
+    """Peak of one endpoint, with the CPU time each request cost the gunicorn workers, the
+    load generator and the rest of the machine (the database server, the kernel's threads):
+    where the cores' time goes, the reason behind the ratio of the two throughputs."""
     until = time.time() + args.duration
+    cpu_before = sum(process_cpu(w) for w in workers), machine_busy()
+    load_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     latencies, errors = run_drivers(
         closed_loop, lambda _: (port, raw, args.threads, until), args.processes
     )
-    return summary(name, latencies, errors, args.duration)
+    load_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    worker_cpu = sum(process_cpu(w) for w in workers) - cpu_before[0]
+    busy = machine_busy() - cpu_before[1]
+    load_cpu = sum(
+        getattr(load_after, f) - getattr(load_before, f) for f in ("ru_utime", "ru_stime")
+    )
+    result = summary(name, latencies, errors, args.duration)
+    requests = max(len(latencies), 1)
+    result["cpu_us"] = {
+        "workers": worker_cpu / requests * 1e6,
+        "load": load_cpu / requests * 1e6,
+        "rest": max(busy - worker_cpu - load_cpu, 0.0) / requests * 1e6,
+    }
+    return result
 
 
 def measure_rate(port: int, raw: bytes, args: argparse.Namespace, rate: float, name: str) -> dict:
@@ -306,9 +359,10 @@ def measure(args: argparse.Namespace, url: str) -> list[dict]:
             # Rounds alternate the two endpoints, so load from elsewhere on the machine
             # weighs on both alike; each row reports the median round.
             rounds: dict[str, list[dict]] = {"trivial": [], "decide": []}
+            workers = children(server.pid)
             for _ in range(args.rounds):
-                rounds["trivial"].append(measure_peak(port, trivial, args, "GET /healthz"))
-                rounds["decide"].append(measure_peak(port, decide, args, "POST decision"))
+                rounds["trivial"].append(measure_peak(port, trivial, args, "GET /healthz", workers))
+                rounds["decide"].append(measure_peak(port, decide, args, "POST decision", workers))
             rows = [
                 median_round(rounds["trivial"], "GET /healthz (trivial), peak"),
                 median_round(rounds["decide"], "POST /v1/decisions/credit, peak"),
@@ -335,6 +389,15 @@ def report(kind: str, rows: list[dict], args: argparse.Namespace) -> None:
             f"{r['name']:40} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} "
             f"{r['requests']:9d} {r['errors']:7d}"
         )
+    if rows[0]["cpu_us"]["workers"] > 0:  # /proc was there to tell
+        print("CPU per request at the peaks, µs: gunicorn workers + load generator + the rest")
+        for r in rows[:2]:
+            cpu = r["cpu_us"]
+            total = cpu["workers"] + cpu["load"] + cpu["rest"]
+            print(
+                f"  {r['name']:38} {cpu['workers']:6.0f} + {cpu['load']:5.0f} + "
+                f"{cpu['rest']:5.0f} = {total:6.0f}"
+            )
     ratio = rows[1]["rps"] / rows[0]["rps"]
     print(
         f"decision / trivial throughput: {ratio:.0%} (target >= 40%): "
