@@ -147,15 +147,18 @@ def append_prepared(
         if len(prepared) == 1:
             return [_append_one_in_one_round_trip(prepared[0])]
         return _append_in_two_round_trips(prepared)
-    staged = stage_tags and not postgres
     with write_lock(CHAIN_LOCK):
         rows, tags, placed = _chained(prepared, database.execute_sql(_HEAD_SQL).fetchone())
         insert_rows(Decision, _COLUMNS, rows)
-        if staged:
-            insert_rows(RecentDecisionTag, _RECENT_TAG_COLUMNS, tags)
-        else:
-            insert_rows(DecisionTag, _TAG_COLUMNS, tags)
+        insert_rows(*_tag_table(stage_tags and not postgres), tags)
     return placed
+
+
+def _tag_table(staged: bool) -> tuple[type[pw.Model], list[pw.Field]]:
+    """Where a decision's tags are written, and its columns: staged or searched."""
+    if staged:
+        return RecentDecisionTag, _RECENT_TAG_COLUMNS
+    return DecisionTag, _TAG_COLUMNS
 
 
 def _append_in_one_sqlite_transaction(
@@ -167,10 +170,7 @@ def _append_in_one_sqlite_transaction(
     API decision's 120 µs here, measured in-process). Errors are peewee's all the same."""
     connection = database.connection()
     decisions_sql = insert_sql(Decision, _COLUMNS)
-    if stage_tags:
-        tags_sql = insert_sql(RecentDecisionTag, _RECENT_TAG_COLUMNS)
-    else:
-        tags_sql = insert_sql(DecisionTag, _TAG_COLUMNS)
+    tags_sql = insert_sql(*_tag_table(stage_tags))
     with pw.__exception_wrapper__:
         connection.execute("BEGIN IMMEDIATE")
         try:
