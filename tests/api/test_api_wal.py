@@ -47,6 +47,41 @@ def test_the_log_is_copied_back_after_responses_and_starts_again(client, auth, w
     assert verify_chain() == []
 
 
+def test_the_writers_queue_for_a_second_checkpoint_only_once_the_log_is_long(client, auth, wal):
+    """The second checkpoint, the one that lets the log start again while writers go on,
+    takes the writers' queue; a short log is left for the next writer to start again."""
+    import threading
+
+    from api.http.writers import _writer_queue
+
+    wal.min_interval = 0.0
+    for _ in range(3):
+        response = client.post(
+            "/v1/decisions/credit", json={"facts": complete_facts()}, headers=auth("decide")
+        )
+        assert response.status_code == 201
+        response.close()
+        wal.wait()
+    assert wal.length() > 0
+
+    def run_while_a_writer_holds_the_queue() -> bool:
+        """Whether run() waited for the queue (it ends only once the queue is free)."""
+        done = threading.Event()
+        with _writer_queue(wal.path):
+            worker = threading.Thread(target=lambda: (wal.run(), done.set()))
+            worker.start()
+            finished_meanwhile = done.wait(1.0)
+        worker.join(10)
+        assert done.is_set()
+        return not finished_meanwhile
+
+    wal.restart_pages = wal.length() + 1
+    assert not run_while_a_writer_holds_the_queue()
+    wal.restart_pages = wal.length()
+    assert run_while_a_writer_holds_the_queue()
+    assert wal.frames() == 0
+
+
 def test_no_log_yet_is_not_due(tmp_path):
     from api.http.writers import WalCheckpointer
 
