@@ -55,6 +55,15 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+# One decoder for every body: json.loads with hooks would build a new one, scanner and all,
+# for each call.
+_STRICT_DECODER = json.JSONDecoder(
+    parse_constant=_reject_constant,
+    parse_float=_finite_float,
+    object_pairs_hook=_no_duplicates,
+)
+
+
 def loads_strict(data: bytes | str) -> Any:
     """Parse JSON, refusing NaN, infinities, out-of-range numbers and duplicate keys.
 
@@ -66,12 +75,7 @@ def loads_strict(data: bytes | str) -> Any:
         except UnicodeDecodeError as exc:
             raise JsonBodyError(f"request body is not UTF-8 (byte {exc.start})") from exc
     try:
-        return json.loads(
-            data,
-            parse_constant=_reject_constant,
-            parse_float=_finite_float,
-            object_pairs_hook=_no_duplicates,
-        )
+        return _STRICT_DECODER.decode(data)
     except JsonBodyError:
         raise
     except json.JSONDecodeError as exc:
