@@ -289,6 +289,10 @@ def _execute_append(cursor: Any, tag_count: int, params: list) -> None:
 
 
 def _forget_prepared(connection: Any) -> None:
+    """Start this connection's prepared statements afresh, on the server too: it forgot one
+    (a pooler gave us another session) and may still hold others, which PREPARE refuses."""
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
     _PREPARED_ON.pop((id(connection), connection.get_backend_pid()), None)
 
 

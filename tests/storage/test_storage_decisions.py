@@ -151,6 +151,12 @@ def test_postgresql_prepares_the_append_again_when_the_server_forgot_it(db, make
     db.execute_sql("DEALLOCATE ALL")
     stored = decisions.append_decision(make_decision(2))
     assert stored["seq"] == 2
+    # One statement forgotten (two tags), another still there (three tags): PREPARE would
+    # refuse to make that one again.
+    decisions.append_decision(make_decision(3, fired=[]))
+    db.execute_sql("DEALLOCATE credo_append_2")
+    assert decisions.append_decision(make_decision(4, fired=[]))["seq"] == 4
+    assert decisions.append_decision(make_decision(5))["seq"] == 5
     assert decisions.verify_chain() == []
 
 
