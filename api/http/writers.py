@@ -112,7 +112,8 @@ class WalCheckpointer(Upkeep):
        checkpoint began). It holds the queue for 2–3 ms, nearly all of it its two fsyncs, so
        it runs every fourth checkpoint under load rather than every one: the log is reused
        from the start once it reaches 16 MB, not 4 MB. On two cores the decisions' share of
-       /healthz's throughput rose from 38.8% to 40.1% (means of 5 alternating pairs).
+       /healthz's throughput went from 38.8% to 40.1% (means of 5 alternating pairs of
+       bench/api.py; 3 pairs favoured it, 2 were even).
 
     `due()` reads, with one pread of the `-shm` file (https://www.sqlite.org/walformat.html,
     in the host's byte order), the log's length (mxFrame, bytes 16–19 of the wal-index header)
