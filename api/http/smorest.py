@@ -95,12 +95,17 @@ def read_body(req: flask.Request) -> bytes:
     A body of a stated length within the limit is read from the WSGI input in one call, as
     PEP 3333 has an application read it, and the input replaced by the bytes read, so that
     `req.get_data()` still finds them: werkzeug's stream around gunicorn's took 30 µs of a
-    decision under load, this 16. Other bodies (chunked, or too long: 413) take get_data.
+    decision under load, this 16. Other bodies (chunked, or too long) take get_data; one
+    beyond the limit (MAX_CONTENT_LENGTH) raises RequestEntityTooLarge (413).
     """
     length = req.content_length
     limit = req.max_content_length
     if length is None or (limit is not None and length > limit):
-        return req.get_data(cache=True)  # raises 413 beyond MAX_CONTENT_LENGTH
+        data = req.get_data(cache=True)  # raises 413 for a stated length beyond the limit
+        if length is None and limit is not None and len(data) >= limit:
+            # A chunked body is cut at the limit rather than refused: refuse it here.
+            raise RequestEntityTooLarge()
+        return data
     environ = req.environ
     data = environ["wsgi.input"].read(length) if length else b""
     environ["wsgi.input"] = io.BytesIO(data)
@@ -118,10 +123,6 @@ class StrictParser(FlaskParser):
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         data = read_body(req)
-        limit = req.max_content_length
-        if req.content_length is None and limit is not None and len(data) >= limit:
-            # A chunked body is cut at the limit rather than refused: refuse it here.
-            raise RequestEntityTooLarge()
         if not data.strip():
             return core.missing
         if not core.is_json(req.mimetype):
