@@ -26,8 +26,8 @@ from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api.demo_data import generate_portfolio  # noqa: E402
-from api.ledger_schemas import validate_record  # noqa: E402
+from api.demo.portfolio import generate_portfolio  # noqa: E402
+from api.intake.schemas import validate_record  # noqa: E402
 from api.usecases import build_decision_record, load_active_rulesets, load_default_rulesets  # noqa: E402
 from engine.facts import derive_facts  # noqa: E402
 from engine.runtime import Engine  # noqa: E402

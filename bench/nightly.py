@@ -190,7 +190,7 @@ def rss_mb(who: int) -> float:
 
 
 def bench_one(url: str, n: int, workers: int) -> dict:
-    from api.nightly import execute_run, prepare_run
+    from api.nightly.run import execute_run, prepare_run
     from api.settings import RunSettings, load_settings
     from api.usecases import load_default_rulesets
     from storage.db import connect

@@ -1,6 +1,6 @@
 """Writing ledger records: upsert by the ERP's id within each type, in batches (SPEC §3).
 
-Records arrive validated (api.ledger_schemas); what only the database can check is checked here:
+Records arrive validated (api.intake.schemas); what only the database can check is checked here:
 the customer or invoice a record points to exists, an invoice a credit note or allocation names
 belongs to the same customer, and a record does not move to another customer. A record that fails
 is rejected with the reason and the others are written. Unchanged records are not written, so

@@ -7,12 +7,12 @@ from typing import Any
 import marshmallow as ma
 from flask.views import MethodView
 
-from api import ledger_schemas
 from api.http.auth import require_role
 from api.http.decisions import today
 from api.http.errors import ApiProblem
 from api.http.ledger import UpsertResultSchema, upsert_one
 from api.http.smorest import Api, Blueprint
+from api.intake import schemas as ledger_schemas
 from engine.trace import to_jsonable
 
 blp = Blueprint("customers", __name__, url_prefix="/v1/customers", description="Customers")

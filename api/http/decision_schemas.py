@@ -7,7 +7,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from api.ledger_schemas import Day
+from api.intake.schemas import Day
 from storage.idempotency import MAX_KEY_LENGTH
 from storage.models import ID_LENGTH
 

@@ -1,11 +1,11 @@
 """Ledger records from the ERP: one endpoint per record type, and POST /v1/ledger/batch.
 
 Records are upserted by the ERP's id within their type; sending the same record twice changes
-nothing. Validation is api.ledger_schemas (strict: unknown fields, impossible dates, negative or
+nothing. Validation is api.intake.schemas (strict: unknown fields, impossible dates, negative or
 absurd amounts are refused); what only the database knows (the customer or invoice a record
 names exists) is checked by storage. A batch is all or nothing: if any record is refused, none
 is written and the 422 lists every problem as records.<index>.<field>. After a write, the
-customers' pending actions are acknowledged or made void as the records say (api.worklist).
+customers' pending actions are acknowledged or made void as the records say (api.nightly.worklist).
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 import marshmallow as ma
 from flask.views import MethodView
 
-from api import ledger_schemas
 from api.http.auth import require_role
 from api.http.decisions import today
 from api.http.errors import ApiProblem
 from api.http.smorest import Api, Blueprint
-from api.worklist import refresh_worklist
+from api.intake import schemas as ledger_schemas
+from api.nightly.worklist import refresh_worklist
 
 blp = Blueprint("ledger", __name__, url_prefix="/v1", description="Ledger records from the ERP")
 

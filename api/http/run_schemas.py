@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from api.actions import ACTION_TYPES
-from api.ledger_schemas import Day
+from api.intake.schemas import Day
+from api.nightly.actions import ACTION_TYPES
 from storage.runs import ACTION_STATES, RUN_STATES
 
 _NULLABLE = {"required": True, "allow_none": True}

@@ -1,6 +1,6 @@
 """Nightly runs over HTTP: start one now, read run reports, collect the worklist (SPEC §6, §8).
 
-`POST /v1/runs` prepares the run in the request (api.nightly.prepare_run: the run row, its
+`POST /v1/runs` prepares the run in the request (api.nightly.run.prepare_run: the run row, its
 batches, the pinned rule-set versions) and executes it in a detached `credo run --run-id`
 process with the app's settings passed as CREDO_* variables, so a run outlives the web worker
 that started it and never ties one up. The answer is 202 once that process holds the run lock
@@ -101,7 +101,7 @@ class Runs(MethodView):
         A date whose run finished is left alone (200 with that run) unless force is true,
         which makes a new attempt. Only one run at a time: 409 while another is in progress.
         """
-        from api.nightly import RunError, prepare_run
+        from api.nightly.run import RunError, prepare_run
         from storage.nightly import latest_run
 
         settings = app_state().settings

@@ -241,7 +241,7 @@ class Api(flask_smorest.Api):
 
 def _custom_fields(self: Any, field: ma.fields.Field, **kwargs: Any) -> dict[str, Any]:
     """OpenAPI properties of the ledger schemas' own field types."""
-    from api.ledger_schemas import Day, Money, WholeNumber
+    from api.intake.schemas import Day, Money, WholeNumber
 
     pattern = kwargs.get("ret", {}).get("pattern")
     if isinstance(pattern, str) and pattern.endswith("\\Z"):

@@ -127,7 +127,7 @@ def _credo() -> list[str]:
     script = Path(sys.executable).parent / "credo"
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "from api.cli import main; main()"]
+    return [sys.executable, "-c", "from api.cli.main import main; main()"]
 
 
 def _wait_until_up(base: str, process: subprocess.Popen, timeout: float = 30.0) -> None:

@@ -7,7 +7,7 @@ import json
 from api_support import CUSTOMER, invoice
 from click.testing import CliRunner
 
-from api.cli import main
+from api.cli.main import main
 
 
 def test_decide_for_a_stored_customer_stores_the_decision(settings, monkeypatch, tmp_path):

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import date
 
-from api.demo_data import generate_customer, generate_portfolio
-from api.ledger_schemas import validate_record
+from api.demo.portfolio import generate_customer, generate_portfolio
+from api.intake.schemas import validate_record
 
 AS_OF = date(2025, 6, 30)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api.importer import ImportFileError, import_file
+from api.intake.importer import ImportFileError, import_file
 from storage import ledger
 from storage.models import Customer, Invoice, Payment, PaymentAllocation
 

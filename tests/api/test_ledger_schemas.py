@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.ledger_schemas import LedgerRecordError, validate_record
+from api.intake.schemas import LedgerRecordError, validate_record
 from storage.models import MAX_MONEY
 
 CUSTOMER = {

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from api.cli import main
-from api.messages import MessageError, MessageRenderer, reminder_context
+from api.cli.main import main
+from api.nightly.messages import MessageError, MessageRenderer, reminder_context
 from engine.ledger import Customer, Invoice, Ledger
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "rules" / "templates"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from api.nightly import RunError, StopFlag, execute_run, prepare_run
+from api.nightly.run import RunError, StopFlag, execute_run, prepare_run
 from api.settings import RunSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +21,7 @@ AS_OF = date(2026, 3, 2)
 
 
 def portfolio(customers: int, seed: int = 3) -> None:
-    from api.demo_data import generate_portfolio
+    from api.demo.portfolio import generate_portfolio
     from storage.ledger import upsert_records
 
     batch: list[dict] = []
@@ -304,7 +304,7 @@ def json_dumps(value) -> str:
 def test_the_scheduler_fires_a_run_on_its_cron(settings):
     import threading
 
-    from api.scheduler import run_scheduler
+    from api.nightly.scheduler import run_scheduler
     from api.settings import SchedulerSettings
     from storage.nightly import latest_run
 

@@ -37,7 +37,7 @@ def app(run_settings):
 
 
 def portfolio(customers: int) -> None:
-    from api.demo_data import generate_portfolio
+    from api.demo.portfolio import generate_portfolio
     from storage.ledger import upsert_records
 
     result = upsert_records(list(generate_portfolio(customers, 5, AS_OF)))
@@ -87,7 +87,7 @@ def test_post_starts_a_run_that_finishes_and_is_listed(client, auth):
 
 
 def test_runs_are_listed_newest_first_a_page_at_a_time(client, auth, run_settings):
-    from api.nightly import execute_run, prepare_run
+    from api.nightly.run import execute_run, prepare_run
 
     portfolio(3)
     days = [date(2026, 3, d) for d in (1, 2, 3, 4)]
@@ -117,7 +117,7 @@ def test_runs_are_listed_newest_first_a_page_at_a_time(client, auth, run_setting
 @pytest.fixture
 def finished_run(client, auth, run_settings) -> str:
     """A run of 12 customers executed in this process (the worklist tests need no process)."""
-    from api.nightly import execute_run, prepare_run
+    from api.nightly.run import execute_run, prepare_run
 
     portfolio(12)
     run, _ = prepare_run(run_settings, AS_OF, False, "test")

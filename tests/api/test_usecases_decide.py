@@ -27,8 +27,8 @@ AS_OF = date(2025, 6, 30)
 
 @pytest.fixture
 def portfolio(db):
-    from api.demo_data import generate_portfolio
-    from api.ledger_schemas import validate_record
+    from api.demo.portfolio import generate_portfolio
+    from api.intake.schemas import validate_record
 
     load_default_rulesets(RULES_DIR)
     records = [validate_record(r) for r in generate_portfolio(25, seed=2, as_of=AS_OF)]

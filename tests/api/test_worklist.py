@@ -43,7 +43,7 @@ def invoice(invoice_id: str, customer_id: str, due_offset: int, amount: str) -> 
 
 def run_night(settings) -> str:
     """The nightly run of AS_OF, in this process; its id."""
-    from api.nightly import execute_run, prepare_run
+    from api.nightly.run import execute_run, prepare_run
 
     settings = replace(settings, run=RunSettings(batch_size=10, workers=1))
     run, _ = prepare_run(settings, AS_OF, True, "test")
@@ -150,7 +150,7 @@ def test_a_batch_of_records_refreshes_every_customer_it_touches(client, auth, se
 
 
 def test_credo_import_voids_and_acknowledges(client, auth, late_payer, settings, tmp_path):
-    from api.importer import import_file
+    from api.intake.importer import import_file
 
     records = [customer("W2"), invoice("W2-1", "W2", -20, "900.00")]
     client.post("/v1/ledger/batch", json={"records": records}, headers=auth("decide"))
@@ -169,7 +169,7 @@ def test_credo_import_voids_and_acknowledges(client, auth, late_payer, settings,
 
 
 def test_actions_of_customers_without_news_are_left_alone(client, auth, late_payer):
-    from api.worklist import refresh_worklist
+    from api.nightly.worklist import refresh_worklist
 
     update = refresh_worklist([customer("elsewhere")], AS_OF)
     assert (update.acknowledged, update.voided) == (0, 0)

@@ -209,8 +209,8 @@ class _count_queries:
 
 
 def test_sqlite_and_postgresql_give_the_same_facts_for_a_portfolio(tmp_path, postgres_url):
-    from api.demo_data import generate_portfolio
-    from api.ledger_schemas import validate_record
+    from api.demo.portfolio import generate_portfolio
+    from api.intake.schemas import validate_record
     from storage.db import connect
     from storage.migrations import migrate
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from api.cli import CliContext, pass_cli
+from api.cli.main import CliContext, pass_cli
 
 
 @click.command("serve")

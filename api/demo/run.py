@@ -103,8 +103,8 @@ def _mark_demo(customers: int, seed: int, as_of: date) -> None:
 
 
 def _import_portfolio(customers: int, seed: int, as_of: date, console: Console) -> int:
-    from api.demo_data import generate_portfolio
-    from api.ledger_schemas import validate_record
+    from api.demo.portfolio import generate_portfolio
+    from api.intake.schemas import validate_record
     from storage.db import analyze
     from storage.ledger import upsert_records
 

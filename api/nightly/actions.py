@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from api.messages import MessageError, MessageRenderer, reminder_context
+from api.nightly.messages import MessageError, MessageRenderer, reminder_context
 from engine.account import Account
 from engine.ledger import Ledger
 from engine.trace import to_jsonable

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from api.cli import CliContext, pass_cli
+from api.cli.main import CliContext, pass_cli
 
 
 def _today(ctx: CliContext) -> date:
@@ -80,8 +80,8 @@ class _Bar:
 @pass_cli
 def run_command(ctx: CliContext, as_of, force, workers, wait, join, run_id, as_json) -> None:
     """Re-evaluate every open account now, with every active rule set (resumes a stopped run)."""
-    from api.cli_data import _open_initialised
-    from api.nightly import RunError, StopFlag, execute_run, join_run, prepare_run
+    from api.cli.data import _open_initialised
+    from api.nightly.run import RunError, StopFlag, execute_run, join_run, prepare_run
 
     _open_initialised(ctx)
     settings = ctx.settings
@@ -166,8 +166,8 @@ def _print_run(run: dict[str, Any], as_json: bool, note: str | None = None) -> N
 @pass_cli
 def scheduler_command(ctx: CliContext) -> None:
     """Run the nightly schedule (cron and timezone from config.toml) until SIGTERM/SIGINT."""
-    from api.cli_data import _open_initialised
-    from api.scheduler import run_scheduler
+    from api.cli.data import _open_initialised
+    from api.nightly.scheduler import run_scheduler
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     _open_initialised(ctx)

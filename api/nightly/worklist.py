@@ -9,7 +9,7 @@ the customers the records touch (a dispute touches its invoice's customer):
    Only actions of a run dated on or before the contact count: a contact replayed from the
    ERP's history does not acknowledge tonight's reminder.
 2. Every action still pending is checked against the customer's facts as of today (or as of
-   the run's date, when that is later) and made void when `api.actions.void_reason` gives a
+   the run's date, when that is later) and made void when `api.nightly.actions.void_reason` gives a
    reason, so the worklist never asks to chase a customer who has paid, disputes an invoice, is
    on hold or has been placed with an agency in the meantime.
 
@@ -26,7 +26,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from api.actions import void_reason
+from api.nightly.actions import void_reason
 
 log = logging.getLogger("credo.worklist")
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from api.nightly import RunError, StopFlag, execute_run, prepare_run
+from api.nightly.run import RunError, StopFlag, execute_run, prepare_run
 from api.settings import Settings
 
 log = logging.getLogger("credo.scheduler")

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 import click
 import peewee as pw
 
-from api.cli import CliContext, pass_cli
+from api.cli.main import CliContext, pass_cli
 
 ROLES = ("decide", "analyst", "approver", "auditor", "admin")
 

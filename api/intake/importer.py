@@ -5,7 +5,7 @@ A bad line is reported with its number and reasons and never stops the good ones
 happens before anything is written, references are checked by storage, and a batch the database
 still refuses is retried record by record, so one bad record cannot take its batch with it.
 After each batch, the pending actions of its customers are acknowledged or made void as the
-stored records say (api.worklist).
+stored records say (api.nightly.worklist).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any, TextIO
 
 import peewee as pw
 
-from api.ledger_schemas import LedgerRecordError, validate_record
-from api.worklist import refresh_worklist, today_in
+from api.intake.schemas import LedgerRecordError, validate_record
+from api.nightly.worklist import refresh_worklist, today_in
 from storage.db import analyze
 from storage.ledger import UpsertResult, upsert_records
 

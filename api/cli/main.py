@@ -36,9 +36,9 @@ def main() -> None:
 
 def _register() -> None:
     # Each module defines click commands/groups and a `register(main)` function.
-    from api import cli_data, cli_keys, cli_rules, cli_run, cli_serve
+    from api.cli import data, keys, rules, run, serve
 
-    for module in (cli_data, cli_rules, cli_keys, cli_serve, cli_run):
+    for module in (data, rules, keys, serve, run):
         module.register(main)
 
 

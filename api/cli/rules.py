@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from api.cli import CliContext, pass_cli
+from api.cli.main import CliContext, pass_cli
 from engine.checks import describe, run_tests, smoke_test
 from engine.errors import FactError, Problem, RuleFileError
 from engine.ruleset import RuleSet, load_ruleset_file
@@ -83,7 +83,7 @@ def check(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
 
 def _check_templates(ctx: CliContext) -> list[str]:
     """Render every reminder template of rules/templates with a sample account."""
-    from api.messages import MessageError, MessageRenderer
+    from api.nightly.messages import MessageError, MessageRenderer
 
     folder = ctx.settings.rules_dir / "templates"
     if not folder.exists():
@@ -238,7 +238,7 @@ def _decide_from_file(ctx: CliContext, kind, rules_file, given, day: date) -> di
 
 
 def _decide_stored(ctx: CliContext, kind, customer: str, given, day: date) -> dict[str, Any]:
-    from api.cli_data import _open_initialised
+    from api.cli.data import _open_initialised
     from api.usecases import (
         UnknownCustomer,
         build_decision_record,

@@ -16,8 +16,8 @@ import peewee as pw
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from api.cli import CliContext, pass_cli
-from api.cli_keys import BadInput
+from api.cli.keys import BadInput
+from api.cli.main import CliContext, pass_cli
 from storage.upsert import RECORD_TYPES
 
 
@@ -94,10 +94,10 @@ def import_command(
     Records are upserted by id; importing the same file again changes nothing. Every rejected
     line is reported with its reasons; the others are stored. Exit code 2 if any was rejected.
     """
-    from api.importer import ImportFileError, import_file
+    from api.intake.importer import ImportFileError, import_file
 
     _open_initialised(ctx)
-    from api.worklist import today_in
+    from api.nightly.worklist import today_in
 
     today = today_in(ctx.settings.facts.timezone)
     console = Console(stderr=True)
@@ -151,7 +151,7 @@ def demo_command(ctx: CliContext, customers: int, seed: int, as_of: Any, as_json
     Uses the configured database (by default a fresh SQLite file in the data directory) and
     refuses one holding data that `credo demo` did not make.
     """
-    from api.demo import DemoRefused, run_demo
+    from api.demo.run import DemoRefused, run_demo
 
     day = as_of.date() if as_of else date.today()
     console = Console(stderr=as_json)

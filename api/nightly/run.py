@@ -25,8 +25,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from api.actions import derive_actions
-from api.messages import MessageError, MessageRenderer
+from api.nightly.actions import derive_actions
+from api.nightly.messages import MessageError, MessageRenderer
 from api.settings import Settings
 from api.usecases import ActiveRuleSet, build_decision_record
 from engine.facts import derive_facts_and_account
@@ -141,7 +141,7 @@ def execute_run(
             finish_run(run_id, "failed", {}, f"{type(exc).__name__}: {exc}")
             raise
         if not stop.stopped:
-            from api.run_report import build_report
+            from api.nightly.report import build_report
 
             report = build_report(run_id, time.monotonic() - started)
             finish_run(run_id, "finished", report)

@@ -1,0 +1,1 @@
+"""The `credo` command line: the group in main.py, one module per topic adding its commands."""

@@ -1,0 +1,1 @@
+"""`credo demo`: a synthetic portfolio (portfolio.py) loaded and evaluated (run.py)."""

@@ -1,0 +1,1 @@
+"""The nightly run: evaluation (run.py), actions, worklist, messages, report, scheduler."""
