@@ -132,10 +132,10 @@ def test_csv_with_type_option_nested_json_and_empty_cells(db, tmp_path):
     assert payment.allocations[0].amount == Decimal("100.00")
 
 
-def test_unreadable_files_are_refused_as_a_whole(db, tmp_path):
+def test_a_file_without_a_usable_csv_header_is_refused_as_a_whole(db, tmp_path):
     latin = tmp_path / "latin.csv"
-    latin.write_bytes("id,name\nC1,Müller\n".encode("latin-1"))
-    with pytest.raises(ImportFileError, match="not UTF-8"):
+    latin.write_bytes("id,Straße\nC1,x\n".encode("latin-1"))
+    with pytest.raises(ImportFileError, match="CSV header: not UTF-8 text: byte 0xdf"):
         import_file(latin, "customer")
     header = tmp_path / "header.csv"
     header.write_text("id,,name\nC1,x,y\n", encoding="utf-8")
