@@ -44,6 +44,12 @@ _ERP_ID = re.compile(r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f]
 _TONE = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
 
 
+def _shown(value: Any) -> str:
+    """`value` as quoted in a message: its repr, cut short (a body may hold megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class Text(fields.String):
     """A string the databases can store (engine.text: no NUL, no lone surrogate) of
     `min_length` to `max_length` characters, then `validate`'s checks.
@@ -76,11 +82,11 @@ class Money(fields.Field):
             raise ValidationError("must be a finite number")
         text = value.strip() if isinstance(value, str) else repr(value)
         if isinstance(value, str) and not _MONEY_TEXT.fullmatch(text):
-            raise ValidationError(f"{value!r} is not an amount such as '1250.00'")
+            raise ValidationError(f"{_shown(value)} is not an amount such as '1250.00'")
         try:
             amount = Decimal(text) if not isinstance(value, Decimal) else value
         except InvalidOperation:
-            raise ValidationError(f"{value!r} is not an amount such as '1250.00'") from None
+            raise ValidationError(f"{_shown(value)} is not an amount such as '1250.00'") from None
         if not amount.is_finite():
             raise ValidationError("must be a finite number")
         if amount < 0:
@@ -102,9 +108,9 @@ class Day(fields.Field):
             try:
                 day = date.fromisoformat(value.strip())
             except ValueError:
-                raise ValidationError(f"{value!r} is not a date that exists") from None
+                raise ValidationError(f"{_shown(value)} is not a date that exists") from None
         else:
-            raise ValidationError(f"{value!r} is not a date written YYYY-MM-DD")
+            raise ValidationError(f"{_shown(value)} is not a date written YYYY-MM-DD")
         if not FIRST_DAY <= day <= LAST_DAY:
             raise ValidationError(f"must be between {FIRST_DAY} and {LAST_DAY}")
         return day
@@ -120,7 +126,7 @@ class WholeNumber(fields.Field):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ValidationError(f"{value!r} is not a whole number")
+        raise ValidationError(f"{_shown(value)} is not a whole number")
 
 
 def _erp_id(**kwargs: Any) -> Text:
