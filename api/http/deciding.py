@@ -16,7 +16,10 @@ from engine.trace import canonical_json
 
 def request_sha256(kind: str, body: dict[str, Any]) -> str:
     """What makes two requests "the same" for an Idempotency-Key: kind and validated body."""
-    return hashlib.sha256(canonical_json({"kind": kind, "body": body}).encode()).hexdigest()
+    # The facts are checked after the key is looked up: hash a lone surrogate they may hold
+    # as it is (surrogatepass), so that the check, not this hash, refuses it (422).
+    text = canonical_json({"kind": kind, "body": body})
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def find_replay(requested_by: str, key: str, request_sha: str) -> dict[str, Any] | None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import marshmallow as ma
 
-from api.intake.schemas import Day
+from api.intake.schemas import Day, Text
 from storage.idempotency import MAX_KEY_LENGTH
 from storage.models import ID_LENGTH
 
@@ -18,11 +18,13 @@ _KIND = ma.validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$", error="not a rule-set kind
 class DecisionRequestSchema(ma.Schema):
     """POST /v1/decisions/{kind}: a stored customer, facts given directly, or both."""
 
-    customer_id = ma.fields.String(
-        validate=_ID,
+    customer_id = Text(
+        ID_LENGTH,
+        min_length=1,
         metadata={"description": "decide from this customer's stored ledger"},
     )
-    # No field for the keys: JSON keys are strings, and check_facts names unknown ones.
+    # No field for the keys or values: JSON keys are strings, and check_facts names unknown
+    # facts and checks each value by its fact's type (string facts as engine.text says).
     facts = ma.fields.Dict(
         metadata={
             "description": "facts by name (SPEC §3). Without customer_id: the complete set "
