@@ -113,7 +113,9 @@ def _after_responses(app: Flask, *chores: Upkeep) -> None:
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the credo HTTP API for `settings` (default: config.toml + CREDO_* variables)."""
     settings = settings or load_settings()
-    app = Flask("credo")
+    # No static folder: Flask's default would serve the working directory's static/ to anyone
+    # at /static/; the /docs assets come from their package (api.http.docs).
+    app = Flask(__name__, static_folder=None)
     app.json = _StrictJSON(app)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.api.max_body_bytes,
