@@ -126,27 +126,6 @@ def test_oversized_body_is_413(db, database_url, tmp_path):
     assert_problem(response, 413, detail_has="larger than 2000 bytes (api.max_body_bytes)")
 
 
-def test_a_chunked_body_reaching_the_limit_is_413(db, database_url, tmp_path):
-    """A body of unstated length is not cut at api.max_body_bytes and parsed: it is refused."""
-    import io
-
-    from api.app import create_app
-    from storage import keys
-
-    settings = make_settings(database_url, tmp_path, max_body_bytes=2000)
-    app = create_app(settings.with_database_url(database_url))
-    key, _ = keys.create_key("erp", "decide")
-    body = b'{"records": [' + b'{"type": "customer", "id": "C1"},' * 100 + b"]}"
-    response = app.test_client().post(
-        "/v1/ledger/batch",
-        input_stream=io.BytesIO(body),
-        content_type="application/json",
-        headers={"Authorization": f"Bearer {key}", "Transfer-Encoding": "chunked"},
-        environ_overrides={"wsgi.input_terminated": True},
-    )
-    assert_problem(response, 413, detail_has="larger than 2000 bytes")
-
-
 def test_an_unexpected_error_is_a_500_problem_without_internals(app, caplog):
     @app.get("/boom")
     def boom():
