@@ -13,7 +13,7 @@ import peewee as pw
 from flask import Flask, Response
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
-from api.http import customers, decisions, docs, errors, health, ledger, rulesets, runs
+from api.http import customers, decisions, docs, errors, health, ledger, rulesets, runs, url_text
 from api.http.context import AppState
 from api.http.evaluator import RuleSetCache
 from api.http.smorest import loads_strict, make_api
@@ -113,7 +113,9 @@ def _after_responses(app: Flask, *chores: Upkeep) -> None:
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the credo HTTP API for `settings` (default: config.toml + CREDO_* variables)."""
     settings = settings or load_settings()
-    app = Flask("credo")
+    # No static folder: Flask's default would serve the working directory's static/ to anyone
+    # at /static/; the /docs assets come from their package (api.http.docs).
+    app = Flask(__name__, static_folder=None)
     app.json = _StrictJSON(app)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.api.max_body_bytes,
@@ -149,6 +151,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.extensions["credo.tags"] = TagSettler()
         _after_responses(app, app.extensions["credo.tags"], app.extensions["credo.wal"])
     errors.init_app(app)
+    url_text.init_app(app)
     api = make_api(app)
     for module in (health, decisions, ledger, customers, rulesets, runs):
         module.init_app(api)

@@ -7,12 +7,15 @@ from typing import Any
 
 import marshmallow as ma
 
-from api.intake.schemas import Day, Text
+from api.intake.schemas import FIRST_DAY, LAST_DAY, Day, Text
 from storage.idempotency import MAX_KEY_LENGTH
 from storage.models import ID_LENGTH
 
 _ID = ma.validate.Length(min=1, max=ID_LENGTH)
 _KIND = ma.validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$", error="not a rule-set kind")
+# Each outcome filter is a subquery; SQLite's parser overflows at some 70 of them (a 503 a
+# client would retry forever). A rule set decides a handful of fields.
+MAX_OUTCOME_FILTERS = 20
 
 
 class DecisionRequestSchema(ma.Schema):
@@ -56,19 +59,24 @@ class IdempotencyHeaderSchema(ma.Schema):
 
 
 class Moment(ma.fields.Field):
-    """A date (midnight UTC) or an ISO 8601 date-time (UTC when no offset is given)."""
+    """A date (midnight UTC) or an ISO 8601 date-time (UTC when no offset is given), on a day
+    between FIRST_DAY and LAST_DAY: at the calendar's edges, moving it to UTC (or past the
+    day's end) would overflow."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         if not isinstance(value, str) or len(value) > 40:
             raise ma.ValidationError("must be a date (2024-05-31) or a date-time")
         try:
             if len(value) == 10:
-                return datetime.combine(date.fromisoformat(value), time(), UTC)
-            moment = datetime.fromisoformat(value)
+                moment = datetime.combine(date.fromisoformat(value), time(), UTC)
+            else:
+                moment = datetime.fromisoformat(value)
         except ValueError:
             raise ma.ValidationError(
                 f"{value!r} is not a valid date (2024-05-31) or date-time (2024-05-31T14:00:00Z)"
             ) from None
+        if not FIRST_DAY <= moment.date() <= LAST_DAY:
+            raise ma.ValidationError(f"must be between {FIRST_DAY} and {LAST_DAY}")
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -91,7 +99,13 @@ class DecisionFilterSchema(ma.Schema):
                 r"^[a-z][a-z0-9_]{0,39}=.{0,200}$", error="must be field=value, e.g. tone=firm"
             )
         ),
-        metadata={"description": "outcome field=value (repeat for several; all must hold)"},
+        validate=ma.validate.Length(
+            max=MAX_OUTCOME_FILTERS, error="at most {max} outcome filters in one query"
+        ),
+        metadata={
+            "description": "outcome field=value (repeat for several, at most "
+            f"{MAX_OUTCOME_FILTERS}; all must hold)"
+        },
     )
     rule = ma.fields.String(
         validate=ma.validate.Length(min=1, max=40),

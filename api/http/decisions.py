@@ -87,9 +87,9 @@ def today() -> date:
 @blp.route("/<string:kind_or_id>")
 class DecisionResource(MethodView):
     @require_role("decide")
-    @blp.header_arguments(IdempotencyHeaderSchema())
-    @blp.json_body(DecisionRequestSchema())
-    @blp.returns(201, DecisionSchema)
+    @blp.arguments(IdempotencyHeaderSchema(), location="headers", as_kwargs=True)
+    @blp.arguments(DecisionRequestSchema())
+    @blp.response(201, DecisionSchema)
     @blp.alt_response(200, schema=DecisionSchema, description="replayed for an Idempotency-Key")
     @blp.problem(404, "unknown kind or customer")
     @blp.problem(409, "Idempotency-Key used before with another body")

@@ -130,7 +130,8 @@ def _validation_detail(errors: Mapping[str, list[str]]) -> str:
     return "invalid request: " + (text if len(text) <= 500 else text[:497] + "...")
 
 
-def _from_http_exception(error: HTTPException) -> Response:
+def http_problem(error: HTTPException) -> Response:
+    """An HTTP exception (werkzeug's, or webargs' validation errors) as problem+json."""
     status = error.code or 500
     data = getattr(error, "data", None) or {}
     messages = data.get("errors") or data.get("messages")
@@ -180,7 +181,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_exception(error: HTTPException) -> Response:
-        return _from_http_exception(error)
+        return http_problem(error)
 
     @app.errorhandler(pw.OperationalError)
     @app.errorhandler(pw.InterfaceError)
