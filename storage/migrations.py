@@ -204,7 +204,7 @@ LATEST = MIGRATIONS[-1][0]
 def current_version(db: pw.Database | None = None) -> int:
     """The highest applied migration, 0 for an empty database."""
     db = _bind(db)
-    if not _table_exists(db, SchemaVersion._meta.table_name):
+    if not table_exists(db, SchemaVersion._meta.table_name):
         return 0
     latest = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar()
     return int(latest or 0)
@@ -233,7 +233,8 @@ def migrate(db: pw.Database | None = None, target: int | None = None) -> list[in
     return applied
 
 
-def _table_exists(db: pw.Database, table: str) -> bool:
+def table_exists(db: pw.Database, table: str) -> bool:
+    """Whether `table` exists (on PostgreSQL: in the schema of the search path)."""
     if is_postgres(db):  # peewee's table_exists looks in "public", not on the search_path
         return db.execute_sql("SELECT to_regclass(%s)", (table,)).fetchone()[0] is not None
     return db.table_exists(table)
