@@ -5,6 +5,7 @@ what it holds, unless --force; a running server whose SQLite file is deleted is 
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,10 @@ def credo(database_url, monkeypatch):
     def run(*args: str):
         return runner.invoke(main, list(args), catch_exceptions=False)
 
-    return run
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield run
+    for sig, handler in handlers.items():  # `credo run` in this process set its own
+        signal.signal(sig, handler)
 
 
 def _count(table: str) -> int:

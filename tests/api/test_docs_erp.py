@@ -4,7 +4,9 @@ answer they get (doc_runner says how answers are matched and which commands a do
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -76,7 +78,10 @@ def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         _wait_until_up(base, process)
         return base
 
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     yield Shell(credo=credo, serve=serve, cwd=tmp_path, doc_base=DOC_BASE)
+    for sig, handler in handlers.items():  # `credo run` in this process set its own
+        signal.signal(sig, handler)
     for process in servers:
         process.terminate()
         try:
@@ -87,8 +92,6 @@ def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def test_the_erp_guide_runs_and_answers_what_it_shows(shell: Shell):
-    import json
-
     blocks = [b for b in read_blocks(DOC) if b.run]
     assert len(blocks) > 10 and sum(b.answer is not None for b in blocks) > 5
     for block in blocks:
