@@ -19,6 +19,7 @@ from api.http.evaluator import RuleSetCache
 from api.http.smorest import loads_strict, make_api
 from api.http.writers import TagSettler, Upkeep, WalCheckpointer
 from api.settings import Settings, load_settings
+from storage.db import SqliteFile
 
 API_VERSION = "1"
 # Connections per process: one per thread of the development server; gunicorn's sync workers
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             database.close()
 
     if isinstance(database, pw.SqliteDatabase) and database.database not in ("", ":memory:"):
+        app.extensions["credo.file"] = SqliteFile.of(database.database)  # for /readyz
         app.extensions["credo.wal"] = WalCheckpointer(database.database)
         app.extensions["credo.tags"] = TagSettler()
         _after_responses(app, app.extensions["credo.tags"], app.extensions["credo.wal"])

@@ -7,8 +7,10 @@ so several processes (API workers, the nightly run, `credo import`) can share on
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -56,6 +58,37 @@ def _connect_sqlite(url: str, path: str) -> pw.SqliteDatabase:
     if path and path != ":memory:":
         Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return db_url.connect(url, pragmas=SQLITE_PRAGMAS, timeout=30)
+
+
+@dataclass(frozen=True)
+class SqliteFile:
+    """A SQLite database file as it was when a process opened it.
+
+    Deleting or replacing the file under a running process goes unnoticed by SQLite: the
+    process keeps reading and writing the old, unlinked file, whose contents nobody will see
+    again. `problem()` tells: one stat of the path, compared by device and inode.
+    """
+
+    path: str
+    device: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: str) -> SqliteFile:
+        status = os.stat(path)
+        return cls(path, status.st_dev, status.st_ino)
+
+    def problem(self) -> str | None:
+        """None while the path still names the file opened; else what happened to it."""
+        try:
+            status = os.stat(self.path)
+        except FileNotFoundError:
+            return f"database file {self.path} is gone (deleted since it was opened): restart"
+        except OSError as exc:
+            return f"database file {self.path}: {exc}"
+        if (status.st_dev, status.st_ino) != (self.device, self.inode):
+            return f"database file {self.path} was replaced since it was opened: restart"
+        return None
 
 
 def redact(url: str) -> str:

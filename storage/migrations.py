@@ -15,7 +15,7 @@ from playhouse import migrate as pwm
 
 from storage.db import database, is_postgres, write_lock
 from storage.models import (
-    ApiKey,
+    BaseModel,
     Contact,
     CreditNote,
     Customer,
@@ -32,6 +32,7 @@ from storage.models import (
     Promise,
     RuleSetVersion,
     SchemaVersion,
+    UtcDateTimeField,
     now_utc,
 )
 from storage.runs import RUN_MODELS
@@ -39,6 +40,21 @@ from storage.runs import RUN_MODELS
 MIGRATION_LOCK = 0x6372_6564_6F01  # "credo" + 1: the advisory lock key for migrations
 
 Migration = Callable[[pw.Database, pwm.SchemaMigrator], None]
+
+
+class _ApiKeyV1(BaseModel):
+    """The api_key table as migration 1 made it (migration 9 adds owner and a unique name)."""
+
+    name = pw.CharField(max_length=100)
+    role = pw.CharField(max_length=16)
+    key_hash = pw.CharField(max_length=64, unique=True)
+    prefix = pw.CharField(max_length=16)
+    created_at = UtcDateTimeField()
+    revoked_at = UtcDateTimeField(null=True)
+    last_used_at = UtcDateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_key"
 
 
 def _initial(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
@@ -58,7 +74,7 @@ def _initial(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
             Decision,
             DecisionTag,
             RuleSetVersion,
-            ApiKey,
+            _ApiKeyV1,
             *RUN_MODELS,
         ]
     )
@@ -132,6 +148,41 @@ def _unindexed_prev_hash(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None
     db.execute_sql('DROP INDEX IF EXISTS "decision_prev_hash"')
 
 
+def _key_owners_and_unique_names(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
+    # A key's name is the requested_by of what it did, so names become unique (revoked keys
+    # keep theirs). Releases before this one accepted a name twice: the oldest key keeps it,
+    # each later one is renamed "<name>-2", "-3", … (the first such name no key has), and
+    # every key's owner is the name it was created with, so a renamed key still shows whose
+    # it is. Decisions stored before keep the name they were made with.
+    keys = pw.Table("api_key").bind(db)
+    pwm.migrate(migrator.add_column("api_key", "owner", pw.CharField(max_length=100, null=True)))
+    keys.update(owner=keys.c.name).execute()
+    taken = {row["name"] for row in keys.select(keys.c.name)}
+    seen: set[str] = set()
+    for row in keys.select(keys.c.id, keys.c.name).order_by(keys.c.id):
+        name = row["name"]
+        if name in seen:
+            renamed = _free_name(name, taken)
+            keys.update(name=renamed).where(keys.c.id == row["id"]).execute()
+            taken.add(renamed)
+        seen.add(name)
+    pwm.migrate(
+        migrator.add_not_null("api_key", "owner"),
+        migrator.add_index("api_key", ("name",), True),
+    )
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    """`name-N` for the smallest N >= 2 that no key has, within 100 characters."""
+    number = 2
+    while True:
+        suffix = f"-{number}"
+        candidate = name[: 100 - len(suffix)] + suffix
+        if candidate not in taken:
+            return candidate
+        number += 1
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
@@ -141,6 +192,11 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (5, "decision tags keyed by (name, value, seq), without a foreign key", _tags_by_key),
     (6, "recent decision tags: single decisions' tags, moved in batches", _recent_tags),
     (7, "decisions: no index on prev_hash (seq already rules out a fork)", _unindexed_prev_hash),
+    (
+        9,
+        "API keys: an owner each; names unique (later duplicates renamed name-2, …)",
+        _key_owners_and_unique_names,
+    ),
 )
 LATEST = MIGRATIONS[-1][0]
 
@@ -148,7 +204,7 @@ LATEST = MIGRATIONS[-1][0]
 def current_version(db: pw.Database | None = None) -> int:
     """The highest applied migration, 0 for an empty database."""
     db = _bind(db)
-    if not _table_exists(db, SchemaVersion._meta.table_name):
+    if not table_exists(db, SchemaVersion._meta.table_name):
         return 0
     latest = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar()
     return int(latest or 0)
@@ -177,7 +233,8 @@ def migrate(db: pw.Database | None = None, target: int | None = None) -> list[in
     return applied
 
 
-def _table_exists(db: pw.Database, table: str) -> bool:
+def table_exists(db: pw.Database, table: str) -> bool:
+    """Whether `table` exists (on PostgreSQL: in the schema of the search path)."""
     if is_postgres(db):  # peewee's table_exists looks in "public", not on the search_path
         return db.execute_sql("SELECT to_regclass(%s)", (table,)).fetchone()[0] is not None
     return db.table_exists(table)

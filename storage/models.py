@@ -317,7 +317,11 @@ class RuleSetVersion(BaseModel):
 
 
 class ApiKey(BaseModel):
-    name = pw.CharField(max_length=100)
+    """An API key, stored hashed (storage.keys). `name` is unique, revoked keys included: it is
+    the requested_by of what the key did. `owner` is the person or system behind the key."""
+
+    name = pw.CharField(max_length=100, unique=True)
+    owner = pw.CharField(max_length=100)
     role = pw.CharField(max_length=16)
     key_hash = pw.CharField(max_length=64, unique=True)
     prefix = pw.CharField(max_length=16)

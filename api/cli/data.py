@@ -143,20 +143,29 @@ def import_command(
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="The portfolio's today (default: today).",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the database even if it holds data that `credo demo` did not make.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_cli
-def demo_command(ctx: CliContext, customers: int, seed: int, as_of: Any, as_json: bool) -> None:
+def demo_command(
+    ctx: CliContext, customers: int, seed: int, as_of: Any, force: bool, as_json: bool
+) -> None:
     """Build a synthetic portfolio, decide every open account and print a summary.
 
-    Uses the configured database (by default a fresh SQLite file in the data directory) and
-    refuses one holding data that `credo demo` did not make.
+    Uses the configured database (by default a fresh SQLite file in the data directory). A
+    database made by an earlier `credo demo` is replaced; one holding anything else (API keys,
+    imported records, decisions, rule-set versions, runs) is refused with exit code 2, saying
+    what it holds, unless --force.
     """
     from api.demo.run import DemoRefused, run_demo
 
     day = as_of.date() if as_of else date.today()
     console = Console(stderr=as_json)
     try:
-        summary = run_demo(ctx.settings, customers, seed, day, console=console)
+        summary = run_demo(ctx.settings, customers, seed, day, console=console, force=force)
     except DemoRefused as exc:
         raise BadInput(str(exc)) from exc
     if as_json:

@@ -36,10 +36,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True)
 class Caller:
-    """The API key a request was made with."""
+    """The API key a request was made with; `owner` is the person or system behind it."""
 
     name: str
     role: str
+    owner: str
 
 
 class KeyCache:
@@ -78,7 +79,7 @@ def _verify(token: str) -> Caller | None:
         info = keys.verify_key(token)
         if info is None:
             return None
-        caller = Caller(name=info.name, role=info.role)
+        caller = Caller(name=info.name, role=info.role, owner=info.owner)
         cache.put(digest, caller)
     return caller
 
