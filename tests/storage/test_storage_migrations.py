@@ -8,10 +8,10 @@ from decimal import Decimal
 
 from storage import ledger
 from storage.migrations import LATEST, MIGRATIONS, current_version, migrate
+from storage.models import Customer, Invoice, SchemaVersion
 
 # The numbers of every migration (numbers reserved for work elsewhere leave gaps).
 NUMBERS = [number for number, _, _ in MIGRATIONS]
-from storage.models import Customer, Invoice, SchemaVersion
 
 
 def test_migrate_twice_changes_nothing(empty_db):
