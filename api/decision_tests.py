@@ -77,7 +77,7 @@ def add_test_to_file(
 
 
 def add_test_to_draft(
-    kind: str,
+    kind: str | None,
     version: int | None,
     decision_id: str,
     actor: Actor,
@@ -85,12 +85,14 @@ def add_test_to_draft(
     name: str | None = None,
     note: str | None = None,
 ) -> dict[str, Any]:
-    """A new draft of `kind`: version `version` (default: the active one) with the decision's
-    case appended. Returns the draft (without its source) and the case."""
+    """A new draft of `kind` (default: the decision's): version `version` (default: the active
+    one) with the decision's case appended. Returns the draft (without its source) and the
+    case."""
     from storage import rulesets
 
     allow(actor, "draft")
     case = case_from_decision(decision_id, name)
+    kind = kind or case["kind"]
     if case["kind"] != kind:
         raise InvalidInput(
             "decision_id", f"decision {decision_id} is a {case['kind']} decision, not {kind}"

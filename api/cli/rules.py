@@ -39,7 +39,7 @@ def _problem_json(problem: Problem) -> dict[str, Any]:
 
 @click.group("rules")
 def rules() -> None:
-    """Check and test rule files (rules/*.toml)."""
+    """Check and test rule files; publish, approve and activate rule-set versions."""
 
 
 @rules.command("check")
@@ -264,5 +264,8 @@ def _decide_stored(ctx: CliContext, kind, customer: str, given, day: date) -> di
 
 
 def register(main: click.Group) -> None:
+    from api.cli.lifecycle import register_into
+
+    register_into(rules)
     main.add_command(rules)
     main.add_command(decide)

@@ -27,6 +27,7 @@ from api.http.decision_schemas import (
     DecisionRequestSchema,
     DecisionSchema,
     IdempotencyHeaderSchema,
+    LinkedDecisionSchema,
 )
 from api.http.errors import ApiProblem
 from api.http.evaluator import ActiveRuleSet
@@ -111,7 +112,7 @@ class DecisionResource(MethodView):
         return _decision_response(stored.decision, replayed=stored.replayed, body=stored.body)
 
     @require_role("auditor")
-    @blp.response(200, DecisionSchema)
+    @blp.response(200, LinkedDecisionSchema)
     def get(self, kind_or_id: str) -> Response:
         """One decision (by the id in the path) with its facts, rule version, fired rules and
         hashes."""
@@ -120,7 +121,10 @@ class DecisionResource(MethodView):
         found = get_decision(kind_or_id) if len(kind_or_id) <= 64 else None
         if found is None:
             raise ApiProblem(404, f"no decision {kind_or_id!r}")
-        return json_response(found)
+        from api.http.rulesets import version_path
+
+        made_by = version_path(found["ruleset"]["kind"], found["ruleset"]["version"])
+        return json_response({**found, "links": {"ruleset_version": made_by}})
 
 
 def _decision_response(
