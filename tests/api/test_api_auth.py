@@ -7,6 +7,7 @@ import time
 from api_support import complete_facts
 
 ROLES = ("decide", "analyst", "approver", "auditor", "admin")
+READ_RULES = {"analyst", "approver", "auditor"}  # an approver reads what it approves
 
 # (method, path, json body, roles that may call it besides admin)
 ENDPOINTS = [
@@ -23,8 +24,17 @@ ENDPOINTS = [
     ("post", "/v1/invoices", {}, {"decide"}),
     ("post", "/v1/ledger/batch", {"records": []}, {"decide"}),
     ("get", "/v1/customers/C1/facts", None, {"decide", "auditor", "analyst"}),
-    ("get", "/v1/rulesets", None, {"analyst", "auditor"}),
-    ("get", "/v1/rulesets/credit", None, {"analyst", "auditor"}),
+    ("get", "/v1/rulesets", None, READ_RULES),
+    ("get", "/v1/rulesets/credit", None, READ_RULES),
+    ("post", "/v1/rulesets/credit/versions", {}, {"analyst"}),
+    ("get", "/v1/rulesets/credit/versions/1", None, READ_RULES),
+    ("post", "/v1/rulesets/credit/versions/1/test", None, {"analyst", "approver"}),
+    ("post", "/v1/rulesets/credit/versions/1/propose", None, {"analyst"}),
+    ("post", "/v1/rulesets/credit/versions/1/approve", None, {"approver"}),
+    ("post", "/v1/rulesets/credit/versions/1/reject", None, {"approver"}),
+    ("post", "/v1/rulesets/credit/versions/1/activate", None, {"approver"}),
+    ("post", "/v1/rulesets/credit/versions/1/test-cases", {}, {"analyst"}),
+    ("get", "/v1/rulesets/credit/diff?from=1&to=1", None, READ_RULES),
 ]
 
 
