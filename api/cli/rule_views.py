@@ -31,11 +31,12 @@ def history(ctx: CliContext, kind: str, as_json: bool) -> None:
     active = data["active"]
     click.echo(f"{kind}: active version {active['version'] if active else 'none'}")
     click.echo("versions:")
+    width = max(len(v["created_by"]) for v in data["history"])
     for v in data["history"]:
-        note = f"  {v['note']}" if v["note"] else ""
-        click.echo(
-            f"  {v['version']:>4}  {v['state']:<9} {v['sha256'][:12]}  {v['created_by']}{note}"
+        line = (
+            f"  {v['version']:>4}  {v['state']:<9} {v['sha256'][:12]}  {v['created_by']:<{width}}"
         )
+        click.echo(f"{line}  {v['note']}".rstrip())
     click.echo("events:")
     for e in data["events"]:
         note = f": {e['note']}" if e["note"] else ""
@@ -165,7 +166,7 @@ def add_test(ctx: CliContext, decision_id, name, file, draft, note, key, as_json
             data = add_test_to_draft(None, None, decision_id, actor, _policy(ctx), name, note)
         summary = (
             f"{data['kind']} version {data['version']}: draft (by {actor.name}, owner "
-            f"{actor.owner}), version {data['test_case']['version']} of the decision + case "
+            f"{actor.owner}): version {data['base_version']} + [[test]] "
             f"{data['test_case']['name']!r}\nnext: `credo rules propose {data['kind']} "
             f"{data['version']}`"
         )

@@ -27,10 +27,10 @@ from api.http.decision_schemas import (
     DecisionRequestSchema,
     DecisionSchema,
     IdempotencyHeaderSchema,
-    LinkedDecisionSchema,
 )
 from api.http.errors import ApiProblem
 from api.http.evaluator import ActiveRuleSet
+from api.http.rulesets import RULESET_LINK, version_link
 from api.http.smorest import Api, Blueprint
 from engine.trace import canonical_json
 
@@ -112,7 +112,7 @@ class DecisionResource(MethodView):
         return _decision_response(stored.decision, replayed=stored.replayed, body=stored.body)
 
     @require_role("auditor")
-    @blp.response(200, LinkedDecisionSchema)
+    @blp.response(200, DecisionSchema, headers=RULESET_LINK)
     def get(self, kind_or_id: str) -> Response:
         """One decision (by the id in the path) with its facts, rule version, fired rules and
         hashes."""
@@ -121,10 +121,7 @@ class DecisionResource(MethodView):
         found = get_decision(kind_or_id) if len(kind_or_id) <= 64 else None
         if found is None:
             raise ApiProblem(404, f"no decision {kind_or_id!r}")
-        from api.http.rulesets import version_path
-
-        made_by = version_path(found["ruleset"]["kind"], found["ruleset"]["version"])
-        return json_response({**found, "links": {"ruleset_version": made_by}})
+        return json_response(found, headers=version_link(found["ruleset"]))
 
 
 def _decision_response(

@@ -181,6 +181,7 @@ class PinnedCaseSchema(ma.Schema):
 class PinnedDraftSchema(VersionSchema):
     """The new draft, with the case appended to its base version."""
 
+    base_version = ma.fields.Integer(required=True, metadata={"description": "made from"})
     test_case = ma.fields.Nested(PinnedCaseSchema, required=True)
 
 

@@ -53,6 +53,22 @@ def version_path(kind: str, version: int) -> str:
     return f"{request.root_path}{blp.url_prefix}/{kind}/versions/{version}"
 
 
+# A decision's record stays as stored; the version that made it is linked beside it (RFC 8288).
+RULESET_LINK = {
+    "Link": {
+        "description": "the rule-set version that made the decision (its source and history): "
+        '</v1/rulesets/{kind}/versions/{n}>; rel="ruleset-version"',
+        "schema": {"type": "string"},
+    }
+}
+
+
+def version_link(ruleset: dict[str, Any]) -> dict[str, str]:
+    """The Link header naming the version of a decision's `ruleset` {kind, version}."""
+    path = version_path(ruleset["kind"], ruleset["version"])
+    return {"Link": f'<{path}>; rel="ruleset-version"'}
+
+
 @contextmanager
 def lifecycle_problems() -> Iterator[None]:
     """The use cases' refusals as problem+json."""
