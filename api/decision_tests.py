@@ -24,6 +24,7 @@ from api.lifecycle import (
     stored_version,
     validate_source,
 )
+from api.lifecycle_rules import unstorable
 from engine.checks import check_ruleset, describe
 from engine.test_cases import append_test_case, render_test_case
 
@@ -35,7 +36,8 @@ def case_from_decision(decision_id: str, name: str | None = None) -> dict[str, A
     UnknownVersion when there is no such decision; InvalidInput for a bad name."""
     from storage.decisions import get_decision
 
-    found = get_decision(decision_id) if 0 < len(decision_id) <= 64 else None
+    lookable = 0 < len(decision_id) <= 64 and not unstorable(decision_id)
+    found = get_decision(decision_id) if lookable else None
     if found is None:
         raise UnknownVersion(f"no decision {decision_id[:80]!r}")
     who = found["customer_id"] or "facts given"

@@ -117,7 +117,7 @@ def clean_note(note: str | None, *, required: bool = False, why: str = "") -> st
         raise InvalidInput("note", why or "say why (a note is required)")
     if len(note) > NOTE_LENGTH:
         raise InvalidInput("note", f"at most {NOTE_LENGTH} characters, not {len(note)}")
-    bad = _unstorable(note)
+    bad = unstorable(note)
     if bad:
         raise InvalidInput("note", bad)
     return note
@@ -148,9 +148,9 @@ def stored_version(kind: str, version: int) -> dict[str, Any]:
 def validate_source(source: str, origin: str, kind: str | None = None) -> RuleSet:
     """The TOML text parsed and validated; InvalidRuleSet listing every problem, each with the
     rule id, field and line where the text shows them. With `kind`, the text's kind must be it."""
-    bad = _unstorable(source)
+    bad = unstorable(source)
     if bad:
-        line = next(n for n, text in enumerate(source.split("\n"), 1) if _unstorable(text))
+        line = next(n for n, text in enumerate(source.split("\n"), 1) if unstorable(text))
         raise InvalidRuleSet([Problem(origin, bad, line=line)])
     problems: list[Problem] = []
     if kind is not None:
@@ -176,7 +176,8 @@ def _kind_problems(source: str, origin: str, kind: str) -> list[Problem]:
     return []
 
 
-def _unstorable(text: str) -> str | None:
+def unstorable(text: str) -> str | None:
+    """What makes `text` unstorable in the databases (NUL, lone surrogates), or None."""
     if "\x00" in text:
         return "holds a NUL character, which cannot be stored"
     try:

@@ -277,7 +277,7 @@ def test_four_eyes_off_lets_one_person_approve(app, client, as_, lc):
     assert lc("alice-approver", "approve", version).status_code == 200
 
 
-def test_unknown_kinds_versions_and_hostile_paths_are_404(client, as_):
+def test_unknown_kinds_versions_and_hostile_values_are_404_or_422(client, as_):
     header = as_("dave-auditor")
     for path, detail in (
         (f"{BASE}/versions/9", "rule set reminder has no version 9 (versions 1 to 1)"),
@@ -296,6 +296,14 @@ def test_unknown_kinds_versions_and_hostile_paths_are_404(client, as_):
         assert response.json["detail"].startswith(detail), response.json
     bad = client.get(f"{BASE}/diff?from=0&to=x", headers=header)
     assert bad.status_code == 422 and set(bad.json["errors"]) == {"from", "to"}
+    analyst = as_("alice-analyst")
+    for decision_id in ("a\x00b", "\ud800", "x" * 64):
+        body = {"decision_id": decision_id}
+        pinned = client.post(f"{BASE}/versions/1/test-cases", json=body, headers=analyst)
+        assert pinned.status_code == 404 and pinned.json["detail"].startswith("no decision")
+    for note in ("\ud800", "\x00"):
+        moved = client.post(f"{BASE}/versions/1/propose", json={"note": note}, headers=analyst)
+        assert moved.status_code == 422 and "cannot be stored" in moved.json["errors"]["note"][0]
 
 
 def test_diff_names_rules_added_removed_and_changed_field_by_field(client, as_, lc):

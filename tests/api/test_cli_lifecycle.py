@@ -134,6 +134,15 @@ def test_publishing_failing_or_invalid_rules_stores_nothing(credo, tmp_path):
     assert f"{invalid}:{line}: rule RT-010: when: unknown fact 'in_agencyy'" in result.stderr
     assert json.loads(credo("rules", "history", "reminder", "--json").stdout)["history"][1:] == []
 
+    from api.lifecycle import Credo, draft_version
+
+    draft_version("reminder", failing_reminder(), "stored as a draft", Credo())
+    proposed = credo("rules", "propose", "reminder", "2", key="alice-analyst")
+    assert proposed.exit_code == 1
+    assert "tests must pass before version 2 is proposed: 1 of 20 [[test]] cases fail" in (
+        proposed.stderr
+    )
+
 
 def test_show_prints_the_exact_source_and_diff_the_changes(credo, my_rules):
     credo("rules", "publish", str(my_rules), "--note", "x", key="alice-analyst")
@@ -180,7 +189,11 @@ def test_add_test_pins_a_decision_in_a_file_or_a_new_draft(credo, customer, tmp_
     drafted = credo("rules", "add-test", decision_id, "--draft", "--json", key="alice-analyst")
     assert drafted.exit_code == 0, drafted.output
     draft = json.loads(drafted.stdout)
-    assert (draft["version"], draft["state"]) == (2, "draft")
+    assert (draft["version"], draft["state"], draft["base_version"]) == (2, "draft", 1)
+    for move in ("approve", "activate"):
+        early = credo("rules", move, "reminder", "2", key="bob-approver")
+        assert early.exit_code == 2
+        assert "version 2 is draft" in early.output
     proposed = credo("rules", "propose", "reminder", "2", key="bob-analyst")
     assert proposed.exit_code == 0, proposed.output
 
