@@ -180,12 +180,12 @@ def publish(
     """`credo rules publish FILE`: validate, test and smoke-test the text, then store it as a
     draft and propose it, in one transaction. Nothing is stored when a check fails. Returns
     the proposed version and how many [[test]] cases passed."""
+    from storage import rulesets
+
     allow(actor, "draft")
     allow(actor, "propose")
     note = clean_note(note, required=True, why="say why this version exists (--note)")
     ruleset = validate_source(source, origin)
-    from storage import rulesets
-
     checked = check_ruleset(ruleset, policy.smoke_timeout)
     must_pass(checked, origin)
     with rulesets.locked():
