@@ -104,8 +104,9 @@ def action_counts(run_id: str) -> dict[str, dict[str, int]]:
 def message_errors(run_id: str) -> list[dict[str, Any]]:
     """The reminders of a run whose message failed to render, in worklist order:
     {customer_id, template, error}, from the action's payload (api/nightly/actions.py)."""
-    # Filtered in the database, so only the failed ones are read; the pattern goes in as it is.
-    mentions = pw.Expression(Action.payload, pw.OP.LIKE, JSONText('%"message_error"%'))
+    # Filtered in the database (LIKE on SQLite, ILIKE on PostgreSQL), so only the failed ones are
+    # read; JSONText puts the pattern in as it is, not JSON-encoded.
+    mentions = pw.Expression(Action.payload, pw.OP.ILIKE, JSONText('%"message_error"%'))
     query = (
         Action.select(Action.customer_id, Action.payload)
         .where((Action.run == run_id) & (Action.type == "reminder") & mentions)
