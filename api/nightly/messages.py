@@ -96,9 +96,10 @@ class MessageRenderer:
             raise MessageError("no such template file", f"reminder/{tone}.{DEFAULT_LANGUAGE}.j2")
         failures, last = self._limit_failures.get(name, (0, None))
         if last is not None and failures >= LIMIT_FAILURES_IN_A_ROW:
+            where = f"{last.file} line {last.line}" if last.line else last.file
             raise MessageError(
                 f"not rendered: it broke a limit for {failures} messages in a row, the last time "
-                f"{last.file} line {last.line}: {last.problem}",
+                f"{where}: {last.problem}",
                 name,
             )
         try:
@@ -121,9 +122,9 @@ class MessageRenderer:
             file, line = exc.name or name, exc.lineno
         root = self.templates_dir.resolve()
         for frame in traceback.extract_tb(exc.__traceback__):  # the innermost template frame
-            path = Path(frame.filename).resolve()
-            if path.suffix == ".j2" and path.is_relative_to(root):
-                file, line = path.relative_to(root).as_posix(), frame.lineno or 0
+            path = Path(frame.filename)
+            if path.suffix == ".j2" and path.resolve().is_relative_to(root):
+                file, line = path.resolve().relative_to(root).as_posix(), frame.lineno or 0
         if isinstance(exc, RecursionError):
             problem = "recursion too deep (a macro, include or extends that calls itself?)"
         elif isinstance(exc, TemplateSyntaxError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -163,6 +164,27 @@ def test_a_render_stops_at_the_time_limit(tmp_path):
     renderer = hostile_renderer(tmp_path, body, seconds=0.2)
     with pytest.raises(MessageError, match=r"line 3: rendering took more than 0.2 s"):
         renderer.render("friendly", reminder_context(ledger(), AS_OF, "friendly"), "en")
+
+
+def test_the_limits_hold_off_the_main_thread(tmp_path):
+    """The scheduler renders on a worker thread, where no signal can interrupt a render."""
+    body = "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
+    renderer = hostile_renderer(tmp_path, body + "{{ f(40) }}", seconds=0.2)
+    context = reminder_context(ledger(), AS_OF, "friendly")
+    outcome: list[Exception] = []
+
+    def render() -> None:
+        try:
+            renderer.render("friendly", context, "en")
+        except MessageError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=render)
+    worker.start()
+    worker.join()
+    assert [str(e) for e in outcome] == [
+        "reminder/friendly.en.j2 line 3: rendering took more than 0.2 s: the limit per message"
+    ]
 
 
 def test_a_failing_piece_is_named_with_its_own_line(tmp_path):
