@@ -252,3 +252,28 @@ def test_the_shortcut_encoding_of_scalars_writes_exactly_the_canonical_json(text
     if "\x00" not in text:
         assert Text(10**6, empty=True).encode("x", text, {})[1] == expected
     assert Count().encode("n", number, {})[1] == canonical_json_plain(number)
+
+
+def test_appends_on_a_live_connection_go_on_after_hundreds_of_other_connections(db, make_decision):
+    # Regression: the PostgreSQL append once kept which connections had prepared its
+    # statement, and forgot them all after 257 connections, live ones too: the next PREPARE
+    # on a live connection failed ("already exists") and so did every later append on it.
+    import threading
+
+    decisions.append_decision(make_decision(1))  # this thread's connection stays open
+    errors = []
+
+    def others() -> None:
+        try:
+            for n in range(2, 262):
+                with db.connection_context():  # a connection of its own each time
+                    decisions.append_decision(make_decision(n))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    thread = threading.Thread(target=others)
+    thread.start()
+    thread.join()
+    assert errors == []
+    assert decisions.append_decision(make_decision(262))["seq"] == 262
+    assert decisions.verify_chain() == []
