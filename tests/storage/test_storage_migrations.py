@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from conftest import append_format_1
-
 from storage import ledger
 from storage.migrations import LATEST, current_version, migrate
 from storage.models import Customer, Invoice, SchemaVersion
@@ -57,7 +55,7 @@ def test_unknown_target_is_refused(empty_db):
 
 
 def test_decision_tags_of_an_earlier_release_are_rekeyed_without_losing_rows(
-    empty_db, make_decision
+    empty_db, make_decision, append_format_1
 ):
     """Migration 5: the tag table as releases before it made it (an id, a foreign key to the
     decision, an index) becomes one keyed by (name, value, seq), its rows kept, searches the
@@ -96,7 +94,7 @@ def test_decision_tags_of_an_earlier_release_are_rekeyed_without_losing_rows(
 
 
 def test_decisions_of_an_earlier_release_keep_verifying_and_their_staged_tags_are_found(
-    empty_db, make_decision
+    empty_db, make_decision, append_format_1
 ):
     """Migration 8: decisions stored before record formats read back as format 1 (no format,
     no via), their hashes verify, new ones (format 2) chain after them; the tags staged in
