@@ -1,7 +1,8 @@
 """Database setup: one peewee proxy, bound from a URL (SQLite by default, PostgreSQL in production).
 
-SQLite files get WAL mode (readers never block the writer), foreign keys on and a busy timeout,
-so several processes (API workers, the nightly run, `credo import`) can share one file.
+SQLite files get WAL mode (readers never block the writer; SQLite checkpoints the log itself),
+foreign keys on and a busy timeout, so several processes (API workers, the nightly run, `credo
+import`) can share one file. Servers take connections from a pool (open_pooled).
 """
 
 from __future__ import annotations
