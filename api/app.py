@@ -13,7 +13,18 @@ import peewee as pw
 from flask import Flask, Response
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
-from api.http import customers, decisions, docs, errors, health, ledger, rulesets, runs
+from api.http import (
+    customers,
+    decisions,
+    docs,
+    errors,
+    health,
+    jobs,
+    ledger,
+    rulesets,
+    runs,
+    simulations,
+)
 from api.http.context import AppState
 from api.http.evaluator import RuleSetCache
 from api.http.smorest import loads_strict, make_api
@@ -150,7 +161,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         _after_responses(app, app.extensions["credo.tags"], app.extensions["credo.wal"])
     errors.init_app(app)
     api = make_api(app)
-    for module in (health, decisions, ledger, customers, rulesets, runs):
+    for module in (health, decisions, ledger, customers, rulesets, runs, simulations, jobs):
         module.init_app(api)
     docs.init_app(app)
     return app

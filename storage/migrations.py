@@ -14,6 +14,7 @@ import peewee as pw
 from playhouse import migrate as pwm
 
 from storage.db import database, is_postgres, write_lock
+from storage.jobs import Job
 from storage.models import (
     ApiKey,
     Contact,
@@ -132,6 +133,11 @@ def _unindexed_prev_hash(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None
     db.execute_sql('DROP INDEX IF EXISTS "decision_prev_hash"')
 
 
+def _jobs(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Simulations and backtests run as jobs in a process of their own (storage/jobs.py).
+    db.create_tables([Job])
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
@@ -141,6 +147,8 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (5, "decision tags keyed by (name, value, seq), without a foreign key", _tags_by_key),
     (6, "recent decision tags: single decisions' tags, moved in batches", _recent_tags),
     (7, "decisions: no index on prev_hash (seq already rules out a fork)", _unindexed_prev_hash),
+    # 8-11 are reserved by other changes in flight; numbers need not be consecutive.
+    (12, "jobs: simulations and backtests run by a process of their own", _jobs),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -7,15 +7,21 @@ from datetime import date
 from decimal import Decimal
 
 from storage import ledger
-from storage.migrations import LATEST, current_version, migrate
+from storage.migrations import LATEST, MIGRATIONS, current_version, migrate
 from storage.models import Customer, Invoice, SchemaVersion
+
+NUMBERS = [number for number, _name, _apply in MIGRATIONS]  # not always consecutive
+
+
+def numbers_after(version: int) -> list[int]:
+    return [number for number in NUMBERS if number > version]
 
 
 def test_migrate_twice_changes_nothing(empty_db):
-    assert migrate(empty_db) == list(range(1, LATEST + 1))
+    assert migrate(empty_db) == NUMBERS
     assert migrate(empty_db) == []
     assert current_version(empty_db) == LATEST
-    assert SchemaVersion.select().count() == LATEST
+    assert SchemaVersion.select().count() == len(NUMBERS)
 
 
 def test_version_1_database_upgrades_without_losing_rows(empty_db, records):
@@ -29,7 +35,7 @@ def test_version_1_database_upgrades_without_losing_rows(empty_db, records):
         "invoices": list(Invoice.select().order_by(Invoice.id).dicts()),
     }
 
-    assert migrate(empty_db) == list(range(2, LATEST + 1))
+    assert migrate(empty_db) == numbers_after(1)
 
     assert list(Customer.select().order_by(Customer.id).dicts()) == before["customers"]
     assert list(Invoice.select().order_by(Invoice.id).dicts()) == before["invoices"]
@@ -82,7 +88,7 @@ def test_decision_tags_of_an_earlier_release_are_rekeyed_without_losing_rows(
     tagged_before = empty_db.execute_sql('SELECT count(*) FROM "decision_tag"').fetchone()[0]
     assert stored[0]["prev_hash"] == GENESIS_HASH and before and tagged_before
 
-    assert migrate(empty_db) == list(range(5, LATEST + 1))
+    assert migrate(empty_db) == numbers_after(4)
     assert empty_db.execute_sql('SELECT count(*) FROM "decision_tag"').fetchone()[0] == (
         tagged_before
     )
