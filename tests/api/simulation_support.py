@@ -172,3 +172,44 @@ EXPECTED_MATRIX = {
         ],
     },
 }
+
+
+def store_decisions(as_of: date = AS_OF) -> dict[str, int]:
+    """Decisions version 1 made, stored with their facts: each PORTFOLIO customer's of
+    2024-06-30 and one from facts alone (90 days late), in the backtest period of June 2024;
+    one with facts that no longer check; and, outside it, one of May 31, one of July 1 and one
+    of another kind. Returns the seq of each, by a name."""
+    from datetime import UTC, datetime
+
+    from api_support import complete_facts
+
+    from api.usecases import build_decision_record, gather_facts
+    from engine.facts import check_facts
+    from engine.ruleset import parse_ruleset, sha256_of
+    from engine.runtime import Engine
+    from storage.decisions import append_decisions
+
+    engine, v1 = Engine(), parse_ruleset(TONE_V1)
+    info = {"kind": "tone", "version": 1, "sha256": sha256_of(TONE_V1)}
+
+    def record(customer_id, facts, created, kind="tone"):
+        decided = build_decision_record(
+            engine.evaluate(v1, facts), info, facts, customer_id, as_of, "test"
+        )
+        return {**decided, "kind": kind, "created_at": created}
+
+    june = datetime(2024, 6, 30, 12, 0, tzinfo=UTC)
+    records = {cid: record(cid, gather_facts(cid, None, as_of), june) for cid in PORTFOLIO}
+    given = check_facts(
+        complete_facts(days_past_due=90, overdue_balance="900.00", open_balance="1000.00"),
+        complete=True,
+    )
+    records["facts-only"] = record(None, given, june)
+    broken = record("E2", gather_facts("E2", None, as_of), june)
+    records["broken"] = {**broken, "facts": {**broken["facts"], "days_past_due": "soon"}}
+    e1 = gather_facts("E1", None, as_of)
+    records["may"] = record("E1", e1, datetime(2024, 5, 31, 23, 59, 59, tzinfo=UTC))
+    records["july"] = record("E1", e1, datetime(2024, 7, 1, tzinfo=UTC))
+    records["other kind"] = record("E1", e1, june, kind="reminder")
+    stored = append_decisions(list(records.values()))
+    return {name: decision["seq"] for name, decision in zip(records, stored, strict=True)}
