@@ -59,9 +59,8 @@ class Impact:
     changed: list[dict[str, Any]] = field(default_factory=list)
     errors_count: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
-    # outcome field -> (from, to) as canonical JSON text -> cell. Text keys keep 1, 1.0 and
-    # true apart, which Python's == would merge.
-    cells: dict[str, dict[tuple[str, str], _Cell]] = field(default_factory=dict)
+    # outcome field -> (from, to) as typed values (see _typed) -> cell
+    cells: dict[str, dict[tuple[Typed, Typed], _Cell]] = field(default_factory=dict)
 
     def add(
         self,
@@ -77,7 +76,7 @@ class Impact:
         old, new = before["outcome"], after["outcome"]
         money = {currency: (1, open_balance, overdue_balance)}
         for name in [*new, *(n for n in old if n not in new)]:
-            key = (_text(old.get(name)), _text(new.get(name)))
+            key = (_typed(old.get(name)), _typed(new.get(name)))
             cells = self.cells.setdefault(name, {})
             cell = cells.get(key)
             if cell is None:
@@ -125,9 +124,9 @@ class Impact:
         for name in names:
             cells, rank = self.cells[name], order.get(name, {})
             keys = sorted(cells, key=lambda k: (_rank(rank, k[0]), _rank(rank, k[1])))
-            values = sorted({text for key in keys for text in key}, key=lambda t: _rank(rank, t))
+            values = sorted({typed for key in keys for typed in key}, key=lambda t: _rank(rank, t))
             matrix[name] = {
-                "values": [json.loads(text) for text in values],
+                "values": [value for _type, value in values],
                 "cells": [_cell_json(key, cells[key]) for key in keys],
             }
         return {
@@ -143,31 +142,37 @@ class Impact:
         return sorted(entries, key=lambda e: e[self.order_key])[:cap]
 
 
-def _text(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+Typed = tuple[str, Any]
+
+
+def _typed(value: Any) -> Typed:
+    """An outcome value (a JSON scalar) with its type: 1, 1.0 and true, which Python's ==
+    takes for one another, stay apart."""
+    return (type(value).__name__, value)
 
 
 def _differs(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    return any(_text(old.get(n)) != _text(new.get(n)) for n in {*old, *new})
+    return any(_typed(old.get(n)) != _typed(new.get(n)) for n in {*old, *new})
 
 
-def _value_order(rulesets: Sequence[RuleSet]) -> dict[str, dict[str, int]]:
-    """Each outcome field's declared values (and default) as text, ranked in declared order."""
-    order: dict[str, dict[str, int]] = {}
+def _value_order(rulesets: Sequence[RuleSet]) -> dict[str, dict[Typed, int]]:
+    """Each outcome field's declared values (and default), ranked in declared order."""
+    order: dict[str, dict[Typed, int]] = {}
     for ruleset in rulesets:
         for name, spec in ruleset.outcome.items():
             rank = order.setdefault(name, {})
             for value in (*(spec.values or ()), spec.default):
-                rank.setdefault(_text(to_jsonable(value)), len(rank))
+                rank.setdefault(_typed(to_jsonable(value)), len(rank))
     return order
 
 
-def _rank(rank: dict[str, int], text: str) -> tuple[int, str]:
-    return (rank.get(text, len(rank)), text)
+def _rank(rank: dict[Typed, int], typed: Typed) -> tuple[int, str, str]:
+    """Declared values first, in their order; then any other by type and text."""
+    return (rank.get(typed, len(rank)), typed[0], json.dumps(typed[1]))
 
 
-def _cell_json(key: tuple[str, str], cell: _Cell) -> dict[str, Any]:
-    old, new = (json.loads(text) for text in key)
+def _cell_json(key: tuple[Typed, Typed], cell: _Cell) -> dict[str, Any]:
+    (_, old), (_, new) = key
     return {
         "from": old,
         "to": new,

@@ -48,6 +48,10 @@ class NoActiveVersion(SimulationError):
     """The kind has no active version to compare with."""
 
 
+class InvalidVersion(SimulationError):
+    """A stored version that today's validator refuses (stored before a check was added)."""
+
+
 class BadParameters(SimulationError):
     """Parameters out of range: `errors` maps each parameter to its messages."""
 
@@ -86,8 +90,7 @@ def stored_candidate(kind: str, version: int) -> Candidate:
             shown = ", ".join(known) or "none"
             raise UnknownVersion(f"unknown rule-set kind {kind[:64]!r}; known kinds: {shown}")
         raise UnknownVersion(f"rule set {kind} has no version {version}")
-    label = f"version {version}"
-    return Candidate(parse_ruleset(stored["source"], f"{kind} {label}"), version, label)
+    return _parsed(stored)
 
 
 def file_candidate(path: Path) -> Candidate:
@@ -108,9 +111,20 @@ def active_version(kind: str) -> Candidate:
     stored = get_active(kind)
     if stored is None:
         raise NoActiveVersion(f"rule set {kind} has no active version to compare with")
+    return _parsed(stored)
+
+
+def _parsed(stored: dict[str, Any]) -> Candidate:
+    from engine.errors import RuleFileError
+
     label = f"version {stored['version']}"
-    parsed = parse_ruleset(stored["source"], f"{kind} {label}")
-    return Candidate(parsed, stored["version"], label)
+    try:
+        ruleset = parse_ruleset(stored["source"], f"{stored['kind']} {label}")
+    except RuleFileError as exc:
+        raise InvalidVersion(
+            f"rule set {stored['kind']} {label} does not validate: {exc}"
+        ) from None
+    return Candidate(ruleset, stored["version"], label)
 
 
 def check_sample(sample: int | None, seed: int) -> None:

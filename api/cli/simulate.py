@@ -140,7 +140,7 @@ def simulate_command(ctx: CliContext, target, version, as_of, sample, seed, work
         return
     scope = f"{result['customers']:,} customers"
     if result["sample"]:
-        scope += f" (a sample of {sample:,}, seed {seed})"
+        scope = f"a sample of {scope} (seed {seed})"
     _print(result, f"{scope} as of {result['as_of']}", "customers", "customer_id")
 
 
@@ -214,6 +214,13 @@ def _text(value: Any) -> str:
     return "(absent)" if value is None else describe(value)
 
 
+def _amount(text: str) -> str:
+    """Money for a person: thousands separated (JSON keeps '1234.50')."""
+    from decimal import Decimal
+
+    return f"{Decimal(text):,}"
+
+
 def _matrix_table(name: str, matrix: dict[str, Any]) -> Table:
     froms = [v for v in matrix["values"] if any(c["from"] == v for c in matrix["cells"])]
     tos = [v for v in matrix["values"] if any(c["to"] == v for c in matrix["cells"])]
@@ -253,8 +260,8 @@ def _money_table(matrices: dict[str, Any]) -> Table:
                     _text(cell["to"]),
                     currency,
                     f"{money['count']:,}",
-                    money["open_balance"],
-                    money["overdue_balance"],
+                    _amount(money["open_balance"]),
+                    _amount(money["overdue_balance"]),
                 )
     return table
 
@@ -272,7 +279,7 @@ def _changes_table(changed: list[dict[str, Any]], key: str) -> Table:
         who = entry[key] if key == "customer_id" else f"#{entry['seq']} {entry['customer_id']}"
         table.add_row(
             str(who),
-            f"{entry['overdue_balance']} {entry['currency']}",
+            f"{_amount(entry['overdue_balance'])} {entry['currency']}",
             "; ".join(moves),
             "; ".join(entry["to"]["reasons"]),
         )

@@ -67,8 +67,15 @@ class BacktestSchema(ma.Schema):
 
 
 def _candidate_and_active(kind: str, version: int, need_active: bool) -> None:
-    """404 for an unknown kind or version, 409 without an active version to compare with."""
-    from api.simulation import NoActiveVersion, UnknownVersion, active_version, stored_candidate
+    """404 for an unknown kind or version; 409 without an active version to compare with, or
+    for a stored version today's validator refuses."""
+    from api.simulation import (
+        InvalidVersion,
+        NoActiveVersion,
+        UnknownVersion,
+        active_version,
+        stored_candidate,
+    )
 
     try:
         stored_candidate(kind, version)
@@ -76,7 +83,7 @@ def _candidate_and_active(kind: str, version: int, need_active: bool) -> None:
             active_version(kind)
     except UnknownVersion as exc:
         raise ApiProblem(404, str(exc)) from exc
-    except NoActiveVersion as exc:
+    except (NoActiveVersion, InvalidVersion) as exc:
         raise ApiProblem(409, str(exc)) from exc
 
 
@@ -86,7 +93,7 @@ class Simulate(MethodView):
     @blp.arguments(SimulateSchema(), required=False)
     @blp.response(202, JobStartedSchema)
     @blp.problem(404, "no such rule-set kind or version")
-    @blp.problem(409, "the kind has no active version to compare with")
+    @blp.problem(409, "no active version to compare with, or a version that does not validate")
     def post(self, body: dict[str, Any], kind: str, version: int) -> Any:
         """Simulate a version on the stored customers beside the active version: a job.
 
@@ -112,6 +119,7 @@ class Backtest(MethodView):
     @blp.arguments(BacktestSchema())
     @blp.response(202, JobStartedSchema)
     @blp.problem(404, "no such rule-set kind or version")
+    @blp.problem(409, "a stored version that does not validate today")
     def post(self, body: dict[str, Any], kind: str, version: int) -> Any:
         """Replay a version over the stored decisions of its kind made in a period: a job.
 

@@ -120,7 +120,7 @@ def test_cli_json_is_the_use_cases_result_and_the_tables_show_it(tone, tmp_path)
     assert "tone: version 2 vs active version 1, 6 customers as of 2024-06-30" in shown.stdout
     assert "changed: 3 of 6 customers" in shown.stdout
     assert "E3" in shown.stdout and "tone: firm → final" in shown.stdout
-    assert "1000.00" in shown.stdout  # G1's overdue balance behind firm → final, in GBP
+    assert "1,000.00" in shown.stdout  # G1's overdue balance behind firm → final, in GBP
 
     draft = tmp_path / "my-draft.toml"
     draft.write_text(TONE_V2, encoding="utf-8")
@@ -149,6 +149,7 @@ def test_cli_json_is_the_use_cases_result_and_the_tables_show_it(tone, tmp_path)
         (["tone", "two"], "VERSION: 'two' is not a version number"),
         (["orphan", "1"], "rule set orphan has no active version to compare with"),
         (["no-such-file.toml"], "no-such-file.toml: no such rule file"),
+        (["stale", "1"], "rule set stale version 1 does not validate: stale version 1: rule T-30"),
     ],
 )
 def test_cli_hostile_inputs_exit_2_saying_what_is_wrong(tone, args, message):
@@ -157,6 +158,9 @@ def test_cli_hostile_inputs_exit_2_saying_what_is_wrong(tone, args, message):
 
     orphan = TONE_V2.replace('kind = "tone"', 'kind = "orphan"')
     create_version("orphan", orphan, sha256_of(orphan), created_by="test")  # a draft only
+    # stored before the validator knew better (storage stores what it is given)
+    stale = orphan.replace('kind = "orphan"', 'kind = "stale"').replace("> 60", "> true")
+    create_version("stale", stale, sha256_of(stale), created_by="test", state="active")
     result = cli(tone, "rules", "simulate", *args)
     assert result.exit_code == 2, result.output
     assert message in result.output

@@ -159,6 +159,17 @@ def test_unknown_versions_kinds_and_jobs_are_404_and_no_active_version_409(clien
     response = client.post("/v1/rulesets/orphan/versions/1/simulate", json={}, headers=analyst)
     assert response.status_code == 409
     assert "no active version to compare with" in response.json["detail"]
+    stale = source.replace('kind = "orphan"', 'kind = "stale"').replace("> 60", "> true")
+    create_version("stale", stale, sha256_of(stale), created_by="test", state="active")
+    for action, body in (
+        ("simulate", {}),
+        ("backtest", {"from": "2024-01-01", "to": "2024-01-01"}),
+    ):
+        response = client.post(
+            f"/v1/rulesets/stale/versions/1/{action}", json=body, headers=analyst
+        )
+        assert response.status_code == 409, response.json
+        assert "rule set stale version 1 does not validate" in response.json["detail"]
 
 
 @pytest.mark.parametrize(
