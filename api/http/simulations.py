@@ -66,6 +66,13 @@ class BacktestSchema(ma.Schema):
             raise ma.ValidationError("must be on or before to", "from")
 
 
+def _version_number(kind: str, version: str) -> int:
+    """The path's version as a number; 404 when it is not one (1, 2, …)."""
+    if not (version.isascii() and version.isdigit()) or len(version) > 10:
+        raise ApiProblem(404, f"rule set {kind[:64]} has no version {version[:40]!r}")
+    return int(version)
+
+
 def _candidate_and_active(kind: str, version: int, need_active: bool) -> None:
     """404 for an unknown kind or version; 409 without an active version to compare with, or
     for a stored version today's validator refuses."""
@@ -87,14 +94,16 @@ def _candidate_and_active(kind: str, version: int, need_active: bool) -> None:
         raise ApiProblem(409, str(exc)) from exc
 
 
-@blp.route("/<string:kind>/versions/<int:version>/simulate")
+# `version` is taken as text and checked here: a path whose version is no number is a 404 like
+# an unknown version, not a routing miss.
+@blp.route("/<string:kind>/versions/<string:version>/simulate")
 class Simulate(MethodView):
     @require_role("analyst")
     @blp.arguments(SimulateSchema(), required=False)
     @blp.response(202, JobStartedSchema)
     @blp.problem(404, "no such rule-set kind or version")
     @blp.problem(409, "no active version to compare with, or a version that does not validate")
-    def post(self, body: dict[str, Any], kind: str, version: int) -> Any:
+    def post(self, body: dict[str, Any], kind: str, version: str) -> Any:
         """Simulate a version on the stored customers beside the active version: a job.
 
         Every customer (or a seeded sample) is evaluated as of a date by both versions; the
@@ -102,10 +111,11 @@ class Simulate(MethodView):
         overdue balances per currency, and the customers whose outcome changes (the first 100
         by id, and their count). Nothing is stored but the job.
         """
-        _candidate_and_active(kind, version, need_active=True)
+        number = _version_number(kind, version)
+        _candidate_and_active(kind, number, need_active=True)
         params = {
             "kind": kind,
-            "version": version,
+            "version": number,
             "as_of": (body.get("as_of") or today()).isoformat(),
             "sample": body.get("sample"),
             "seed": DEFAULT_SEED if body.get("seed") is None else body["seed"],
@@ -113,14 +123,14 @@ class Simulate(MethodView):
         return jobs.start("simulate", params)
 
 
-@blp.route("/<string:kind>/versions/<int:version>/backtest")
+@blp.route("/<string:kind>/versions/<string:version>/backtest")
 class Backtest(MethodView):
     @require_role("analyst")
     @blp.arguments(BacktestSchema())
     @blp.response(202, JobStartedSchema)
     @blp.problem(404, "no such rule-set kind or version")
     @blp.problem(409, "a stored version that does not validate today")
-    def post(self, body: dict[str, Any], kind: str, version: int) -> Any:
+    def post(self, body: dict[str, Any], kind: str, version: str) -> Any:
         """Replay a version over the stored decisions of its kind made in a period: a job.
 
         Each decision created from `from` to `to` (UTC dates, both included) is evaluated on
@@ -128,10 +138,11 @@ class Backtest(MethodView):
         by seq, and their count) with old and new outcome and reasons, and the from→to matrix
         with money per currency.
         """
-        _candidate_and_active(kind, version, need_active=False)
+        number = _version_number(kind, version)
+        _candidate_and_active(kind, number, need_active=False)
         params = {
             "kind": kind,
-            "version": version,
+            "version": number,
             "from": body["first"].isoformat(),
             "to": body["last"].isoformat(),
         }

@@ -142,7 +142,9 @@ def test_unknown_versions_kinds_and_jobs_are_404_and_no_active_version_409(clien
         "/v1/rulesets/tone/versions/99999999999999999999/simulate": "has no version",
         "/v1/rulesets/nope/versions/1/simulate": "unknown rule-set kind 'nope'",
         "/v1/rulesets/n%00pe/versions/1/simulate": "unknown rule-set kind",
-        "/v1/rulesets/tone/versions/-1/simulate": "",
+        "/v1/rulesets/tone/versions/-1/simulate": "rule set tone has no version '-1'",
+        "/v1/rulesets/tone/versions/x1/simulate": "rule set tone has no version 'x1'",
+        "/v1/rulesets/tone/versions/%D9%A3/simulate": "has no version",  # an Arabic-Indic 3
         "/v1/rulesets/tone/versions/9/backtest": "rule set tone has no version 9",
     }
     for path, detail in cases.items():
