@@ -141,7 +141,6 @@ def test_unknown_versions_kinds_and_jobs_are_404_and_no_active_version_409(clien
         "/v1/rulesets/tone/versions/9/simulate": "rule set tone has no version 9",
         "/v1/rulesets/tone/versions/99999999999999999999/simulate": "has no version",
         "/v1/rulesets/nope/versions/1/simulate": "unknown rule-set kind 'nope'",
-        "/v1/rulesets/n%00pe/versions/1/simulate": "unknown rule-set kind",
         "/v1/rulesets/tone/versions/-1/simulate": "rule set tone has no version '-1'",
         "/v1/rulesets/tone/versions/x1/simulate": "rule set tone has no version 'x1'",
         "/v1/rulesets/tone/versions/%D9%A3/simulate": "has no version",  # an Arabic-Indic 3
@@ -152,9 +151,13 @@ def test_unknown_versions_kinds_and_jobs_are_404_and_no_active_version_409(clien
         response = client.post(path, json=body, headers=analyst)
         assert response.status_code == 404, (path, response.json)
         assert response.content_type == PROBLEM and detail in response.json["detail"]
-    for job_id in ("0" * 36, "nope", "\x00" * 36, "a" * 5000):
+    for job_id in ("0" * 36, "nope", "a" * 5000):
         response = client.get(f"/v1/jobs/{job_id}", headers=analyst)
         assert response.status_code == 404 and response.content_type == PROBLEM
+    # a NUL in the path: not found here, or refused (422) by an edge check of URL text
+    for path in ("/v1/rulesets/n%00pe/versions/1/simulate", "/v1/jobs/" + "%00" * 36):
+        response = client.open(path, method="GET" if "jobs" in path else "POST", headers=analyst)
+        assert response.status_code in (404, 422) and response.content_type == PROBLEM, path
 
     source = TONE_V2.replace('kind = "tone"', 'kind = "orphan"')
     create_version("orphan", source, sha256_of(source), created_by="test")
