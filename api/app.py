@@ -10,7 +10,19 @@ from __future__ import annotations
 import peewee as pw
 from flask import Flask
 
-from api.http import customers, decisions, docs, errors, health, ledger, rulesets, runs, url_text
+from api.http import (
+    customers,
+    decisions,
+    docs,
+    errors,
+    health,
+    jobs,
+    ledger,
+    rulesets,
+    runs,
+    simulations,
+    url_text,
+)
 from api.http.context import AppState
 from api.http.evaluator import RuleSetCache
 from api.http.smorest import loads_strict, make_api
@@ -71,7 +83,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     url_text.init_app(app)
     api = make_api(app)
-    for module in (health, decisions, ledger, customers, rulesets, runs):
+    for module in (health, decisions, ledger, customers, rulesets, runs, simulations, jobs):
         module.init_app(api)
     docs.init_app(app)
     return app

@@ -14,6 +14,7 @@ import peewee as pw
 from playhouse import migrate as pwm
 
 from storage.db import database, is_postgres, write_lock
+from storage.jobs import Job
 from storage.models import (
     ID_LENGTH,
     BaseModel,
@@ -256,6 +257,11 @@ def _record_formats(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
     db.execute_sql('DROP TABLE "decision_tag_recent"')
 
 
+def _jobs(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Simulations and backtests run as jobs in a process of their own (storage/jobs.py).
+    db.create_tables([Job])
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
@@ -271,6 +277,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
         "API keys: an owner each; names unique (later duplicates renamed name-2, …)",
         _key_owners_and_unique_names,
     ),
+    (12, "jobs: simulations and backtests run by a process of their own", _jobs),
     (13, "rule-set lifecycle events: their own append-only table", _ruleset_events),
 )
 LATEST = MIGRATIONS[-1][0]
