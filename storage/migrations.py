@@ -293,10 +293,13 @@ def current_version(db: pw.Database | None = None) -> int:
 
 
 def migrate(db: pw.Database | None = None, target: int | None = None) -> list[int]:
-    """Apply every migration up to `target` (default: the latest); return those applied.
+    """Apply every migration up to `target` (default: the latest) that the database has not
+    recorded; return those applied.
 
     Idempotent, and safe when several processes call it at once: they queue on a lock and
-    each re-reads the version under it. All pending migrations apply in one transaction.
+    each re-reads the applied versions under it. All pending migrations apply in one
+    transaction. A migration numbered below the highest applied one but never applied (changes
+    developed side by side land in either order) is applied too.
     """
     db = _bind(db)
     target = LATEST if target is None else target
@@ -305,10 +308,10 @@ def migrate(db: pw.Database | None = None, target: int | None = None) -> list[in
     applied: list[int] = []
     with write_lock(MIGRATION_LOCK):
         db.create_tables([SchemaVersion])
-        done = current_version(db)
+        done = set(SchemaVersion.select(SchemaVersion.version).scalars())
         migrator = pwm.SchemaMigrator.from_database(db)
         for version, name, apply in MIGRATIONS:
-            if done < version <= target:
+            if version not in done and version <= target:
                 apply(db, migrator)
                 SchemaVersion.create(version=version, name=name, applied_at=now_utc())
                 applied.append(version)

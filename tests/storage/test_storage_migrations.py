@@ -122,3 +122,17 @@ def test_decisions_of_an_earlier_release_keep_verifying_and_their_staged_tags_ar
     assert (new["seq"], new["prev_hash"], new["format"]) == (6, old[-1]["hash"], 2)
     assert decisions.count_decisions(DecisionFilter(outcome={"tone": "friendly"})) == 3
     assert decisions.verify_chain() == []
+
+
+def test_a_migration_numbered_below_the_highest_applied_is_applied_too(empty_db):
+    """Changes developed side by side land in either order: a database that has 13 but not
+    12 (12 arrived later) gets 12 on the next migrate, and only 12."""
+    from storage.migrations import table_exists
+    from storage.models import SchemaVersion
+
+    migrate(empty_db)
+    SchemaVersion.delete().where(SchemaVersion.version == 12).execute()
+    empty_db.execute_sql('DROP TABLE "job"')
+    assert migrate(empty_db) == [12]
+    assert table_exists(empty_db, "job")
+    assert migrate(empty_db) == []
