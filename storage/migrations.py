@@ -31,6 +31,7 @@ from storage.models import (
     PaymentPlan,
     Promise,
     RuleSetEvent,
+    RuleSetFile,
     RuleSetVersion,
     SchemaVersion,
     UtcDateTimeField,
@@ -216,6 +217,13 @@ def _ruleset_events(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
         RuleSetEvent.insert(kind=kind, version=version, at=at, **fields).execute()
 
 
+def _ruleset_files(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Reminder templates and company.toml are stored with the reminder rule set's versions.
+    # The versions stored before have none: `credo init` (which runs the migrations) gives
+    # them the files of rules/templates, which every run read until now (api.usecases).
+    db.create_tables([RuleSetFile])
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
@@ -231,6 +239,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
         _key_owners_and_unique_names,
     ),
     (13, "rule-set lifecycle events: their own append-only table", _ruleset_events),
+    (18, "rule-set files: reminder templates stored with their version", _ruleset_files),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -91,7 +91,7 @@ def _check_templates(ctx: CliContext) -> list[str]:
     if not folder.exists():
         return []
     try:
-        return MessageRenderer(folder).check()
+        return [str(problem) for problem in MessageRenderer.from_directory(folder).check()]
     except MessageError as exc:
         return [str(exc)]
 

@@ -59,7 +59,7 @@ def test_migration_13_turns_stamped_moves_into_events(empty_db):
         activated_by="bob-approver",
         activated_at=later[3],
     )
-    assert migrate(empty_db) == [13]
+    assert 13 in migrate(empty_db)
     assert [
         (e["version"], e["event"], e["by"], e["owner"], e["at"])
         for e in rulesets.events("reminder")
