@@ -136,8 +136,8 @@ def publish(
         click.echo(f"{file}: {data['tests']['passed']} [[test]] cases pass, smoke test passes")
         if templates is not None:
             click.echo(
-                f"{folder}: {len(templates)} templates render with the sample accounts "
-                f"(templates_sha256 {data['templates_sha256'][:12]})"
+                f"{folder}: {len(templates)} template files, every text renders with the "
+                f"sample accounts (templates_sha256 {data['templates_sha256'][:12]})"
             )
     hint = f"next: an approver runs `credo rules approve {data['kind']} {data['version']}`"
     _moved(data, actor, as_json, hint)

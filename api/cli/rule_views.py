@@ -87,7 +87,7 @@ def _write_templates(folder: Path, data: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(entry["text"].encode("utf-8"))
     click.echo(
-        f"{data['kind']} version {data['version']}: {len(data['templates'])} templates "
+        f"{data['kind']} version {data['version']}: {len(data['templates'])} template files "
         f"written to {folder}",
         err=True,
     )
