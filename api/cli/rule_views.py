@@ -19,7 +19,8 @@ from api.cli.main import CliContext, pass_cli
 @json_option
 @pass_cli
 def history(ctx: CliContext, kind: str, as_json: bool) -> None:
-    """Every version of KIND and every lifecycle event, oldest first."""
+    """Every version of KIND (the sha256 of its text and, for reminder, of its templates) and
+    every lifecycle event, oldest first."""
     from api.ruleset_views import ruleset_overview
 
     _open(ctx)
@@ -33,8 +34,10 @@ def history(ctx: CliContext, kind: str, as_json: bool) -> None:
     click.echo("versions:")
     width = max(len(v["created_by"]) for v in data["history"])
     for v in data["history"]:
+        texts = f"  texts {v['templates_sha256'][:12]}" if v["templates_sha256"] else ""
         line = (
-            f"  {v['version']:>4}  {v['state']:<9} {v['sha256'][:12]}  {v['created_by']:<{width}}"
+            f"  {v['version']:>4}  {v['state']:<9} {v['sha256'][:12]}{texts}  "
+            f"{v['created_by']:<{width}}"
         )
         click.echo(f"{line}  {v['note']}".rstrip())
     click.echo("events:")
@@ -152,7 +155,9 @@ def _diff_lines(data: dict[str, Any]) -> list[str]:
     for change in templates["changed"]:
         lines.append(f"~ template {change['path']}")
         lines += [f"      {line}" for line in change["diff"].splitlines()[2:]]
-    if data["same_rules"]:
+    if data["same_rules"] and any(templates.values()):
+        lines.append("  no rule, outcome or setting changed: the templates did")
+    elif data["same_rules"]:
         lines.append("  no rule, outcome or setting changed (comments, layout or tests only)")
     if data["templates"] is not None and not any(templates.values()):
         lines.append("  the templates are the same")

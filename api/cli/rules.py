@@ -46,10 +46,19 @@ def rules() -> None:
 
 @rules.command("check")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option(
+    "--templates",
+    "templates_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Render the reminder texts of this directory (default, without FILES: rules/templates).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_cli
-def check(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
-    """Validate rule files and smoke-test them in the engine; exit 2 listing every problem."""
+def check(
+    ctx: CliContext, files: tuple[str, ...], templates_dir: Path | None, as_json: bool
+) -> None:
+    """Validate rule files and smoke-test them in the engine, and render the reminder texts
+    with sample accounts; exit 2 listing every problem."""
     report = []
     for path in _rule_files(ctx, files):
         ruleset, problems = _load(ctx, path)
@@ -65,7 +74,9 @@ def check(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
                 "problems": [_problem_json(p) for p in problems],
             }
         )
-    templates = _check_templates(ctx) if not files else []
+    if templates_dir is None and not files:
+        templates_dir = ctx.settings.rules_dir / "templates"
+    templates = _check_templates(templates_dir) if templates_dir is not None else []
     failed = any(not entry["ok"] for entry in report) or bool(templates)
     if as_json:
         click.echo(
@@ -77,17 +88,18 @@ def check(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
                 click.echo(f"ok  {entry['path']}: {entry['kind']}, {entry['rules']} rules")
             for problem in entry["problems"]:
                 click.echo(problem["text"], err=True)
+        if templates_dir is not None and templates_dir.exists() and not templates:
+            click.echo(f"ok  {templates_dir}: every reminder text renders with the samples")
         for problem in templates:
             click.echo(f"templates: {problem}", err=True)
     if failed:
         sys.exit(2)
 
 
-def _check_templates(ctx: CliContext) -> list[str]:
-    """Render every reminder template of rules/templates with a sample account."""
+def _check_templates(folder: Path) -> list[str]:
+    """Render every reminder text of `folder` with the sample accounts: the problems."""
     from api.nightly.messages import MessageError, MessageRenderer
 
-    folder = ctx.settings.rules_dir / "templates"
     if not folder.exists():
         return []
     try:
