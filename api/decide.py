@@ -22,16 +22,15 @@ from engine.ruleset import RuleSet
 from engine.runtime import Engine
 from engine.trace import to_jsonable
 
-VIAS = ("api", "cli")  # how a request is made (a run decides through api.nightly.run)
-
 
 @dataclass(frozen=True)
 class DecisionRequest:
     """One request for a decision, as a face parsed it.
 
-    `customer_id` and/or `facts` as gather_facts takes them; `via` is how it is asked (api,
-    cli); `dry_run` makes it a what-if; `version` (a stored version's number) or `rules` (a
-    parsed rule text) make it evaluate that instead of the active version: what-ifs only.
+    `customer_id` and/or `facts` as gather_facts takes them; `via` is how it is asked ("api",
+    "cli"), which a stored decision records; `dry_run` makes it a what-if; `version` (a stored
+    version's number) or `rules` (a parsed rule text) make it evaluate that instead of the
+    active version: what-ifs only.
     """
 
     kind: str
@@ -75,7 +74,13 @@ def decide(
         if ruleset.sha256 not in {a.ruleset.sha256 for a in active.values()}:
             engine.unload(ruleset)  # a what-if's text: not kept in the engine
     record = build_decision_record(
-        evaluation, info, facts, request.customer_id, request.as_of, request.requested_by
+        evaluation,
+        info,
+        facts,
+        request.customer_id,
+        request.as_of,
+        request.requested_by,
+        via=request.via,
     )
     if request.dry_run:
         return what_if(record)
@@ -121,4 +126,4 @@ def _version_for(
     return found.ruleset, {"kind": kind, "version": found.version, "sha256": found.sha256}
 
 
-__all__ = ["VIAS", "DecisionRequest", "UnknownKind", "UnknownVersion", "decide", "what_if"]
+__all__ = ["DecisionRequest", "UnknownKind", "UnknownVersion", "decide", "what_if"]
