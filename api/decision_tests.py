@@ -88,8 +88,8 @@ def add_test_to_draft(
     note: str | None = None,
 ) -> dict[str, Any]:
     """A new draft of `kind` (default: the decision's): version `version` (default: the active
-    one) with the decision's case appended. Returns the draft (without its source), the
-    version it was made from and the case."""
+    one) with the decision's case appended, and that version's templates. Returns the draft
+    (without its source), the version it was made from and the case."""
     from storage import rulesets
 
     allow(actor, "draft")
@@ -107,7 +107,7 @@ def add_test_to_draft(
     base = stored_version(kind, version)
     note = clean_note(note) or f"version {version} with a test case from decision {decision_id}"
     added = _checked(base["source"], case, f"{kind} version {version} + test case", policy)
-    draft = draft_version(kind, base["source"] + added, note, actor)
+    draft = draft_version(kind, base["source"] + added, note, actor, carry_from=version)
     return {**draft, "base_version": version, "test_case": case}
 
 

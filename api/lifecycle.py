@@ -11,9 +11,11 @@ only parse input and render what these return or raise.
 | reject   | approver                 | proposed            | rejected | rejected                |
 | activate | approver                 | approved, retired   | active   | activated, rolled_back  |
 
-A draft that fails validation is not stored. A version is proposed only when its [[test]] cases
-pass and the smoke test passes, both run in a subprocess (engine.checks.check_ruleset), so a
-rule set that crashes or hangs the engine never runs in the caller's process. With four eyes
+A draft that fails validation is not stored; a reminder draft is stored with its templates
+(api/nightly/templates.py), given and checked, or carried over from the active version. A
+version is proposed only when its [[test]] cases pass and the smoke test passes, both run in a
+subprocess (engine.checks.check_ruleset), so a rule set that crashes or hangs the engine never
+runs in the caller's process. With four eyes
 (`[rules] four_eyes`, on by default) the approver's key has another owner than the keys that
 drafted and proposed the version, whatever their roles. Activating retires the active version
 in the same transaction; activating a retired version, or one older than the active version,
@@ -23,7 +25,7 @@ recorded by storage.rulesets.record_event.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from api.lifecycle_rules import (
@@ -50,6 +52,12 @@ from api.lifecycle_rules import (
     require_state,
     stored_version,
     validate_source,
+)
+from api.nightly.templates import (
+    TEMPLATE_KINDS,
+    TemplateFilesError,
+    check_templates,
+    has_templates,
 )
 from engine.checks import check_ruleset
 from engine.ruleset import KIND_RE, RuleSet
@@ -79,6 +87,7 @@ __all__ = [
     "reject_version",
     "run_version_tests",
     "stored_version",
+    "templates_for",
     "validate_source",
 ]
 
@@ -112,26 +121,87 @@ def move(
     return moved
 
 
-def draft_version(kind: str, source: str, note: str | None, actor: Actor) -> dict[str, Any]:
+def draft_version(
+    kind: str,
+    source: str,
+    note: str | None,
+    actor: Actor,
+    templates: Mapping[str, str] | None = None,
+    *,
+    carry_from: int | None = None,
+) -> dict[str, Any]:
     """Store `source` as the next version of `kind`, a draft; InvalidRuleSet (nothing stored)
-    when it fails validation. Returns the version without its source."""
+    when it or its templates fail validation. A reminder version is stored with `templates`,
+    {path: text}, checked as `credo rules check` checks them; without them, with the files of
+    version `carry_from` (default: the active version), which its drafted event names.
+    Returns the version without its source."""
     allow(actor, "draft")
     if not isinstance(kind, str) or not KIND_RE.match(kind):
         raise InvalidInput("kind", f"{str(kind)[:60]!r} is not a rule-set name (lowercase, _)")
     note = clean_note(note, required=True, why="say why this version exists")
     ruleset = validate_source(source, f"{kind} (draft)", kind)
-    return _store_draft(ruleset, note, actor)
+    files, carried = templates_for(kind, templates, carry_from)
+    return _store_draft(ruleset, note, actor, files, carried)
 
 
-def _store_draft(ruleset: RuleSet, note: str, actor: Actor) -> dict[str, Any]:
+def templates_for(
+    kind: str, templates: Mapping[str, str] | None, carry_from: int | None = None
+) -> tuple[dict[str, str] | None, int | None]:
+    """The files a new version of `kind` is stored with, and the version they are carried over
+    from (None when given). Only kinds with templates take them (InvalidInput otherwise);
+    given ones must pass check_templates (InvalidRuleSet naming each file and line)."""
     from storage import rulesets
 
+    if not has_templates(kind):
+        if templates is not None:
+            kinds = ", ".join(TEMPLATE_KINDS)
+            raise InvalidInput("templates", f"only {kinds} versions have templates, not {kind}")
+        return None, None
+    if templates is not None:
+        try:
+            return check_templates(templates), None
+        except TemplateFilesError as exc:
+            raise InvalidRuleSet(exc.problems, field="templates") from None
+    if carry_from is None:
+        active = rulesets.get_active(kind)
+        carry_from = active["version"] if active else None
+    files = rulesets.get_files(kind, carry_from) if carry_from is not None else None
+    if files is None:
+        raise InvalidInput(
+            "templates",
+            f"give the templates: {kind} has no active version with templates to carry over",
+        )
+    return files, carry_from
+
+
+def _store_draft(
+    ruleset: RuleSet,
+    note: str,
+    actor: Actor,
+    files: dict[str, str] | None = None,
+    carried: int | None = None,
+) -> dict[str, Any]:
+    from storage import rulesets
+
+    event_note = (
+        note if carried is None else f"{note} (templates carried over from version {carried})"
+    )
     with rulesets.locked():
         stored = rulesets.create_version(
-            ruleset.kind, ruleset.source, ruleset.sha256, created_by=actor.name, note=note
+            ruleset.kind,
+            ruleset.source,
+            ruleset.sha256,
+            created_by=actor.name,
+            note=note,
+            files=files,
         )
         rulesets.record_event(
-            ruleset.kind, stored["version"], "drafted", by=actor.name, owner=actor.owner, note=note
+            ruleset.kind,
+            stored["version"],
+            "drafted",
+            by=actor.name,
+            owner=actor.owner,
+            note=event_note,
         )
     stored.pop("source", None)
     return stored
@@ -175,21 +245,28 @@ def propose_version(
 
 
 def publish(
-    source: str, origin: str, note: str | None, actor: Actor, policy: Policy
+    source: str,
+    origin: str,
+    note: str | None,
+    actor: Actor,
+    policy: Policy,
+    templates: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """`credo rules publish FILE`: validate, test and smoke-test the text, then store it as a
-    draft and propose it, in one transaction. Nothing is stored when a check fails. Returns
-    the proposed version and how many [[test]] cases passed."""
+    """`credo rules publish FILE`: validate, test and smoke-test the text (and check its
+    templates, for a kind that has them: see draft_version), then store it as a draft and
+    propose it, in one transaction. Nothing is stored when a check fails. Returns the proposed
+    version and how many [[test]] cases passed."""
     from storage import rulesets
 
     allow(actor, "draft")
     allow(actor, "propose")
     note = clean_note(note, required=True, why="say why this version exists (--note)")
     ruleset = validate_source(source, origin)
+    files, carried = templates_for(ruleset.kind, templates)
     checked = check_ruleset(ruleset, policy.smoke_timeout)
     must_pass(checked, origin)
     with rulesets.locked():
-        drafted = _store_draft(ruleset, note, actor)
+        drafted = _store_draft(ruleset, note, actor, files, carried)
         proposed = move(
             ruleset.kind, drafted["version"], "proposed", "proposed", actor, note, lambda row: None
         )

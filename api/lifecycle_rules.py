@@ -73,12 +73,14 @@ class InvalidInput(LifecycleError):
 
 
 class InvalidRuleSet(LifecycleError):
-    """The TOML text fails validation: every problem, with rule id, field and line (HTTP 422)."""
+    """The TOML text fails validation: every problem, with rule id, field and line (HTTP 422).
+    `field` names the input at fault: the TOML `source`, or the `templates` stored with it."""
 
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
+    def __init__(self, problems: list[Problem], field: str = "source"):
+        self.problems, self.field = problems, field
         count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
-        super().__init__(f"rule set not stored: {count}:\n" + "\n".join(map(str, problems)))
+        where = " in the templates" if field == "templates" else ""
+        super().__init__(f"rule set not stored: {count}{where}:\n" + "\n".join(map(str, problems)))
 
 
 class Refused(LifecycleError):

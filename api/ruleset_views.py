@@ -1,13 +1,14 @@
 """Reading rule sets, for the HTTP API and `credo rules history|show|diff` alike: the kinds and
-their active versions, one kind's versions and event history, one version's exact source and
-events, and the rule-level differences between two versions."""
+their active versions, one kind's versions and event history, one version's exact source, files
+(a reminder version's templates) and events, and the differences between two versions."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from api.lifecycle import UnknownVersion, check_kind, parsed, stored_version
-from engine.ruleset_diff import diff_rulesets
+from api.nightly.templates import has_templates
+from engine.ruleset_diff import diff_files, diff_rulesets
 
 
 def list_rulesets() -> list[dict[str, Any]]:
@@ -40,8 +41,12 @@ def ruleset_overview(kind: str) -> dict[str, Any]:
     }
 
 
-def version_detail(kind: str, version: int | None = None) -> dict[str, Any]:
-    """A version (the active one when `version` is None) with its exact source and its events."""
+def version_detail(
+    kind: str, version: int | None = None, template_text: bool = False
+) -> dict[str, Any]:
+    """A version (the active one when `version` is None) with its exact source, its events and,
+    for a kind with templates, its files: path, sha256 and length, and the text with
+    `template_text` (None for other kinds)."""
     from storage import rulesets
 
     if version is None:
@@ -52,19 +57,32 @@ def version_detail(kind: str, version: int | None = None) -> dict[str, Any]:
             raise UnknownVersion(f"rule set {kind} has no active version; name a version")
         version = active["version"]
     stored = stored_version(kind, version)
-    return {**stored, "events": rulesets.events(kind, version)}
+    templates = None
+    if has_templates(kind):
+        templates = rulesets.file_index(kind, version)
+        if template_text:
+            texts = rulesets.get_files(kind, version) or {}
+            templates = [{**entry, "text": texts[entry["path"]]} for entry in templates]
+    return {**stored, "templates": templates, "events": rulesets.events(kind, version)}
 
 
 def diff_versions(kind: str, old: int, new: int) -> dict[str, Any]:
-    """What changed from version `old` to version `new` of `kind` (engine.ruleset_diff)."""
+    """What changed from version `old` to version `new` of `kind` (engine.ruleset_diff): the
+    rules and, for a kind with templates, the templates."""
+    from storage import rulesets
+
     before, after = stored_version(kind, old), stored_version(kind, new)
+    templates = None
+    if has_templates(kind):
+        templates = diff_files(rulesets.get_files(kind, old), rulesets.get_files(kind, new))
     return {
         "kind": kind,
         "from": _ref(before),
         "to": _ref(after),
         **diff_rulesets(parsed(before), parsed(after)),
+        "templates": templates,
     }
 
 
 def _ref(stored: dict[str, Any]) -> dict[str, Any]:
-    return {key: stored[key] for key in ("version", "state", "sha256")}
+    return {key: stored[key] for key in ("version", "state", "sha256", "templates_sha256")}

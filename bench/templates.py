@@ -63,7 +63,7 @@ def timed(render) -> tuple[float, int]:
 
 
 def main() -> None:
-    renderer = MessageRenderer(TEMPLATES)
+    renderer = MessageRenderer.from_directory(TEMPLATES)
     plain = SandboxedEnvironment(loader=FileSystemLoader(str(TEMPLATES)), undefined=StrictUndefined)
     print(f"{'template':28} {'invoices':>8} {'limited ms':>11} {'plain ms':>9} {'chars':>9}")
     for tone in ("friendly", "firm", "final", "demand"):
@@ -81,7 +81,7 @@ def main() -> None:
     print(f"{'hostile template':30} {'seconds':>8}  error")
     for label, body in HOSTILE.items():
         (folder / "reminder" / "friendly.en.j2").write_text("Subject: x\n" + body)
-        hostile = MessageRenderer(folder)
+        hostile = MessageRenderer.from_directory(folder)
         started = time.perf_counter()
         try:
             hostile.render("friendly", context, "en")

@@ -2,11 +2,15 @@
 
 What a reviewer asks before approving: which rules were added or removed, what changed in each
 rule field by field, which outcome fields, values and defaults changed, whether the firing
-order of the rules both versions share moved, and which [[test]] cases came or went.
+order of the rules both versions share moved, and which [[test]] cases came or went; and, for
+versions that carry files (a reminder version's templates), which files came, went or changed,
+line by line.
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from typing import Any
 
 from engine.ruleset import OutcomeField, Rule, RuleSet
@@ -117,3 +121,33 @@ def _order_diff(old: tuple[Rule, ...], new: tuple[Rule, ...]) -> dict[str, list[
     before = [rule.id for rule in old if rule.id in shared]
     after = [rule.id for rule in new if rule.id in shared]
     return None if before == after else {"from": before, "to": after}
+
+
+def diff_files(
+    old: Mapping[str, str] | None, new: Mapping[str, str] | None
+) -> dict[str, Any] | None:
+    """Files (a reminder version's templates, by path) added, removed and changed from `old` to
+    `new`, each change with its unified diff; None when neither version has files."""
+    if old is None and new is None:
+        return None
+    old, new = old or {}, new or {}
+    changed = []
+    for path in sorted(set(old) & set(new)):
+        if old[path] != new[path]:
+            lines = difflib.unified_diff(
+                old[path].splitlines(keepends=True),
+                new[path].splitlines(keepends=True),
+                f"a/{path}",
+                f"b/{path}",
+            )
+            changed.append({"path": path, "diff": "".join(_ended(line) for line in lines)})
+    return {
+        "added": sorted(set(new) - set(old)),
+        "removed": sorted(set(old) - set(new)),
+        "changed": changed,
+    }
+
+
+def _ended(line: str) -> str:
+    """A diff line with its line end (a file's last line may have none)."""
+    return line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"

@@ -32,6 +32,7 @@ from storage.models import (
     PaymentPlan,
     Promise,
     RuleSetEvent,
+    RuleSetFile,
     RuleSetVersion,
     SchemaVersion,
     UtcDateTimeField,
@@ -243,6 +244,13 @@ def _ruleset_events(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
         RuleSetEvent.insert(kind=kind, version=version, at=at, **fields).execute()
 
 
+def _ruleset_files(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Reminder templates and company.toml are stored with the reminder rule set's versions.
+    # The versions stored before have none: `credo init` (which runs the migrations) gives
+    # them the files of rules/templates, which every run read until now (api.usecases).
+    db.create_tables([RuleSetFile])
+
+
 def _record_formats(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
     # Each decision says which record format its hash signs (storage.decisions.shape): the
     # rows stored so far are format 1, with no `via`.
@@ -279,6 +287,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     ),
     (12, "jobs: simulations and backtests run by a process of their own", _jobs),
     (13, "rule-set lifecycle events: their own append-only table", _ruleset_events),
+    (18, "rule-set files: reminder templates stored with their version", _ruleset_files),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -321,6 +321,22 @@ class RuleSetEvent(BaseModel):
         indexes = ((("kind", "version"), False),)
 
 
+class RuleSetFile(BaseModel):
+    """A file stored with a rule-set version (migration 18): a reminder template or the company
+    settings they use, by its path relative to the templates directory (`reminder/firm.en.j2`,
+    `company.toml`), with the SHA-256 of its UTF-8 text. A version's files never change."""
+
+    kind = pw.CharField(max_length=64)
+    version = pw.IntegerField()
+    path = pw.CharField(max_length=200)
+    text = pw.TextField()
+    sha256 = pw.CharField(max_length=64)
+
+    class Meta:
+        table_name = "ruleset_file"
+        primary_key = pw.CompositeKey("kind", "version", "path")
+
+
 class ApiKey(BaseModel):
     """An API key, stored hashed (storage.keys). `name` is unique, revoked keys included: it is
     the requested_by of what the key did. `owner` is the person or system behind the key."""

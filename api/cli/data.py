@@ -69,6 +69,12 @@ def init_command(ctx: CliContext, as_json: bool) -> None:
         + (f" (applied migrations {', '.join(map(str, applied))})" if applied else " (up to date)")
     )
     for entry in report["rulesets"]:
+        if entry.get("templates_added"):
+            versions = ", ".join(map(str, entry["templates_added"]))
+            click.echo(
+                f"rule set {entry['kind']}: versions {versions} stored with the templates of "
+                f"{entry['templates']} (stored before versions carried their own)"
+            )
         click.echo(_ruleset_line(entry))
 
 
@@ -80,8 +86,9 @@ def _ruleset_line(entry: dict[str, Any]) -> str:
     if entry["action"] == "kept":
         shipped = "as shipped" if version == active else f"{entry['file']} is version {version}"
         return f"rule set {kind}: version {active or 'none'} active ({shipped})"
+    shipped = entry["file"] + (f" with {entry['templates']}" if "templates" in entry else "")
     return (
-        f"rule set {kind}: version {active or 'none'} stays active; the shipped {entry['file']} "
+        f"rule set {kind}: version {active or 'none'} stays active; the shipped {shipped} "
         f"differs from every stored version and is stored as draft version {version}, not "
         f"activated (compare: credo rules diff {kind} {active or 1} {version}; "
         f"then credo rules propose {kind} {version})"

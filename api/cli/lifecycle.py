@@ -108,23 +108,65 @@ def _moved(data: dict[str, Any], actor: Any, as_json: bool, hint: str = "") -> N
 @click.command("publish")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @note_option("Why this version exists (stored with it).", required=True)
+@click.option(
+    "--templates",
+    "templates_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Reminder only: the directory of texts and company.toml stored with the version "
+    "(default: templates/ next to FILE, else rules/templates).",
+)
 @key_option
 @json_option
 @pass_cli
-def publish(ctx: CliContext, file: Path, note: str, key: str | None, as_json: bool) -> None:
-    """Validate FILE, run its [[test]] cases and the smoke test, store it as a draft and propose
-    it. Nothing is stored when a check fails (exit 2 invalid, 1 tests failing)."""
+def publish(
+    ctx: CliContext, file: Path, note: str, templates_dir: Path | None, key, as_json: bool
+) -> None:
+    """Validate FILE (and, for reminder, its templates), run its [[test]] cases and the smoke
+    test, store it as a draft and propose it. Nothing is stored when a check fails (exit 2
+    invalid, 1 tests failing)."""
     try:
         source = file.read_bytes().decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{file}: cannot read it: {exc}") from None
+    folder, templates = _templates_of(ctx, file, source, templates_dir)
     actor = _actor(ctx, key)
     with refusals():
-        data = lifecycle.publish(source, str(file), note, actor, _policy(ctx))
+        data = lifecycle.publish(source, str(file), note, actor, _policy(ctx), templates)
     if not as_json:
         click.echo(f"{file}: {data['tests']['passed']} [[test]] cases pass, smoke test passes")
+        if templates is not None:
+            click.echo(
+                f"{folder}: {len(templates)} template files, every text renders with the "
+                f"sample accounts (templates_sha256 {data['templates_sha256'][:12]})"
+            )
     hint = f"next: an approver runs `credo rules approve {data['kind']} {data['version']}`"
     _moved(data, actor, as_json, hint)
+
+
+def _templates_of(
+    ctx: CliContext, file: Path, source: str, folder: Path | None
+) -> tuple[Path | None, dict[str, str] | None]:
+    """The templates directory and files to publish with the rule set of `source`: for a kind
+    with templates, --templates DIR, else templates/ next to FILE, else rules/templates."""
+    import tomllib
+
+    from api.nightly.templates import TemplateFilesError, has_templates, read_templates
+
+    try:
+        kind = tomllib.loads(source).get("kind")
+    except tomllib.TOMLDecodeError:
+        kind = None  # publish names the syntax error
+    if not isinstance(kind, str) or not has_templates(kind):
+        if folder is not None:
+            raise BadInput(f"--templates: {file} is a {kind} rule set, which has no templates")
+        return None, None
+    if folder is None:
+        beside = file.parent / "templates"
+        folder = beside if beside.is_dir() else ctx.settings.rules_dir / "templates"
+    try:
+        return folder, read_templates(folder)
+    except TemplateFilesError as exc:
+        raise BadInput(f"--templates: {exc}") from None
 
 
 @click.command("propose")

@@ -19,7 +19,8 @@ from api.cli.main import CliContext, pass_cli
 @json_option
 @pass_cli
 def history(ctx: CliContext, kind: str, as_json: bool) -> None:
-    """Every version of KIND and every lifecycle event, oldest first."""
+    """Every version of KIND (the sha256 of its text and, for reminder, of its templates) and
+    every lifecycle event, oldest first."""
     from api.ruleset_views import ruleset_overview
 
     _open(ctx)
@@ -33,8 +34,10 @@ def history(ctx: CliContext, kind: str, as_json: bool) -> None:
     click.echo("versions:")
     width = max(len(v["created_by"]) for v in data["history"])
     for v in data["history"]:
+        texts = f"  texts {v['templates_sha256'][:12]}" if v["templates_sha256"] else ""
         line = (
-            f"  {v['version']:>4}  {v['state']:<9} {v['sha256'][:12]}  {v['created_by']:<{width}}"
+            f"  {v['version']:>4}  {v['state']:<9} {v['sha256'][:12]}{texts}  "
+            f"{v['created_by']:<{width}}"
         )
         click.echo(f"{line}  {v['note']}".rstrip())
     click.echo("events:")
@@ -50,20 +53,47 @@ def history(ctx: CliContext, kind: str, as_json: bool) -> None:
 @click.command("show")
 @click.argument("kind")
 @click.argument("version", type=int, required=False)
+@click.option(
+    "--templates",
+    "templates_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write the version's templates into this new (or empty) directory, to edit.",
+)
 @json_option
 @pass_cli
-def show(ctx: CliContext, kind: str, version: int | None, as_json: bool) -> None:
+def show(
+    ctx: CliContext, kind: str, version: int | None, templates_dir: Path | None, as_json: bool
+) -> None:
     """Print the TOML source of VERSION of KIND (default: the active one) exactly as stored,
-    so that `credo rules show reminder > my.toml` starts an edit."""
+    so that `credo rules show reminder --templates my-templates > my.toml` starts an edit."""
     from api.ruleset_views import version_detail
 
     _open(ctx)
     with refusals():
-        data = version_detail(kind, version)
+        data = version_detail(kind, version, template_text=templates_dir is not None)
+    if templates_dir is not None:
+        _write_templates(templates_dir, data)
     if as_json:
         _emit(data)
     else:
         click.echo(data["source"], nl=False)
+
+
+def _write_templates(folder: Path, data: dict[str, Any]) -> None:
+    """Write a version's templates into `folder`, which must be new or empty."""
+    if data["templates"] is None:
+        raise BadInput(f"--templates: {data['kind']} versions have no templates")
+    if folder.exists() and any(folder.iterdir()):
+        raise BadInput(f"--templates: {folder} is not empty; name a new directory")
+    for entry in data["templates"]:
+        path = folder / entry["path"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(entry["text"].encode("utf-8"))
+    click.echo(
+        f"{data['kind']} version {data['version']}: {len(data['templates'])} template files "
+        f"written to {folder}",
+        err=True,
+    )
 
 
 @click.command("diff")
@@ -119,8 +149,18 @@ def _diff_lines(data: dict[str, Any]) -> list[str]:
         lines.append(f"+ test {_show(name)}")
     for name in data["tests"]["removed"]:
         lines.append(f"- test {_show(name)}")
-    if data["same_rules"]:
+    templates = data["templates"] or {"added": [], "removed": [], "changed": []}
+    lines += [f"+ template {path}" for path in templates["added"]]
+    lines += [f"- template {path}" for path in templates["removed"]]
+    for change in templates["changed"]:
+        lines.append(f"~ template {change['path']}")
+        lines += [f"      {line}" for line in change["diff"].splitlines()[2:]]
+    if data["same_rules"] and any(templates.values()):
+        lines.append("  no rule, outcome or setting changed: the templates did")
+    elif data["same_rules"]:
         lines.append("  no rule, outcome or setting changed (comments, layout or tests only)")
+    if data["templates"] is not None and not any(templates.values()):
+        lines.append("  the templates are the same")
     return lines
 
 

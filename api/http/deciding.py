@@ -1,13 +1,14 @@
-"""The steps of POST /v1/decisions/{kind}: facts, evaluation, storage, idempotency."""
+"""The HTTP side of POST /v1/decisions/{kind} (the deciding is api.decide's): idempotency,
+storage, and the use case's refusals as problems."""
 
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from api.http.errors import ApiProblem
-from api.http.evaluator import ActiveRuleSet, evaluate
 from engine.trace import canonical_json
 
 
@@ -30,28 +31,19 @@ def find_replay(requested_by: str, key: str, request_sha: str) -> dict[str, Any]
         raise ApiProblem(409, str(exc), slug="idempotency-conflict") from exc
 
 
-def gather_facts(body: dict[str, Any], as_of: date) -> dict[str, Any]:
-    """The facts to evaluate (api.usecases.gather_facts), its errors as problems."""
+@contextmanager
+def problems() -> Iterator[None]:
+    """The decide use case's refusals as problem+json: 404 unknown kind, customer or version,
+    422 a bad `version` request (FactError has its own handler: 422 naming each fact)."""
+    from api.decide import UnknownKind
+    from api.http.rulesets import lifecycle_problems
     from api.usecases import UnknownCustomer
-    from api.usecases import gather_facts as gather
 
     try:
-        return gather(body.get("customer_id"), body.get("facts"), as_of)
-    except UnknownCustomer as exc:
+        with lifecycle_problems():
+            yield
+    except (UnknownKind, UnknownCustomer) as exc:
         raise ApiProblem(404, str(exc)) from exc
-
-
-def decide(
-    active: ActiveRuleSet, body: dict[str, Any], as_of: date, requested_by: str
-) -> dict[str, Any]:
-    """Evaluate the request with one rule-set version; the decision record to store."""
-    from api.usecases import build_decision_record
-
-    facts = gather_facts(body, as_of)
-    evaluation = evaluate(active, facts)
-    return build_decision_record(
-        evaluation, active, facts, body.get("customer_id"), as_of, requested_by, via="api"
-    )
 
 
 class Stored(NamedTuple):

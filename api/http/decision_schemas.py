@@ -8,6 +8,7 @@ from typing import Any
 import marshmallow as ma
 
 from api.intake.schemas import FIRST_DAY, LAST_DAY, Day, Text
+from api.lifecycle_rules import MAX_VERSION
 from storage.idempotency import MAX_KEY_LENGTH
 from storage.models import ID_LENGTH
 
@@ -16,6 +17,16 @@ _KIND = ma.validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$", error="not a rule-set kind
 # Each outcome filter is a subquery; SQLite's parser overflows at some 70 of them (a 503 a
 # client would retry forever). A rule set decides a handful of fields.
 MAX_OUTCOME_FILTERS = 20
+
+
+class JsonBoolean(ma.fields.Boolean):
+    """A JSON true or false, nothing else: "false", 0 or "no" read as a boolean could turn a
+    dry run into a stored decision."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ma.ValidationError("must be true or false")
+        return value
 
 
 class DecisionRequestSchema(ma.Schema):
@@ -37,11 +48,36 @@ class DecisionRequestSchema(ma.Schema):
         },
     )
     as_of = Day(metadata={"description": "date the facts are derived as of (default: today)"})
+    dry_run = JsonBoolean(
+        load_default=False,
+        metadata={
+            "description": "true: a what-if, decided the same way and never stored (no "
+            "decision row, no Idempotency-Key record); answered with 200 and `dry_run: true`"
+        },
+    )
+    version = ma.fields.Integer(
+        strict=True,
+        validate=ma.validate.Range(1, MAX_VERSION),
+        metadata={
+            "description": "with dry_run only: evaluate this stored version of the kind (a "
+            "draft, a proposed or retired version, …) instead of the active one; a stored "
+            "decision is always made by the active version"
+        },
+    )
 
     @ma.validates_schema
     def _customer_or_facts(self, data: dict[str, Any], **_: Any) -> None:
         if "customer_id" not in data and "facts" not in data:
             raise ma.ValidationError("give customer_id, facts or both", "_schema")
+
+    @ma.validates_schema
+    def _version_in_dry_runs_only(self, data: dict[str, Any], **_: Any) -> None:
+        if "version" in data and not data.get("dry_run"):
+            raise ma.ValidationError(
+                'evaluates another stored version: dry runs only (add "dry_run": true); a '
+                "stored decision is always made by the active version",
+                "version",
+            )
 
 
 class IdempotencyHeaderSchema(ma.Schema):
@@ -195,6 +231,42 @@ class DecisionSchema(ma.Schema):
     )
     prev_hash = ma.fields.String(required=True)
     hash = ma.fields.String(required=True)
+
+
+class WhatIfDecisionSchema(ma.Schema):
+    """A dry run's answer: the decision as it would be made, never stored."""
+
+    dry_run = ma.fields.Boolean(
+        required=True,
+        metadata={"description": "always true: not stored (no decision_id, seq or hashes)"},
+    )
+    kind = ma.fields.String(required=True)
+    customer_id = ma.fields.String(required=True, allow_none=True)
+    as_of = ma.fields.String(required=True, metadata={"format": "date"})
+    outcome = ma.fields.Dict(required=True)
+    reasons = ma.fields.List(ma.fields.String(), required=True)
+    fired = ma.fields.List(ma.fields.Nested(FiredRuleSchema), required=True)
+    ruleset = ma.fields.Nested(
+        RuleSetRefSchema,
+        required=True,
+        metadata={"description": "the active version, or the `version` asked for"},
+    )
+    facts = ma.fields.Dict(required=True)
+    requested_by = ma.fields.String(required=True)
+    created_at = ma.fields.String(required=True, metadata={"format": "date-time"})
+    engine_us = ma.fields.Integer(required=True)
+    via = ma.fields.String(
+        required=True, metadata={"description": "how it was asked: api (cli: credo decide)"}
+    )
+
+
+# The 200 answer of POST /v1/decisions/{kind}: a replayed decision or a dry run's.
+DECISION_OR_WHAT_IF = {
+    "oneOf": [
+        {"$ref": "#/components/schemas/Decision"},
+        {"$ref": "#/components/schemas/WhatIfDecision"},
+    ]
+}
 
 
 class DecisionPageSchema(ma.Schema):

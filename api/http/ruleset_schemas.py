@@ -19,7 +19,16 @@ class VersionSchema(ma.Schema):
     kind = ma.fields.String(required=True)
     version = ma.fields.Integer(required=True)
     state = ma.fields.String(required=True, validate=ma.validate.OneOf(STATES))
-    sha256 = ma.fields.String(required=True)
+    sha256 = ma.fields.String(required=True, metadata={"description": "of its TOML source"})
+    templates_sha256 = ma.fields.String(
+        **_NULLABLE_TEXT,
+        metadata={
+            "description": "of the templates stored with it (a reminder version's texts and "
+            "company.toml): SHA-256 of the lines `<sha256>  <path>` sorted by path, as "
+            "`LC_ALL=C sha256sum company.toml reminder/*.j2` prints them; null for a kind "
+            "without templates"
+        },
+    )
     note = ma.fields.String(required=True, metadata={"description": "why it was drafted"})
     created_by = ma.fields.String(required=True)
     created_at = ma.fields.String(required=True, metadata=_TIME)
@@ -55,10 +64,33 @@ class EventSchema(ma.Schema):
     note = ma.fields.String(required=True)
 
 
-class VersionDetailSchema(ActiveVersionSchema):
-    """Any version with its exact TOML source and its events, oldest first."""
+class TemplateFileSchema(ma.Schema):
+    """One file stored with a version: a reminder text, a piece, or company.toml."""
 
+    path = ma.fields.String(required=True, metadata={"example": "reminder/firm.en.j2"})
+    sha256 = ma.fields.String(required=True, metadata={"description": "of its UTF-8 text"})
+    chars = ma.fields.Integer(required=True, metadata={"description": "its length"})
+    text = ma.fields.String(metadata={"description": "the text, with ?text=true"})
+
+
+class VersionDetailSchema(ActiveVersionSchema):
+    """Any version with its exact TOML source, its templates and its events, oldest first."""
+
+    templates = ma.fields.List(
+        ma.fields.Nested(TemplateFileSchema),
+        **_NULLABLE_TEXT,
+        metadata={"description": "the files stored with it, by path; null for a kind without"},
+    )
     events = ma.fields.List(ma.fields.Nested(EventSchema), required=True)
+
+
+class VersionDetailArgsSchema(ma.Schema):
+    """GET /v1/rulesets/{kind}/versions/{version}."""
+
+    text = ma.fields.Boolean(
+        load_default=False,
+        metadata={"description": "true: each template with its text (default: path and hash)"},
+    )
 
 
 class RuleSetSummarySchema(ma.Schema):
@@ -99,6 +131,15 @@ class DraftSchema(ma.Schema):
         metadata={"description": "the rule set's TOML text; its kind must be the path's"},
     )
     note = _note(required=True)
+    templates = ma.fields.Dict(
+        metadata={
+            "description": "reminder only: the texts and company.toml the version is stored "
+            "with, by path (company.toml, reminder/<tone>.<language>.j2, reminder/_<piece>.j2); "
+            "every text must render with the sample accounts. Left out: those of the active "
+            "version are carried over (its drafted event says so)",
+            "example": {"company.toml": 'name = "Example Supplies GmbH"\n', "…": "…"},
+        },
+    )
 
 
 class MoveSchema(ma.Schema):
@@ -200,6 +241,18 @@ class VersionRefSchema(ma.Schema):
     version = ma.fields.Integer(required=True)
     state = ma.fields.String(required=True)
     sha256 = ma.fields.String(required=True)
+    templates_sha256 = ma.fields.String(**_NULLABLE_TEXT)
+
+
+class ChangedFileSchema(ma.Schema):
+    path = ma.fields.String(required=True)
+    diff = ma.fields.String(required=True, metadata={"description": "unified diff"})
+
+
+class FilesDiffSchema(ma.Schema):
+    added = ma.fields.List(ma.fields.String(), required=True)
+    removed = ma.fields.List(ma.fields.String(), required=True)
+    changed = ma.fields.List(ma.fields.Nested(ChangedFileSchema), required=True)
 
 
 class DiffSchema(ma.Schema):
@@ -216,6 +269,11 @@ class DiffSchema(ma.Schema):
     rules = ma.fields.Dict(required=True, metadata={"description": "added, removed, changed"})
     firing_order = ma.fields.Dict(required=True, allow_none=True)
     tests = ma.fields.Dict(required=True, metadata={"description": "added, removed"})
+    templates = ma.fields.Nested(
+        FilesDiffSchema,
+        **_NULLABLE_TEXT,
+        metadata={"description": "templates added, removed, changed; null without templates"},
+    )
 
 
 class RuleSetProblemSchema(ProblemSchema):

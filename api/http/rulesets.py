@@ -2,7 +2,7 @@
 
 GET  /v1/rulesets, /v1/rulesets/{kind}               kinds; one kind's versions and events
 POST /v1/rulesets/{kind}/versions                    a new draft from TOML text
-GET  /v1/rulesets/{kind}/versions/{version}          its exact source and events
+GET  /v1/rulesets/{kind}/versions/{version}          its exact source, templates and events
 POST …/versions/{version}/test                       run its [[test]] cases
 POST …/versions/{version}/propose|approve|reject|activate
 POST …/versions/{version}/test-cases                 a new draft pinning a stored decision
@@ -39,6 +39,7 @@ from api.http.ruleset_schemas import (
     RuleSetListSchema,
     RuleSetProblemSchema,
     RuleSetSchema,
+    VersionDetailArgsSchema,
     VersionDetailSchema,
     VersionSchema,
 )
@@ -84,7 +85,7 @@ def lifecycle_problems() -> Iterator[None]:
         raise ApiProblem(
             422,
             detail if len(detail) <= 2000 else detail[:1997] + "...",
-            errors={"source": texts},
+            errors={exc.field: texts},
             extra={"problems": [lifecycle.problem_json(p) for p in exc.problems]},
         ) from None
     except lifecycle.NotAllowed as exc:
@@ -137,26 +138,36 @@ class Versions(MethodView):
     @require_role(*MOVE_ROLES["draft"])
     @blp.arguments(DraftSchema())
     @blp.response(201, VersionSchema)
-    @_problem(422, "the TOML text fails validation: every problem, with rule id, field, line")
+    @_problem(
+        422,
+        "the TOML text or a template fails validation: every problem, with rule id, field "
+        "and line, or template and line",
+    )
     def post(self, body: dict[str, Any], kind: str) -> tuple[dict[str, Any], int, dict]:
-        """Store TOML text as the next version of the kind, a draft. Nothing is stored when it
-        fails validation."""
+        """Store TOML text as the next version of the kind, a draft, with its templates for a
+        reminder version (given, or carried over from the active version). Nothing is stored
+        when the text or a template fails validation."""
         with lifecycle_problems():
-            draft = lifecycle.draft_version(kind, body["source"], body["note"], current_caller())
+            draft = lifecycle.draft_version(
+                kind, body["source"], body["note"], current_caller(), body.get("templates")
+            )
         return draft, 201, {"Location": version_path(kind, draft["version"])}
 
 
 @blp.route("/<string:kind>/versions/<int:version>")
 class VersionByNumber(MethodView):
     @require_role(*READ_ROLES)
+    @blp.arguments(VersionDetailArgsSchema(), location="query")
     @blp.response(200, VersionDetailSchema)
     @blp.problem(404, "unknown kind or version")
-    def get(self, kind: str, version: int) -> dict[str, Any]:
-        """Any version's exact TOML source and its lifecycle events."""
+    def get(self, args: dict[str, Any], kind: str, version: int) -> dict[str, Any]:
+        """Any version's exact TOML source, its templates (a reminder version's texts and
+        company.toml: path and sha256, and the text with ?text=true) and its lifecycle
+        events."""
         from api.ruleset_views import version_detail
 
         with lifecycle_problems():
-            return version_detail(kind, version)
+            return version_detail(kind, version, template_text=args["text"])
 
 
 @blp.route("/<string:kind>/versions/<int:version>/test")

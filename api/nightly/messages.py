@@ -1,17 +1,21 @@
 """Reminder messages: subject and body rendered from analyst-editable templates.
 
-Templates live in rules/templates/reminder/<tone>.<language>.j2 (first line `Subject: ...`),
-with the sender's details in rules/templates/company.toml. They run in Jinja2's sandbox with
-strict undefined variables, so a template can neither reach Python internals nor silently print
-an empty placeholder, and with hard limits (api/nightly/sandbox.py), so a template can neither
-hang a run nor change what later messages see. Every tone has a courteous text; the language
-follows the customer's country (company.toml [languages]) and falls back to English.
+The templates are stored with the reminder rule set's version (api/nightly/templates.py): a
+run renders with the files of the version it pinned, {path: text}, e.g.
+`reminder/<tone>.<language>.j2` (first line `Subject: ...`) and `company.toml` (the sender's
+details). They run in Jinja2's sandbox with strict undefined variables, so a template can
+neither reach Python internals nor silently print an empty placeholder, and with hard limits
+(api/nightly/sandbox.py), so a template can neither hang a run nor change what later messages
+see. Every tone has a courteous text; the language follows the customer's country
+(company.toml [languages]) and falls back to English.
 """
 
 from __future__ import annotations
 
+import time
 import tomllib
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -21,12 +25,13 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
 
 from api.nightly.limits import DEFAULT_LIMITS, RenderLimits, TemplateLimitError
-from api.nightly.sandbox import LimitedEnvironment, SizedFileSystemLoader
+from api.nightly.sandbox import LimitedEnvironment, SizedDictLoader
 from engine.account import Account
 from engine.ledger import Customer, Invoice, Ledger
 
 TONES_WITH_MESSAGES = ("courtesy", "friendly", "firm", "final", "demand")
 DEFAULT_LANGUAGE = "en"
+COMPANY_FILE = "company.toml"
 COURTESY_WINDOW_DAYS = 14
 # A template that broke a limit (steps, time, size, recursion) for this many messages in a row
 # is not rendered again by the same renderer (one run in one worker): each such failure can take
@@ -35,20 +40,31 @@ LIMIT_FAILURES_IN_A_ROW = 3
 # The large sample account `credo rules check` renders every template with: a template whose
 # work grows faster than the number of invoices breaks a limit on it.
 LARGE_SAMPLE_INVOICES = 2000
+# How long checking one set of templates may take in all (each message has its own limits):
+# a draft with very many slow texts is refused rather than holding its request for minutes.
+CHECK_SECONDS = 30.0
 
 
 class MessageError(Exception):
     """A template is missing or fails to render. Names the template and, where known, the file
-    (the template or a piece it includes) and line where rendering failed:
-    `reminder/firm.en.j2 line 7: more than 1,000,000 steps (...): the limit per message`."""
+    (the template or a piece it includes) and line where rendering failed, and the sample
+    account of a check: `reminder/firm.en.j2 line 7: more than 1,000,000 steps (...): the limit
+    per message`."""
 
     def __init__(
-        self, problem: str, template: str | None = None, file: str | None = None, line: int = 0
+        self,
+        problem: str,
+        template: str | None = None,
+        file: str | None = None,
+        line: int = 0,
+        sample: str | None = None,
     ):
         self.problem, self.template, self.file, self.line = problem, template, file, line
+        self.sample = sample
         where = f"{template}: {file}" if file and file != template else template or ""
         where += f" line {line}" if where and line else ""
-        super().__init__(f"{where}: {problem}" if where else problem)
+        text = f"{where}: {problem}" if where else problem
+        super().__init__(f"{text} (sample: {sample})" if sample else text)
 
 
 @dataclass(frozen=True)
@@ -60,27 +76,33 @@ class Message:
 
 
 class MessageRenderer:
-    """Renders reminder messages from a templates directory (usually rules/templates)."""
+    """Renders reminder messages from a set of templates: {path: text}, as stored with a
+    reminder version (or read from a directory by `from_directory`)."""
 
-    def __init__(self, templates_dir: Path, limits: RenderLimits = DEFAULT_LIMITS):
-        self.templates_dir = Path(templates_dir)
+    def __init__(self, files: Mapping[str, str], limits: RenderLimits = DEFAULT_LIMITS):
+        self.files = dict(files)
         self.env = LimitedEnvironment(
             limits,
-            loader=SizedFileSystemLoader(str(self.templates_dir)),
+            loader=SizedDictLoader(self.files),
             undefined=StrictUndefined,
             autoescape=False,
             keep_trailing_newline=True,
             trim_blocks=False,
-            auto_reload=False,  # templates are read once per process, not stat'ed per message
+            auto_reload=False,  # a version's templates never change
         )
-        self._names: dict[tuple[str, str], str | None] = {}
         self._limit_failures: dict[str, tuple[int, MessageError]] = {}  # in a row, the last
-        company_file = self.templates_dir / "company.toml"
-        try:
-            self.company = tomllib.loads(company_file.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise MessageError(f"{company_file}: {exc}") from None
+        self.company = read_company(self.files.get(COMPANY_FILE))
         self.languages = {k.upper(): v for k, v in self.company.pop("languages", {}).items()}
+
+    @classmethod
+    def from_directory(cls, directory: Path, limits: RenderLimits = DEFAULT_LIMITS):
+        """A renderer of the templates in `directory` (api.nightly.templates.read_templates)."""
+        from api.nightly.templates import TemplateFilesError, read_templates
+
+        try:
+            return cls(read_templates(directory), limits)
+        except TemplateFilesError as exc:
+            raise MessageError(str(exc)) from None
 
     def language_for(self, country: str) -> str:
         return self.languages.get((country or "").upper(), DEFAULT_LANGUAGE)
@@ -93,7 +115,7 @@ class MessageRenderer:
         """
         name = self._template_name(tone, language)
         if name is None:
-            raise MessageError("no such template file", f"reminder/{tone}.{DEFAULT_LANGUAGE}.j2")
+            raise MessageError("no such template", f"reminder/{tone}.{DEFAULT_LANGUAGE}.j2")
         failures, last = self._limit_failures.get(name, (0, None))
         if last is not None and failures >= LIMIT_FAILURES_IN_A_ROW:
             where = f"{last.file} line {last.line}" if last.line else last.file
@@ -120,11 +142,11 @@ class MessageRenderer:
         file, line = name, 0
         if isinstance(exc, TemplateSyntaxError):
             file, line = exc.name or name, exc.lineno
-        root = self.templates_dir.resolve()
-        for frame in traceback.extract_tb(exc.__traceback__):  # the innermost template frame
-            path = Path(frame.filename)
-            if path.suffix == ".j2" and path.resolve().is_relative_to(root):
-                file, line = path.resolve().relative_to(root).as_posix(), frame.lineno or 0
+        # The loader compiles each file under its own path (SizedDictLoader): the innermost
+        # frame of a template file is where it failed.
+        for frame in traceback.extract_tb(exc.__traceback__):
+            if frame.filename in self.files:
+                file, line = frame.filename, frame.lineno or 0
         if isinstance(exc, RecursionError):
             problem = "recursion too deep (a macro, include or extends that calls itself?)"
         elif isinstance(exc, TemplateSyntaxError):
@@ -136,30 +158,52 @@ class MessageRenderer:
 
     def _template_name(self, tone: str, language: str) -> str | None:
         """The template for a tone in a language, else in English; None when neither exists."""
-        key = (tone, language)
-        if key not in self._names:
-            names = [f"reminder/{tone}.{language}.j2", f"reminder/{tone}.{DEFAULT_LANGUAGE}.j2"]
-            found = [n for n in names if (self.templates_dir / n).is_file()]
-            self._names[key] = found[0] if found else None
-        return self._names[key]
+        names = (f"reminder/{tone}.{language}.j2", f"reminder/{tone}.{DEFAULT_LANGUAGE}.j2")
+        return next((name for name in names if name in self.files), None)
 
-    def check(self) -> list[str]:
-        """Render every template with each sample account (sample_contexts); the problems
-        found, at most one per template: what failed, where, and with which sample."""
+    def check(self, seconds: float = CHECK_SECONDS) -> list[MessageError]:
+        """Render every template (not the pieces, `reminder/_*.j2`, which they include) with
+        each sample account (sample_contexts); the problems found, at most one per template,
+        each naming the sample it failed on; and a problem for each tone without its English
+        text. Stops with a problem when the whole check takes more than `seconds`."""
         problems = []
         samples = sample_contexts()
-        for path in sorted((self.templates_dir / "reminder").glob("[!_]*.j2")):
-            tone, language = path.name.split(".")[:2]
+        deadline = time.monotonic() + seconds
+        for name in sorted(self.files):
+            base = name.rpartition("/")[2]
+            if not name.startswith("reminder/") or base.startswith("_"):
+                continue
+            tone, language = base.split(".")[:2]
+            if time.monotonic() > deadline:
+                problems.append(
+                    MessageError(f"not checked: checking took more than {seconds:g} s", name)
+                )
+                break
             for label, sample in samples.items():
                 try:
                     self.render(tone, sample, language)
                 except MessageError as exc:
-                    problems.append(f"{exc} (sample: {label})")
+                    problems.append(MessageError(exc.problem, name, exc.file, exc.line, label))
                     break
         for tone in TONES_WITH_MESSAGES:
-            if not (self.templates_dir / f"reminder/{tone}.{DEFAULT_LANGUAGE}.j2").exists():
-                problems.append(f"missing template reminder/{tone}.{DEFAULT_LANGUAGE}.j2")
+            name = f"reminder/{tone}.{DEFAULT_LANGUAGE}.j2"
+            if name not in self.files:
+                problems.append(MessageError(f"missing: the {tone} tone needs a text", name))
         return problems
+
+
+def read_company(text: str | None) -> dict[str, Any]:
+    """company.toml's settings as a table; MessageError naming what is wrong with it."""
+    if text is None:
+        raise MessageError("missing: the sender's details are needed", COMPANY_FILE)
+    try:
+        company = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise MessageError(str(exc), COMPANY_FILE) from None
+    languages = company.get("languages", {})
+    if not isinstance(languages, dict) or not all(isinstance(v, str) for v in languages.values()):
+        raise MessageError('[languages] must map countries to languages: DE = "de"', COMPANY_FILE)
+    return company
 
 
 def reminder_context(

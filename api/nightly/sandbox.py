@@ -26,10 +26,10 @@ not offered to templates.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from jinja2 import FileSystemLoader, Template, nodes
+from jinja2 import BaseLoader, Template, TemplateNotFound, nodes
 from jinja2.compiler import CodeGenerator
 from jinja2.environment import TemplateModule
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -110,16 +110,26 @@ class _TextBuffer(list):
             self.append(text)
 
 
-class SizedFileSystemLoader(FileSystemLoader):
-    """Refuses template files longer than MAX_TEMPLATE_CHARS before Jinja compiles them."""
+class SizedDictLoader(BaseLoader):
+    """Templates from {path: text} (a rule-set version's files), each compiled under its own
+    path as its file name, so a traceback names the file; refuses texts longer than
+    MAX_TEMPLATE_CHARS before Jinja compiles them."""
+
+    def __init__(self, files: Mapping[str, str]):
+        self.files = files
 
     def get_source(self, environment, template):  # noqa: ANN001, ANN201 - Jinja's signature
-        source, filename, uptodate = super().get_source(environment, template)
+        source = self.files.get(template)
+        if source is None:
+            raise TemplateNotFound(template)
         if len(source) > MAX_TEMPLATE_CHARS:
             raise TemplateLimitError(
                 f"{template} has more than {MAX_TEMPLATE_CHARS:,} characters: the limit per file"
             )
-        return source, filename, uptodate
+        return source, template, lambda: True
+
+    def list_templates(self) -> list[str]:
+        return sorted(self.files)
 
 
 class _LimitedTemplate(Template):

@@ -71,7 +71,13 @@ def test_a_version_goes_from_draft_to_active_and_decisions_follow(client, as_, l
     assert _events(client, as_) == [
         (1, "drafted", "credo init", "credo init", "default rule set loaded from reminder.toml"),
         (1, "activated", "credo init", "credo init", "default rule set loaded from reminder.toml"),
-        (2, "drafted", "alice-analyst", "alice", "clearer reason"),
+        (
+            2,
+            "drafted",
+            "alice-analyst",
+            "alice",
+            "clearer reason (templates carried over from version 1)",
+        ),
         (2, "proposed", "alice-analyst", "alice", ""),
         (2, "approved", "bob-approver", "bob", "read it"),
         (2, "activated", "bob-approver", "bob", ""),

@@ -70,7 +70,7 @@ def test_demo_refuses_a_demo_database_someone_used_and_says_what_it_holds(
     _use_the_demo_database(database_url, tmp_path)
     cli = CliRunner().invoke(
         main,
-        ["decide", "credit", "--customer", "C000001", "--as-of", "2025-06-30", "--json"],
+        ["decide", "credit", "--customer", "C000001", "--as-of", "2025-06-30", "--store", "--json"],
     )
     assert cli.exit_code == 0, cli.output
     before = {t: _count(t) for t in ("api_key", "customer", "decision", "rule_set_version")}

@@ -162,7 +162,9 @@ def test_show_prints_the_exact_source_and_diff_the_changes(credo, my_rules):
 
 
 def test_add_test_pins_a_decision_in_a_file_or_a_new_draft(credo, customer, tmp_path):
-    decided = credo("decide", "reminder", "--customer", customer, "--as-of", "2024-05-01", "--json")
+    decided = credo(
+        "decide", "reminder", "--customer", customer, "--as-of", "2024-05-01", "--store", "--json"
+    )
     decision_id = json.loads(decided.stdout)["decision_id"]
     path = tmp_path / "my.toml"
     original = credo("rules", "show", "reminder").stdout.encode() + b"# no newline at the end"
@@ -199,7 +201,9 @@ def test_add_test_pins_a_decision_in_a_file_or_a_new_draft(credo, customer, tmp_
 
 
 def test_add_test_refuses_a_case_the_file_decides_otherwise(credo, customer, tmp_path):
-    decided = credo("decide", "reminder", "--customer", customer, "--as-of", "2024-05-01", "--json")
+    decided = credo(
+        "decide", "reminder", "--customer", customer, "--as-of", "2024-05-01", "--store", "--json"
+    )
     decision = json.loads(decided.stdout)
     tone = decision["outcome"]["tone"]
     path = tmp_path / "my.toml"

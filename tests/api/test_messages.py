@@ -36,7 +36,7 @@ def ledger(country: str = "FR") -> Ledger:
 
 @pytest.mark.parametrize("tone", ["courtesy", "friendly", "firm", "final", "demand"])
 def test_every_tone_is_personalised(tone):
-    renderer = MessageRenderer(TEMPLATES)
+    renderer = MessageRenderer.from_directory(TEMPLATES)
     message = renderer.render(tone, reminder_context(ledger(), AS_OF, tone), "en")
     assert "Dupont SARL" in message.body and message.subject
     invoice = "INV-8" if tone == "courtesy" else "INV-7"
@@ -46,7 +46,7 @@ def test_every_tone_is_personalised(tone):
 
 
 def test_language_follows_the_country_and_falls_back_to_english():
-    renderer = MessageRenderer(TEMPLATES)
+    renderer = MessageRenderer.from_directory(TEMPLATES)
     assert renderer.language_for("DE") == "de" and renderer.language_for("FR") == "en"
     message = renderer.render("firm", reminder_context(ledger("DE"), AS_OF, "firm"), "de")
     assert message.subject.startswith("Zweite Mahnung") and message.language == "de"
@@ -58,7 +58,7 @@ def test_templates_run_in_a_sandbox(tmp_path):
     (folder / "reminder" / "firm.en.j2").write_text(
         "Subject: x\n{{ customer.__class__.__mro__[1].__subclasses__() }}"
     )
-    renderer = MessageRenderer(folder)
+    renderer = MessageRenderer.from_directory(folder)
     with pytest.raises(MessageError, match="firm.en.j2"):
         renderer.render("firm", reminder_context(ledger(), AS_OF, "firm"), "en")
 
@@ -139,7 +139,7 @@ def hostile_renderer(tmp_path, body: str, **limits) -> MessageRenderer:
     folder = tmp_path / "templates"
     shutil.copytree(TEMPLATES, folder)
     (folder / "reminder" / "friendly.en.j2").write_text(f"Subject: x\n\n{body}\n")
-    return MessageRenderer(folder, RenderLimits(**limits)) if limits else MessageRenderer(folder)
+    return MessageRenderer.from_directory(folder, RenderLimits(**limits))
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE))
@@ -188,8 +188,9 @@ def test_the_limits_hold_off_the_main_thread(tmp_path):
 
 
 def test_a_failing_piece_is_named_with_its_own_line(tmp_path):
-    renderer = hostile_renderer(tmp_path, '{% include "reminder/_pay.en.j2" %}')
-    (renderer.templates_dir / "reminder" / "_pay.en.j2").write_text("ok\n{{ 1 / 0 }}\n")
+    hostile_renderer(tmp_path, '{% include "reminder/_pay.en.j2" %}')
+    (tmp_path / "templates" / "reminder" / "_pay.en.j2").write_text("ok\n{{ 1 / 0 }}\n")
+    renderer = MessageRenderer.from_directory(tmp_path / "templates")
     with pytest.raises(MessageError) as caught:
         renderer.render("friendly", reminder_context(ledger(), AS_OF, "friendly"), "en")
     assert str(caught.value) == (
@@ -217,7 +218,7 @@ def test_a_template_breaking_a_limit_again_and_again_is_not_rendered_again(tmp_p
 
 
 def test_the_shipped_templates_render_a_large_account():
-    renderer = MessageRenderer(TEMPLATES)
+    renderer = MessageRenderer.from_directory(TEMPLATES)
     assert renderer.check() == []
     large = sample_contexts()["large account (2,000 invoices)"]
     message = renderer.render("demand", large, "en")

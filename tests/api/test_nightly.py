@@ -334,18 +334,25 @@ def test_the_scheduler_fires_a_run_on_its_cron(settings):
     assert run.requested_by == "scheduler" and run.report["customers_evaluated"] > 0
 
 
-def test_a_failing_reminder_template_costs_only_its_messages(settings, tmp_path):
-    """Every reminder text recurses endlessly: the customers keep all their decisions, the
-    reminders are in the worklist with the render error, and the report lists them."""
-    import shutil
-
+def test_a_failing_reminder_template_costs_only_its_messages(settings):
+    """Every reminder text of the active version recurses endlessly: the customers keep all
+    their decisions, the reminders are in the worklist with the render error, and the report
+    lists them. (The version is stored directly: the lifecycle refuses texts that fail on its
+    sample accounts, but a text may still fail on an account the samples do not have.)"""
+    from storage import rulesets
     from storage.worklist import iter_actions
 
-    rules = tmp_path / "rules"
-    shutil.copytree(settings.rules_dir, rules)
-    for text in (rules / "templates" / "reminder").glob("[!_]*.j2"):
-        text.write_text("Subject: x\n{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}\n")
-    settings = replace(small(settings), paths=replace(settings.paths, rules_dir=str(rules)))
+    broken = {
+        path: "Subject: x\n{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}\n"
+        if path.startswith("reminder/") and not path.startswith("reminder/_")
+        else text
+        for path, text in rulesets.get_files("reminder", 1).items()
+    }
+    active = rulesets.get_active("reminder")
+    rulesets.create_version(
+        "reminder", active["source"], active["sha256"], created_by="t", state="active", files=broken
+    )
+    settings = small(settings)
     portfolio(40)
     run_id, result = run_once(settings)
     report = result["report"]
