@@ -13,6 +13,7 @@ import peewee as pw
 from flask import Flask, Response
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
+from api import console
 from api.http import customers, decisions, docs, errors, health, ledger, rulesets, runs, url_text
 from api.http.context import AppState
 from api.http.evaluator import RuleSetCache
@@ -158,4 +159,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     for module in (health, decisions, ledger, customers, rulesets, runs):
         module.init_app(api)
     docs.init_app(app)
+    console.init_app(app, settings)
     return app
