@@ -174,48 +174,66 @@ def decide_customers(
 
 
 def load_default_rulesets(rules_dir: Path, created_by: str = "credo init") -> list[dict[str, Any]]:
-    """Store each rules/<kind>.toml as active version 1 of a kind that has no version yet.
+    """Store the shipped rule sets (rules/<kind>.toml): the site's policy lives in the database.
 
-    Kinds that already have versions are left alone (running it twice changes nothing); their
-    entry says whether the file now differs from the active version. Raises RuleFileError for
-    an invalid file, before storing anything.
+    A kind with no version gets the file as active version 1. A kind with versions keeps its
+    active version; when the file differs from every stored version of the kind (an upgrade
+    shipped a new default), it is stored as a new draft noted "shipped default from credo X.Y",
+    never activated: a controller reviews, proposes and activates it through the lifecycle.
+    Running it twice changes nothing. Raises RuleFileError for an invalid file, before storing
+    anything. Each entry says what was done: loaded, drafted or kept.
     """
+    from api.lifecycle import Credo
     from storage import rulesets
 
+    actor = Credo(name=created_by, owner=created_by)
     files = sorted(Path(rules_dir).glob("*.toml"))
     parsed = [load_ruleset_file(path) for path in files]
     report = []
     for path, ruleset in zip(files, parsed, strict=True):
-        active = rulesets.get_active(ruleset.kind)
-        if rulesets.history(ruleset.kind):
-            report.append(
-                {
-                    "kind": ruleset.kind,
-                    "file": str(path),
-                    "action": "kept",
-                    "version": active["version"] if active else None,
-                    "file_differs": active is None or active["sha256"] != ruleset.sha256,
-                }
-            )
-            continue
-        stored = rulesets.create_version(
-            ruleset.kind,
-            ruleset.source,
-            ruleset.sha256,
-            created_by=created_by,
-            note=f"default rule set loaded from {path.name}",
-            state="active",
-        )
-        report.append(
-            {
-                "kind": ruleset.kind,
-                "file": str(path),
-                "action": "loaded",
-                "version": stored["version"],
-                "file_differs": False,
-            }
-        )
+        kind = ruleset.kind
+        with rulesets.locked():
+            active = rulesets.get_active(kind)
+            entry = {"kind": kind, "file": str(path), "active": active and active["version"]}
+            if not rulesets.history(kind):
+                note = f"default rule set loaded from {path.name}"
+                stored = _store_shipped(ruleset, actor, note, "active")
+                report.append({**entry, "action": "loaded", "version": stored["version"]})
+                report[-1]["active"] = stored["version"]
+                continue
+            same = rulesets.version_with_sha256(kind, ruleset.sha256)
+            if same is not None:
+                report.append({**entry, "action": "kept", "version": same})
+                continue
+            note = f"shipped default from credo {credo_version()} ({path.name})"
+            stored = _store_shipped(ruleset, actor, note, "draft")
+            report.append({**entry, "action": "drafted", "version": stored["version"]})
     return report
+
+
+def _store_shipped(ruleset: RuleSet, actor: Any, note: str, state: str) -> dict[str, Any]:
+    """Store a shipped rule set as `state` (active: a kind's first version), with its events."""
+    from storage import rulesets
+
+    stored = rulesets.create_version(
+        ruleset.kind, ruleset.source, ruleset.sha256, created_by=actor.name, note=note, state=state
+    )
+    events = ("drafted", "activated") if state == "active" else ("drafted",)
+    for event in events:
+        rulesets.record_event(
+            ruleset.kind, stored["version"], event, by=actor.name, owner=actor.owner, note=note
+        )
+    return stored
+
+
+def credo_version() -> str:
+    """The installed credo's version (pyproject.toml's), e.g. 0.1.0."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("credo")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def init_database(database_url: str, rules_dir: Path) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from storage.models import (
     PaymentAllocation,
     PaymentPlan,
     Promise,
+    RuleSetEvent,
     RuleSetVersion,
     SchemaVersion,
     UtcDateTimeField,
@@ -183,6 +184,38 @@ def _free_name(name: str, taken: set[str]) -> str:
         number += 1
 
 
+def _ruleset_events(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # The lifecycle history gets a table of its own: the version table's who/when columns keep
+    # one move of each sort (a rollback overwrote the first activation). The moves those
+    # columns still show become events, oldest first; the owner is the owner of the key of
+    # that name, if there is one. A retirement was stamped with the time of the activation
+    # that caused it, whose key is taken as its author.
+    versions = pw.Table("rule_set_version").bind(db)
+    keys = pw.Table("api_key").bind(db)
+    db.create_tables([RuleSetEvent])
+    owners = {row["name"]: row["owner"] for row in keys.select(keys.c.name, keys.c.owner)}
+    when = RuleSetVersion.created_at.python_value  # the driver's value as an aware datetime
+    rows = list(versions.select().order_by(versions.c.kind, versions.c.version))
+    activated_by = {(r["kind"], when(r["activated_at"])): r["activated_by"] for r in rows}
+    events = []
+    for row in rows:
+        retired_at = when(row["retired_at"])
+        moves = (
+            ("drafted", row["created_at"], row["created_by"], row["note"] or ""),
+            ("proposed", row["proposed_at"], row["proposed_by"], ""),
+            ("approved", row["approved_at"], row["approved_by"], ""),
+            ("activated", row["activated_at"], row["activated_by"], ""),
+            ("retired", row["retired_at"], activated_by.get((row["kind"], retired_at)), ""),
+        )
+        for order, (event, at, by, note) in enumerate(moves):
+            if at is not None:
+                by = by or "unknown"
+                fields = {"event": event, "actor": by, "owner": owners.get(by, by), "note": note}
+                events.append((when(at), order, row["kind"], row["version"], fields))
+    for at, _, kind, version, fields in sorted(events, key=lambda e: e[:2]):
+        RuleSetEvent.insert(kind=kind, version=version, at=at, **fields).execute()
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
@@ -197,6 +230,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
         "API keys: an owner each; names unique (later duplicates renamed name-2, …)",
         _key_owners_and_unique_names,
     ),
+    (13, "rule-set lifecycle events: their own append-only table", _ruleset_events),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -292,7 +292,8 @@ class RecentDecisionTag(BaseModel):
 
 
 class RuleSetVersion(BaseModel):
-    """Version n of one kind's rule set, with its maker-checker history."""
+    """Version n of one kind's rule set and its state; the who/when columns keep the latest
+    move of each sort, the whole history is in RuleSetEvent."""
 
     kind = pw.CharField(max_length=64)
     version = pw.IntegerField()
@@ -314,6 +315,25 @@ class RuleSetVersion(BaseModel):
 
     class Meta:
         indexes = ((("kind", "version"), True),)
+
+
+class RuleSetEvent(BaseModel):
+    """One move in a rule set's lifecycle, append-only (migration 13): drafted, proposed,
+    approved, rejected, activated, rolled_back or retired; by which key (`actor`, its name),
+    whose key (`owner`), when, and the note given with it."""
+
+    id = pw.BigAutoField()
+    kind = pw.CharField(max_length=64)
+    version = pw.IntegerField()
+    event = pw.CharField(max_length=16)
+    actor = pw.CharField(max_length=200)
+    owner = pw.CharField(max_length=200)
+    at = UtcDateTimeField()
+    note = pw.TextField(default="")
+
+    class Meta:
+        table_name = "ruleset_event"
+        indexes = ((("kind", "version"), False),)
 
 
 class ApiKey(BaseModel):

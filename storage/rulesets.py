@@ -1,9 +1,11 @@
-"""Rule-set versions: version 1, 2, … per kind, their TOML source, sha256 and maker-checker state.
+"""Rule-set versions: version 1, 2, … per kind, their TOML source, sha256 and maker-checker state,
+and the append-only history of their moves (events).
 
-States: draft → proposed → approved → active → retired (an older retired or approved version can
-be activated again: a rollback). At most one version per kind is active, which the database
-enforces with a partial unique index. The rules of who may move a version where live in the use
-cases; storage records the move and who made it.
+States: draft → proposed → approved → active → retired, and rejected (an older retired or
+approved version can be activated again: a rollback). At most one version per kind is active,
+which the database enforces with a partial unique index. The rules of who may move a version
+where live in the use cases (api/lifecycle.py); storage records the move, and `record_event`,
+the one way into the event table, records who made it, when and why.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import peewee as pw
 
 from storage.db import write_lock
 from storage.errors import Conflict, NotFound
-from storage.models import RuleSetVersion, now_utc
+from storage.models import RuleSetEvent, RuleSetVersion, now_utc
 
-STATES = ("draft", "proposed", "approved", "active", "retired")
+STATES = ("draft", "proposed", "approved", "active", "retired", "rejected")
+EVENTS = ("drafted", "proposed", "approved", "rejected", "activated", "rolled_back", "retired")
 RULESET_LOCK = 0x6372_6564_6F03  # "credo" + 3: advisory lock key for version numbering
 # Which columns a move into a state stamps.
 _STAMPS = {"proposed": "proposed", "approved": "approved", "active": "activated"}
@@ -128,11 +131,11 @@ def set_state(
     state: str,
     *,
     by: str,
-    note: str | None = None,
     activate_at: datetime | None = None,
 ) -> dict[str, Any]:
     """Move a version to `state`, stamping who and when; activating retires the active one.
 
+    The version's note (why it was drafted) stays; a move's own note goes to its event.
     Raises NotFound for an unknown version and Conflict when it is already in that state.
     """
     _check_state(state)
@@ -155,11 +158,74 @@ def set_state(
             row.retired_at = now
         if activate_at is not None:
             row.activate_at = activate_at
-        if note is not None:
-            row.note = note
         row.state = state
         row.save()
     return to_json(row)
+
+
+def locked():
+    """A transaction holding the rule-set writer lock: moves checked and made inside it cannot
+    interleave with another process's move."""
+    return write_lock(RULESET_LOCK)
+
+
+def record_event(
+    kind: str,
+    version: int,
+    event: str,
+    *,
+    by: str,
+    owner: str,
+    note: str = "",
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """Append one lifecycle event of version `version` of `kind` and return it as JSON values.
+
+    `by` is the API key's name (or the command, for credo's own moves such as `credo init`),
+    `owner` the person or system behind it. Every lifecycle event goes through here.
+    """
+    if event not in EVENTS:
+        raise ValueError(f"event: {event!r} is not one of {', '.join(EVENTS)}")
+    row = RuleSetEvent.create(
+        kind=kind,
+        version=version,
+        event=event,
+        actor=by,
+        owner=owner,
+        at=at or now_utc(),
+        note=note,
+    )
+    return event_json(row)
+
+
+def events(kind: str, version: int | None = None) -> list[dict[str, Any]]:
+    """The events of `kind` (of one version, if given), oldest first."""
+    query = RuleSetEvent.select().where(RuleSetEvent.kind == kind)
+    if version is not None:
+        query = query.where(RuleSetEvent.version == version)
+    return [event_json(row) for row in query.order_by(RuleSetEvent.id)]
+
+
+def event_json(row: RuleSetEvent) -> dict[str, Any]:
+    """An event as JSON values."""
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "version": row.version,
+        "event": row.event,
+        "by": row.actor,
+        "owner": row.owner,
+        "at": row.at.isoformat(),
+        "note": row.note,
+    }
+
+
+def version_with_sha256(kind: str, sha256: str) -> int | None:
+    """The lowest version of `kind` whose source has this sha256, or None."""
+    query = RuleSetVersion.select(pw.fn.MIN(RuleSetVersion.version)).where(
+        (RuleSetVersion.kind == kind) & (RuleSetVersion.sha256 == sha256)
+    )
+    return query.scalar()
 
 
 def _retire_active(kind: str, now: datetime) -> None:

@@ -69,10 +69,23 @@ def init_command(ctx: CliContext, as_json: bool) -> None:
         + (f" (applied migrations {', '.join(map(str, applied))})" if applied else " (up to date)")
     )
     for entry in report["rulesets"]:
-        line = f"rule set {entry['kind']}: {entry['action']} version {entry['version']}"
-        if entry["file_differs"]:
-            line += f" ({entry['file']} differs from it: `credo rules publish` to propose it)"
-        click.echo(line)
+        click.echo(_ruleset_line(entry))
+
+
+def _ruleset_line(entry: dict[str, Any]) -> str:
+    """What `credo init` did with one shipped rule set."""
+    kind, version, active = entry["kind"], entry["version"], entry["active"]
+    if entry["action"] == "loaded":
+        return f"rule set {kind}: loaded {entry['file']} as active version {version}"
+    if entry["action"] == "kept":
+        shipped = "as shipped" if version == active else f"{entry['file']} is version {version}"
+        return f"rule set {kind}: version {active or 'none'} active ({shipped})"
+    return (
+        f"rule set {kind}: version {active or 'none'} stays active; the shipped {entry['file']} "
+        f"differs from every stored version and is stored as draft version {version}, not "
+        f"activated (compare: credo rules diff {kind} {active or 1} {version}; "
+        f"then credo rules propose {kind} {version})"
+    )
 
 
 @click.command("import")

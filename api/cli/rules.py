@@ -26,9 +26,11 @@ def _rule_files(ctx: CliContext, files: tuple[str, ...]) -> list[Path]:
     return found
 
 
-def _load(path: Path) -> tuple[RuleSet | None, list[Problem]]:
+def _load(ctx: CliContext, path: Path) -> tuple[RuleSet | None, list[Problem]]:
+    """A rule file validated; a file in the rules directory must be named after its kind."""
+    in_rules_dir = path.resolve().parent == ctx.settings.rules_dir.resolve()
     try:
-        return load_ruleset_file(path), []
+        return load_ruleset_file(path, match_stem=in_rules_dir), []
     except RuleFileError as exc:
         return None, exc.problems
 
@@ -39,7 +41,7 @@ def _problem_json(problem: Problem) -> dict[str, Any]:
 
 @click.group("rules")
 def rules() -> None:
-    """Check and test rule files (rules/*.toml)."""
+    """Check and test rule files; publish, approve and activate rule-set versions."""
 
 
 @rules.command("check")
@@ -50,7 +52,7 @@ def check(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
     """Validate rule files and smoke-test them in the engine; exit 2 listing every problem."""
     report = []
     for path in _rule_files(ctx, files):
-        ruleset, problems = _load(path)
+        ruleset, problems = _load(ctx, path)
         if ruleset is not None:
             problems = smoke_test(ruleset, ctx.settings.engine.smoke_timeout_seconds)
         report.append(
@@ -105,7 +107,7 @@ def test(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
     engine = Engine()
     report, invalid = [], False
     for path in _rule_files(ctx, files):
-        ruleset, problems = _load(path)
+        ruleset, problems = _load(ctx, path)
         if ruleset is None:
             invalid = True
             for problem in problems:
@@ -218,9 +220,11 @@ def _decide_from_file(ctx: CliContext, kind, rules_file, given, day: date) -> di
     path = Path(rules_file) if rules_file else ctx.settings.rules_dir / f"{kind}.toml"
     if not path.exists():
         raise click.UsageError(f"no rule set '{kind}' ({path} does not exist)")
-    ruleset, problems = _load(path)
+    ruleset, problems = _load(ctx, path)
     if ruleset is None:
         raise click.UsageError("\n".join(str(p) for p in problems))
+    if ruleset.kind != kind:
+        raise click.UsageError(f"{path} is a {ruleset.kind} rule set, not {kind}")
     try:
         facts = check_facts(given, complete=True)
     except FactError as exc:
@@ -264,5 +268,8 @@ def _decide_stored(ctx: CliContext, kind, customer: str, given, day: date) -> di
 
 
 def register(main: click.Group) -> None:
+    from api.cli.lifecycle import register_into
+
+    register_into(rules)
     main.add_command(rules)
     main.add_command(decide)

@@ -196,3 +196,16 @@ class DecisionPageSchema(ma.Schema):
     next_cursor = ma.fields.String(
         required=True, allow_none=True, metadata={"description": "null on the last page"}
     )
+
+
+class DecisionLinksSchema(ma.Schema):
+    ruleset_version = ma.fields.String(
+        required=True,
+        metadata={"description": "the rule-set version that made it: its source and history"},
+    )
+
+
+class LinkedDecisionSchema(DecisionSchema):
+    """GET /v1/decisions/{id}: the stored decision as it is, and links beside it."""
+
+    links = ma.fields.Nested(DecisionLinksSchema, required=True)

@@ -30,6 +30,7 @@ from api.http.decision_schemas import (
 )
 from api.http.errors import ApiProblem
 from api.http.evaluator import ActiveRuleSet
+from api.http.rulesets import RULESET_LINK, version_link
 from api.http.smorest import Api, Blueprint
 from engine.trace import canonical_json
 
@@ -111,7 +112,7 @@ class DecisionResource(MethodView):
         return _decision_response(stored.decision, replayed=stored.replayed, body=stored.body)
 
     @require_role("auditor")
-    @blp.response(200, DecisionSchema)
+    @blp.response(200, DecisionSchema, headers=RULESET_LINK)
     def get(self, kind_or_id: str) -> Response:
         """One decision (by the id in the path) with its facts, rule version, fired rules and
         hashes."""
@@ -120,7 +121,7 @@ class DecisionResource(MethodView):
         found = get_decision(kind_or_id) if len(kind_or_id) <= 64 else None
         if found is None:
             raise ApiProblem(404, f"no decision {kind_or_id!r}")
-        return json_response(found)
+        return json_response(found, headers=version_link(found["ruleset"]))
 
 
 def _decision_response(

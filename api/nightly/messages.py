@@ -3,32 +3,52 @@
 Templates live in rules/templates/reminder/<tone>.<language>.j2 (first line `Subject: ...`),
 with the sender's details in rules/templates/company.toml. They run in Jinja2's sandbox with
 strict undefined variables, so a template can neither reach Python internals nor silently print
-an empty placeholder. Every tone has a courteous text; the language follows the customer's
-country (company.toml [languages]) and falls back to English.
+an empty placeholder, and with hard limits (api/nightly/sandbox.py), so a template can neither
+hang a run nor change what later messages see. Every tone has a courteous text; the language
+follows the customer's country (company.toml [languages]) and falls back to English.
 """
 
 from __future__ import annotations
 
 import tomllib
+import traceback
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
 
+from api.nightly.limits import DEFAULT_LIMITS, RenderLimits, TemplateLimitError
+from api.nightly.sandbox import LimitedEnvironment, SizedFileSystemLoader
 from engine.account import Account
 from engine.ledger import Customer, Invoice, Ledger
 
 TONES_WITH_MESSAGES = ("courtesy", "friendly", "firm", "final", "demand")
 DEFAULT_LANGUAGE = "en"
 COURTESY_WINDOW_DAYS = 14
+# A template that broke a limit (steps, time, size, recursion) for this many messages in a row
+# is not rendered again by the same renderer (one run in one worker): each such failure can take
+# up to RenderLimits.seconds, and a batch must finish well within its lease.
+LIMIT_FAILURES_IN_A_ROW = 3
+# The large sample account `credo rules check` renders every template with: a template whose
+# work grows faster than the number of invoices breaks a limit on it.
+LARGE_SAMPLE_INVOICES = 2000
 
 
 class MessageError(Exception):
-    """A template is missing or fails to render; names the template."""
+    """A template is missing or fails to render. Names the template and, where known, the file
+    (the template or a piece it includes) and line where rendering failed:
+    `reminder/firm.en.j2 line 7: more than 1,000,000 steps (...): the limit per message`."""
+
+    def __init__(
+        self, problem: str, template: str | None = None, file: str | None = None, line: int = 0
+    ):
+        self.problem, self.template, self.file, self.line = problem, template, file, line
+        where = f"{template}: {file}" if file and file != template else template or ""
+        where += f" line {line}" if where and line else ""
+        super().__init__(f"{where}: {problem}" if where else problem)
 
 
 @dataclass(frozen=True)
@@ -42,10 +62,11 @@ class Message:
 class MessageRenderer:
     """Renders reminder messages from a templates directory (usually rules/templates)."""
 
-    def __init__(self, templates_dir: Path):
+    def __init__(self, templates_dir: Path, limits: RenderLimits = DEFAULT_LIMITS):
         self.templates_dir = Path(templates_dir)
-        self.env = SandboxedEnvironment(
-            loader=FileSystemLoader(str(self.templates_dir)),
+        self.env = LimitedEnvironment(
+            limits,
+            loader=SizedFileSystemLoader(str(self.templates_dir)),
             undefined=StrictUndefined,
             autoescape=False,
             keep_trailing_newline=True,
@@ -53,6 +74,7 @@ class MessageRenderer:
             auto_reload=False,  # templates are read once per process, not stat'ed per message
         )
         self._names: dict[tuple[str, str], str | None] = {}
+        self._limit_failures: dict[str, tuple[int, MessageError]] = {}  # in a row, the last
         company_file = self.templates_dir / "company.toml"
         try:
             self.company = tomllib.loads(company_file.read_text(encoding="utf-8"))
@@ -64,18 +86,53 @@ class MessageRenderer:
         return self.languages.get((country or "").upper(), DEFAULT_LANGUAGE)
 
     def render(self, tone: str, context: dict[str, Any], language: str) -> Message:
-        """Render the message for a tone; falls back to English when the language has none."""
+        """Render the message for a tone; falls back to English when the language has none.
+
+        Raises MessageError, and nothing else, whatever the template does: a missing name, a
+        broken limit, endless recursion, an overflow.
+        """
         name = self._template_name(tone, language)
         if name is None:
-            raise MessageError(f"no template reminder/{tone}.{DEFAULT_LANGUAGE}.j2")
+            raise MessageError("no such template file", f"reminder/{tone}.{DEFAULT_LANGUAGE}.j2")
+        failures, last = self._limit_failures.get(name, (0, None))
+        if last is not None and failures >= LIMIT_FAILURES_IN_A_ROW:
+            where = f"{last.file} line {last.line}" if last.line else last.file
+            raise MessageError(
+                f"not rendered: it broke a limit for {failures} messages in a row, the last time "
+                f"{where}: {last.problem}",
+                name,
+            )
         try:
-            text = self.env.get_template(name).render(company=self.company, **context)
-        except TemplateError as exc:
-            raise MessageError(f"{name}: {exc}") from None
+            text = self.env.render_limited(name, {"company": self.company, **context})
+        except Exception as exc:  # noqa: BLE001 - a broken message costs only that message
+            error = self._failure(name, exc)
+            if isinstance(exc, TemplateLimitError | RecursionError | MemoryError):
+                self._limit_failures[name] = (failures + 1, error)
+            raise error from None
+        self._limit_failures.pop(name, None)
         first, _, rest = text.lstrip().partition("\n")
         if not first.startswith("Subject:"):
-            raise MessageError(f"{name}: the first line must be 'Subject: ...'")
+            raise MessageError("the first line must be 'Subject: ...'", name, name, 1)
         return Message(first[len("Subject:") :].strip(), rest.strip() + "\n", language, name)
+
+    def _failure(self, name: str, exc: Exception) -> MessageError:
+        """A MessageError naming the file and line where rendering template `name` failed."""
+        file, line = name, 0
+        if isinstance(exc, TemplateSyntaxError):
+            file, line = exc.name or name, exc.lineno
+        root = self.templates_dir.resolve()
+        for frame in traceback.extract_tb(exc.__traceback__):  # the innermost template frame
+            path = Path(frame.filename)
+            if path.suffix == ".j2" and path.resolve().is_relative_to(root):
+                file, line = path.resolve().relative_to(root).as_posix(), frame.lineno or 0
+        if isinstance(exc, RecursionError):
+            problem = "recursion too deep (a macro, include or extends that calls itself?)"
+        elif isinstance(exc, TemplateSyntaxError):
+            problem = exc.message or "syntax error"
+        else:
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            problem = text if isinstance(exc, TemplateError) else f"{type(exc).__name__}: {text}"
+        return MessageError(problem[:300], name, file, line)
 
     def _template_name(self, tone: str, language: str) -> str | None:
         """The template for a tone in a language, else in English; None when neither exists."""
@@ -87,15 +144,18 @@ class MessageRenderer:
         return self._names[key]
 
     def check(self) -> list[str]:
-        """Render every template with a sample account; the problems found."""
+        """Render every template with each sample account (sample_contexts); the problems
+        found, at most one per template: what failed, where, and with which sample."""
         problems = []
-        sample = sample_context()
+        samples = sample_contexts()
         for path in sorted((self.templates_dir / "reminder").glob("[!_]*.j2")):
             tone, language = path.name.split(".")[:2]
-            try:
-                self.render(tone, sample, language)
-            except MessageError as exc:
-                problems.append(str(exc))
+            for label, sample in samples.items():
+                try:
+                    self.render(tone, sample, language)
+                except MessageError as exc:
+                    problems.append(f"{exc} (sample: {label})")
+                    break
         for tone in TONES_WITH_MESSAGES:
             if not (self.templates_dir / f"reminder/{tone}.{DEFAULT_LANGUAGE}.j2").exists():
                 problems.append(f"missing template reminder/{tone}.{DEFAULT_LANGUAGE}.j2")
@@ -152,15 +212,30 @@ def _row(invoice: Invoice, unpaid: Decimal, days: int) -> dict[str, Any]:
     }
 
 
-def sample_context() -> dict[str, Any]:
-    """A small account used to check that every template renders."""
+def sample_contexts() -> dict[str, dict[str, Any]]:
+    """The sample accounts every template must render with, by label: a small one with a
+    discount and a payment plan offered, the same without either, and a large one."""
     today = date(2026, 1, 15)
     customer = Customer("C-1", "Sample Trading Ltd", "EUR", Decimal(10000), date(2020, 1, 1))
     invoices = (
         Invoice("INV-1", "C-1", today - timedelta(60), today - timedelta(30), Decimal("1200.00")),
         Invoice("INV-2", "C-1", today - timedelta(20), today + timedelta(10), Decimal("300.50")),
     )
-    context = reminder_context(Ledger(customer, invoices), today, "friendly")
-    context["discount"] = {"percent": 2, "until": (today + timedelta(5)).isoformat()}
-    context["plan"] = "3 monthly installments"
-    return context
+    small = reminder_context(Ledger(customer, invoices), today, "friendly")
+    offers = {
+        **small,
+        "discount": {"percent": 2, "until": (today + timedelta(5)).isoformat()},
+        "plan": "3 monthly installments",
+    }
+    issued = today - timedelta(90)
+    many = tuple(
+        Invoice(f"INV-{n}", "C-1", issued, today - timedelta(1 + n % 60), Decimal("99.90"))
+        for n in range(LARGE_SAMPLE_INVOICES)
+    )
+    return {
+        "small account with offers": offers,
+        "small account": small,
+        f"large account ({LARGE_SAMPLE_INVOICES:,} invoices)": reminder_context(
+            Ledger(customer, many), today, "firm"
+        ),
+    }
