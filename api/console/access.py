@@ -96,7 +96,7 @@ def load_person() -> None:
     key = get_key(stored.get("id")) if isinstance(stored.get("id"), int) else None
     if key is None or key.revoked_at is not None or key.role != stored.get("role"):
         session.clear()
-        g.console_signed_out = "Your key was revoked or changed: sign in again."
+        session["notice"] = "Your key was revoked or changed: sign in again."
         return
     g.console_person = Person(key.id, key.name, key.role, key.owner)
 

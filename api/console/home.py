@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import peewee as pw
-from flask import current_app, g, redirect, render_template, request, url_for
+from flask import current_app, g, redirect, render_template, request, session, url_for
 from werkzeug.exceptions import HTTPException
 
 from api.console import access
@@ -106,7 +106,7 @@ def sign_in() -> Any:
     if request.method == "GET":
         if access.current_person() is not None:
             return redirect(target)
-        notice = g.get("console_signed_out")
+        notice = session.pop("notice", None)
         return render_template("console/sign_in.html", next=target, error=notice)
     key = request.form.get("key", "").strip()
     found = verify_key(key) if 0 < len(key) <= KEY_FIELD_LENGTH else None
