@@ -21,7 +21,6 @@ def hostile(client, auth) -> str:
         {"type": "customer", "id": "EVIL1", **CUSTOMER, "name": HOSTILE},
         {"type": "invoice", **invoice("I<b>1", "EVIL1", "2024-02-01", "2024-03-02", "950.00")},
         {
-            "type": "contact",
             "id": "K1",
             "customer_id": "EVIL1",
             "date": "2024-03-20",
