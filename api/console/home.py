@@ -65,8 +65,8 @@ def _http_error(error: HTTPException) -> Any:
         needed = g.get("console_needed", ())
         person = access.current_person()
         message = (
-            f"Your key '{person.name}' has role '{person.role}'; this page needs an "
-            f"{access.role_text(needed)} key."
+            f"Your key '{person.name}' has role '{person.role}'; this page needs a key of "
+            f"role {access.role_text(needed)}."
             if person and needed
             else "This page is not open to your key."
         )
