@@ -64,6 +64,13 @@ SECTIONS = (
     Section("console.runs", "Runs", PORTFOLIO_ROLES, "run reports and the worklist with its CSV"),
     Section("console.decisions", "Decisions", DECISION_ROLES, "every decision with its trace"),
     Section("console.customers", "Customers", CUSTOMER_ROLES, "ledger timelines and facts"),
+    Section(
+        "console.rulesets",
+        "Rule sets",
+        RULESET_ROLES,
+        "rules, tests and history; analysts draft, test and propose, approvers approve and "
+        "activate",
+    ),
 )
 
 

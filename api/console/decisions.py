@@ -8,8 +8,9 @@ from typing import Any
 
 from flask import abort, render_template, request
 
-from api.console.access import DECISION_ROLES, require_page
+from api.console.access import DECISION_ROLES, current_person, require_page
 from api.console.blueprint import bp
+from api.lifecycle import MOVE_ROLES, READ_ROLES
 
 PAGE_SIZE = 50
 _KIND = re.compile(r"[a-z][a-z0-9_]{0,39}")
@@ -91,9 +92,12 @@ def decision(decision_id: str) -> Any:
     found = find_decision(decision_id)
     if found is None:
         abort(404, f"There is no decision {decision_id!r}.")
+    person = current_person()
     return render_template(
         "console/decision.html",
         d=found,
         fired=fired_conditions(found),
         catalogue=FACTS,
+        may_read_rules=person.may(READ_ROLES),
+        may_pin=person.may(MOVE_ROLES["draft"]),
     )

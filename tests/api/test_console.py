@@ -8,7 +8,7 @@ import io
 from datetime import date
 
 import pytest
-from api_support import CUSTOMER, invoice
+from api_support import CUSTOMER, RULES_DIR, invoice
 from console_support import csrf_from, sign_in
 
 HOSTILE = "<script>alert(1)</script>"
@@ -156,7 +156,7 @@ def test_the_decision_page_shows_each_fired_rules_condition_and_the_values_it_te
     html = client.get(f"/console/decisions/{decision['decision_id']}").get_data(as_text=True)
     from engine.ruleset import load_ruleset_file
 
-    rule = load_ruleset_file("rules/reminder.toml").rule(fired["id"])
+    rule = load_ruleset_file(RULES_DIR / "reminder.toml").rule(fired["id"])
     assert fired["id"] in html and rule.name in html
     from markupsafe import escape
 

@@ -50,13 +50,16 @@ def _free_port() -> int:
 def server(tmp_path_factory):
     """A `credo serve` on fresh data: {"url", "keys", "run_id", "as_of"}."""
     data_dir = tmp_path_factory.mktemp("console-data")
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("CREDO_") or k == "CREDO_CONFIG"
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDO_") or k == "CREDO_CONFIG"}
     env["CREDO_PATHS_DATA_DIR"] = str(data_dir)
     made = subprocess.run(
         [sys.executable, str(HERE / "make_data.py"), str(data_dir)],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert made.returncode == 0, made.stderr[-3000:]
     info = json.loads(made.stdout.strip().splitlines()[-1])
@@ -64,7 +67,10 @@ def server(tmp_path_factory):
     log = open(data_dir / "serve.log", "w")  # noqa: SIM115 - closed after the server
     process = subprocess.Popen(
         [sys.executable, "-m", "api", "serve", "--port", str(port)],
-        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -29,12 +29,30 @@ def main(data_dir: str) -> None:
     settings = load_settings(env={"CREDO_PATHS_DATA_DIR": data_dir})
     run_demo(settings, 24, 7, AS_OF, Console(file=StringIO()))
     records = [
-        {"type": "customer", "id": "EVIL1", "name": HOSTILE, "currency": "EUR",
-         "credit_limit": "5000.00", "since": "2020-01-01", "segment": "small_business"},
-        {"type": "invoice", "id": "EVIL-I1", "customer_id": "EVIL1", "issue_date": "2025-12-01",
-         "due_date": "2025-12-31", "amount": "1200.00"},
-        {"type": "call", "id": "EVIL-K1", "customer_id": "EVIL1", "date": "2026-02-01",
-         "note": "<img src=x onerror=alert(2)>"},
+        {
+            "type": "customer",
+            "id": "EVIL1",
+            "name": HOSTILE,
+            "currency": "EUR",
+            "credit_limit": "5000.00",
+            "since": "2020-01-01",
+            "segment": "small_business",
+        },
+        {
+            "type": "invoice",
+            "id": "EVIL-I1",
+            "customer_id": "EVIL1",
+            "issue_date": "2025-12-01",
+            "due_date": "2025-12-31",
+            "amount": "1200.00",
+        },
+        {
+            "type": "call",
+            "id": "EVIL-K1",
+            "customer_id": "EVIL1",
+            "date": "2026-02-01",
+            "note": "<img src=x onerror=alert(2)>",
+        },
     ]
     upsert_records([validate_record(r) for r in records])
     run, _ = prepare_run(settings, AS_OF, False, "browser test")
