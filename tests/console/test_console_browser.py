@@ -158,3 +158,54 @@ def test_the_worklist_downloads_as_csv(page, server):
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0][:4] == ["action_id", "run_id", "customer_id", "type"]
     assert len(rows) > 1 and {r[3] for r in rows[1:]} == {"reminder"}
+
+
+def test_a_rule_change_from_mistake_to_activation_by_two_people(browser, server, artifacts):
+    """alice drafts a change with a typo, sees the problem beside the rule, fixes it, runs the
+    tests and proposes; bob approves and activates; a decision's trace links its version."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sign_in(page, server, "analyst")
+    page.goto(server["url"] + "/console/rulesets/reminder")
+    page.get_by_role("link", name="Edit as a new draft").click()
+    source = page.get_by_label("TOML of the rule set")
+    original = source.input_value()
+    source.fill(original.replace("days_past_due", "days_pass_due", 1))
+    page.get_by_label("Why this version (required)").fill("gentler wording")
+    page.get_by_role("button", name="Store as a draft").click()
+    problem = page.locator("tr.has-problem").first
+    assert "unknown fact 'days_pass_due'" in problem.inner_text()
+    assert "days_past_due" in problem.inner_text()  # the suggestion
+    page.screenshot(path=str(artifacts / "draft-problem.png"), full_page=True)
+    source = page.get_by_label("TOML of the rule set")
+    source.fill(source.input_value().replace("days_pass_due", "days_past_due"))
+    page.get_by_role("button", name="Store as a draft").click()
+    page.wait_for_url("**/console/rulesets/reminder?version=2")
+    page.get_by_role("button", name="Run the tests").click()
+    assert ", 0 failed" in page.get_by_role("heading", name="Test results").inner_text()
+    page.get_by_role("button", name="Propose").click()
+    assert page.get_by_role("status").inner_text() == "Version 2 proposed."
+    assert page.get_by_role("button", name="Approve").count() == 0
+    context.close()
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sign_in(page, server, "approver")
+    page.goto(server["url"] + "/console/rulesets")
+    page.get_by_role("link", name="v2 proposed").click()
+    page.get_by_role("button", name="Approve").click()
+    assert page.get_by_role("status").inner_text() == "Version 2 approved."
+    page.get_by_role("button", name="Activate").click()
+    assert page.get_by_role("status").inner_text() == "Version 2 activated."
+    page.screenshot(path=str(artifacts / "ruleset-activated.png"), full_page=True)
+    context.close()
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sign_in(page, server, "admin")
+    page.goto(server["url"] + "/console/decisions?kind=reminder")
+    page.locator("tbody a").first.click()
+    assert page.get_by_role("heading", name="Rules that fired").is_visible()
+    page.get_by_role("link", name="reminder version 1").click()
+    assert "reminder version 1, retired" in page.get_by_role("heading", level=1).inner_text()
+    context.close()
