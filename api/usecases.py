@@ -104,10 +104,13 @@ def build_decision_record(
     as_of: date,
     requested_by: str,
     facts_json: dict[str, Any] | None = None,
+    *,
+    via: str,
 ) -> dict[str, Any]:
     """The decision to store (SPEC §5) for one evaluation: a new id, now as created_at, facts
     and outcome as JSON values. `ruleset_version_info` gives kind, version and sha256;
-    `facts_json`, the facts already as JSON values, is shared by the records that pass it."""
+    `facts_json`, the facts already as JSON values, is shared by the records that pass it;
+    `via` is how the decision is made: "api", "run" or "cli"."""
     info = ruleset_version_info
     if isinstance(info, Mapping):
         ruleset = {"kind": info["kind"], "version": info["version"], "sha256": info["sha256"]}
@@ -126,6 +129,7 @@ def build_decision_record(
         "requested_by": requested_by,
         "created_at": datetime.now(UTC),
         "engine_us": evaluation.engine_us,
+        "via": via,
     }
 
 
@@ -143,7 +147,7 @@ def decide_customers(
     Facts are derived as of `as_of` (no requested amount). A customer whose facts or evaluation
     fail raises EngineError, or, with `on_error`, is reported there and skipped, so one bad
     account does not stop a batch. Takes `engine.lock` while evaluating. Returns the stored
-    decisions (with seq and hash), customer by customer, in rule-set order.
+    decisions (with seq and hash, made via "run"), customer by customer, in rule-set order.
     """
     from storage.decisions import append_decisions
 
@@ -161,6 +165,7 @@ def decide_customers(
                         customer_id,
                         as_of,
                         requested_by,
+                        via="run",
                     )
                     for v in versions
                 ]

@@ -8,15 +8,15 @@ schema; skipped when unreachable) — then drives it from separate processes:
 1. peak, closed loop: C concurrent clients, each sending the next request when the last one is
    answered, for D seconds; GET /healthz (the trivial JSON endpoint) and
    POST /v1/decisions/credit with complete facts (every decision is evaluated and stored),
-   alternating for R rounds, the median round of each reported;
-2. half of the decision peak, open loop: requests at a fixed rate, latency measured from the
-   moment each request was due (so a slow server cannot hide its queue).
+   alternating for R rounds, the median round of each reported, and the ratio of the two
+   throughputs;
+2. fixed rate, open loop: stored decisions at --rate per second (default 200) for
+   --rate-seconds (default 60), latency measured from the moment each request was due (so a
+   slow server cannot hide its queue): p50, p99, max and the error count.
 
-Prints requests per second, p50 and p99 latency of each, and the ratio of the throughputs.
-Targets: the decision endpoint reaches >= 40% of the trivial endpoint's throughput, and its p99
-is under 20 ms at half of its peak rate.
-Run alone: `python bench/api.py [--db sqlite,postgresql] [--duration 5]`.
-On a 2-core machine the load generator shares the cores with the two workers.
+Run alone: `python bench/api.py [--db sqlite,postgresql] [--duration 3] [--rate 200]
+[--rate-seconds 60]` (--rate 0 leaves the fixed rate out). On a 2-core machine the load
+generator shares the cores with the two workers.
 """
 
 from __future__ import annotations
@@ -25,9 +25,7 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import resource
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -181,7 +179,7 @@ def summary(name: str, latencies: list[float], errors: int, seconds: float) -> d
         "rps": len(latencies) / seconds,
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
-        "mean_ms": statistics.fmean(latencies) * 1000 if latencies else float("nan"),
+        "max_ms": max(latencies, default=float("nan")) * 1000,
     }
 
 
@@ -237,68 +235,18 @@ def start_gunicorn(url: str, port: int, workers: int) -> subprocess.Popen:
     raise SystemExit("gunicorn did not start")
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user and system) a process has used so far; 0 where /proc cannot tell."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    """The processes whose parent is `pid` (gunicorn's workers); none where /proc is missing."""
-    found = []
-    for entry in Path("/proc").glob("[0-9]*/stat") if Path("/proc/self/stat").exists() else []:
-        try:
-            if int(entry.read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.parent.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
-
-
-def machine_busy() -> float:
-    """CPU seconds the whole machine has spent busy (all cores, idle and I/O wait left out)."""
-    try:
-        with open("/proc/stat") as f:
-            ticks = [int(x) for x in f.readline().split()[1:]]
-    except OSError:
-        return 0.0
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def measure_peak(
-    port: int, raw: bytes, args: argparse.Namespace, name: str, workers: list[int]
-) -> dict:
-    """Peak of one endpoint, with the CPU time each request cost the gunicorn workers, the
-    load generator and the rest of the machine (the database server, the kernel's threads):
-    where the cores' time goes, the reason behind the ratio of the two throughputs."""
+def measure_peak(port: int, raw: bytes, args: argparse.Namespace, name: str) -> dict:
+    """Peak of one endpoint: closed-loop clients for args.duration seconds."""
     until = time.time() + args.duration
-    cpu_before = sum(process_cpu(w) for w in workers), machine_busy()
-    load_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     latencies, errors = run_drivers(
         closed_loop, lambda _: (port, raw, args.threads, until), args.processes
     )
-    load_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    worker_cpu = sum(process_cpu(w) for w in workers) - cpu_before[0]
-    busy = machine_busy() - cpu_before[1]
-    load_cpu = sum(
-        getattr(load_after, f) - getattr(load_before, f) for f in ("ru_utime", "ru_stime")
-    )
-    result = summary(name, latencies, errors, args.duration)
-    requests = max(len(latencies), 1)
-    result["cpu_us"] = {
-        "workers": worker_cpu / requests * 1e6,
-        "load": load_cpu / requests * 1e6,
-        "rest": max(busy - worker_cpu - load_cpu, 0.0) / requests * 1e6,
-    }
-    return result
+    return summary(name, latencies, errors, args.duration)
 
 
 def measure_rate(port: int, raw: bytes, args: argparse.Namespace, rate: float, name: str) -> dict:
-    count = max(1, int(rate * args.duration))
+    """`rate` requests a second for args.rate_seconds, each timed from when it was due."""
+    count = max(1, int(rate * args.rate_seconds))
     start = time.time() + 1.0  # every driver is up before the first request is due
     per_process = rate / args.processes
 
@@ -317,6 +265,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="peak rounds per endpoint")
     parser.add_argument("--processes", type=int, default=2, help="load-generating processes")
     parser.add_argument("--threads", type=int, default=4, help="clients per process")
+    parser.add_argument(
+        "--rate", type=float, default=200, help="fixed rate: decisions per second (0: none)"
+    )
+    parser.add_argument("--rate-seconds", type=float, default=60, help="fixed rate: seconds")
     parser.add_argument(
         "--db",
         default="sqlite,postgresql",
@@ -343,7 +295,7 @@ def main() -> None:
 
 
 def measure(args: argparse.Namespace, url: str) -> list[dict]:
-    """Peak of both endpoints and the decision endpoint at half its peak, on `url` (SQLite
+    """Peak of both endpoints and the decision endpoint at the fixed rate, on `url` (SQLite
     when empty)."""
     with tempfile.TemporaryDirectory(prefix="credo-bench-") as tmp:
         url, key = prepare(Path(tmp), url)
@@ -359,10 +311,9 @@ def measure(args: argparse.Namespace, url: str) -> list[dict]:
             # Rounds alternate the two endpoints, so load from elsewhere on the machine
             # weighs on both alike; each row reports the median round.
             rounds: dict[str, list[dict]] = {"trivial": [], "decide": []}
-            workers = children(server.pid)
             for _ in range(args.rounds):
-                rounds["trivial"].append(measure_peak(port, trivial, args, "GET /healthz", workers))
-                rounds["decide"].append(measure_peak(port, decide, args, "POST decision", workers))
+                rounds["trivial"].append(measure_peak(port, trivial, args, "GET /healthz"))
+                rounds["decide"].append(measure_peak(port, decide, args, "POST decision"))
             rows = [
                 median_round(rounds["trivial"], "GET /healthz (trivial), peak"),
                 median_round(rounds["decide"], "POST /v1/decisions/credit, peak"),
@@ -371,8 +322,9 @@ def measure(args: argparse.Namespace, url: str) -> list[dict]:
             # own pace moved the figure during the run.
             pairs = zip(rounds["trivial"], rounds["decide"], strict=True)
             rows[1]["round_ratios"] = [d["rps"] / t["rps"] for t, d in pairs]
-            half = rows[1]["rps"] / 2
-            rows.append(measure_rate(port, decide, args, half, "POST /v1/decisions/credit, ½ peak"))
+            if args.rate > 0:
+                name = f"POST /v1/decisions/credit, {args.rate:g}/s"
+                rows.append(measure_rate(port, decide, args, args.rate, name))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -382,37 +334,21 @@ def measure(args: argparse.Namespace, url: str) -> list[dict]:
 def report(kind: str, rows: list[dict], args: argparse.Namespace) -> None:
     print(
         f"{kind}: gunicorn -w {args.workers} -k sync on {os.cpu_count()} cores; load: "
-        f"{args.processes} "
-        f"processes x {args.threads} clients, a new connection per request; peaks: median of "
-        f"{args.rounds} alternating rounds of {args.duration:g} s"
+        f"{args.processes} processes x {args.threads} clients, a new connection per request; "
+        f"peaks: median of {args.rounds} alternating rounds of {args.duration:g} s; "
+        f"fixed rate: {args.rate_seconds:g} s"
     )
     print(f"load average before/after: {args.load_before:.2f} / {os.getloadavg()[0]:.2f}")
-    print(f"{'':40} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'requests':>9} {'errors':>7}")
+    header = f"{'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'requests':>9} {'errors':>7}"
+    print(f"{'':40} {header}")
     for r in rows:
         print(
             f"{r['name']:40} {r['rps']:9.0f} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} "
-            f"{r['requests']:9d} {r['errors']:7d}"
+            f"{r['max_ms']:8.2f} {r['requests']:9d} {r['errors']:7d}"
         )
-    if rows[0]["cpu_us"]["workers"] > 0:  # /proc was there to tell
-        print("CPU per request at the peaks, µs: gunicorn workers + load generator + the rest")
-        for r in rows[:2]:
-            cpu = r["cpu_us"]
-            total = cpu["workers"] + cpu["load"] + cpu["rest"]
-            print(
-                f"  {r['name']:38} {cpu['workers']:6.0f} + {cpu['load']:5.0f} + "
-                f"{cpu['rest']:5.0f} = {total:6.0f}"
-            )
     ratio = rows[1]["rps"] / rows[0]["rps"]
     each = ", ".join(f"{r:.0%}" for r in rows[1]["round_ratios"])
-    print(
-        f"decision / trivial throughput: {ratio:.0%} (target >= 40%): "
-        f"{'ok' if ratio >= 0.40 else 'MISSED'}; round by round: {each}"
-    )
-    p99 = rows[2]["p99_ms"]
-    print(
-        f"decision p99 at half peak ({rows[2]['rps']:.0f} req/s): {p99:.2f} ms (target < 20 ms): "
-        f"{'ok' if p99 < 20 else 'MISSED'}"
-    )
+    print(f"decision / trivial throughput: {ratio:.0%}; round by round: {each}")
 
 
 if __name__ == "__main__":

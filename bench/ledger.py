@@ -113,7 +113,7 @@ def time_decisions(count: int, sample: dict) -> tuple[float, float]:
         for version in active
     ]
     records = [
-        build_decision_record(evaluation, version, facts, customer_id, AS_OF, "bench")
+        build_decision_record(evaluation, version, facts, customer_id, AS_OF, "bench", via="run")
         for n in range(count)
         for customer_id, facts, version, evaluation in [traces[n % len(traces)]]
     ]

@@ -1,7 +1,8 @@
 """Database setup: one peewee proxy, bound from a URL (SQLite by default, PostgreSQL in production).
 
-SQLite files get WAL mode (readers never block the writer), foreign keys on and a busy timeout,
-so several processes (API workers, the nightly run, `credo import`) can share one file.
+SQLite files get WAL mode (readers never block the writer; SQLite checkpoints the log itself),
+foreign keys on and a busy timeout, so several processes (API workers, the nightly run, `credo
+import`) can share one file. Servers take connections from a pool (open_pooled).
 """
 
 from __future__ import annotations
@@ -33,19 +34,29 @@ SQLITE_PRAGMAS = (
 _SCHEMES = ("sqlite", "postgres", "postgresql")
 
 
-def connect(url: str) -> pw.Database:
+def connect(url: str, *, pool_size: int = 0) -> pw.Database:
     """Open the database at `url`, bind the `database` proxy to it and return it.
 
     `sqlite:///relative.db`, `sqlite:////absolute/path.db` or `postgresql://user@host:port/db`.
-    The parent directory of a SQLite file is created when missing.
+    The parent directory of a SQLite file is created when missing. With `pool_size`, see
+    open_pooled.
     """
     parsed = urlparse(url)
     if parsed.scheme not in _SCHEMES:
         raise StorageError(f"database url {url!r}: scheme must be one of {', '.join(_SCHEMES)}")
+    options: dict = {}
     if parsed.scheme == "sqlite":
-        db = _connect_sqlite(url, parsed.path[1:])
-    else:
-        db = db_url.connect(url)
+        path = parsed.path[1:]
+        if path and path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        options = {"pragmas": SQLITE_PRAGMAS, "timeout": 30}
+    if pool_size:
+        url = url.replace("://", "+pool://", 1)  # playhouse.db_url's name for the pooled kind
+        # timeout: seconds a thread waits for a free connection (SQLite's lock: busy_timeout)
+        options.update(max_connections=pool_size, stale_timeout=300, timeout=30)
+        if parsed.scheme == "sqlite":  # a pooled connection may serve another thread later
+            options["check_same_thread"] = False
+    db = db_url.connect(url, **options)
     database.initialize(db)
     try:
         db.connect(reuse_if_open=True)
@@ -54,10 +65,19 @@ def connect(url: str) -> pw.Database:
     return db
 
 
-def _connect_sqlite(url: str, path: str) -> pw.SqliteDatabase:
-    if path and path != ":memory:":
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    return db_url.connect(url, pragmas=SQLITE_PRAGMAS, timeout=30)
+def open_pooled(url: str, pool_size: int = 32) -> pw.Database:
+    """connect(url) for a server: connections come from peewee's pool (playhouse.pool), at
+    most `pool_size` at once (one per thread of a development server; gunicorn's sync workers
+    use one).
+
+    Open the database for a request and close it afterwards: close() hands the connection back
+    to the pool, so a request skips a login (PostgreSQL) or re-reading the schema and PRAGMAs
+    (SQLite). The pool checks a connection before handing it out and drops one the server has
+    closed, so after a database restart requests get new connections.
+    """
+    db = connect(url, pool_size=pool_size)
+    db.close()  # back to the pool: connect() only checked that the database opens
+    return db
 
 
 @dataclass(frozen=True)
@@ -123,16 +143,6 @@ def insert_rows(model: type[pw.Model], columns: Sequence[pw.Field], rows: list) 
         _copy(model, columns, rows)
         return
     _execute_many(insert_sql(model, columns), len(columns), rows)
-
-
-def insert_statement(model: type[pw.Model], columns: Sequence[pw.Field], rows: list) -> str:
-    """PostgreSQL: the INSERT of `rows` (database values) as one SQL text, the values quoted by
-    the driver, for sending together with other statements in one round trip."""
-    sql = insert_sql(model, columns)
-    values = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    cursor = database.cursor()
-    quoted = b", ".join([cursor.mogrify(values, row) for row in rows]).decode("utf-8")
-    return sql.replace(values, quoted, 1)
 
 
 def insert_sql(model: type[pw.Model], columns: Sequence[pw.Field]) -> str:

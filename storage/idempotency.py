@@ -65,11 +65,8 @@ def append_once(
     requested_by: str,
     key: str,
     request_sha256: str,
-    *,
-    stage_tags: bool = False,
 ) -> Remembered:
     """Store `record` for this key, unless the key already has a decision: then return that.
-    `stage_tags`: see storage.decisions.append_prepared.
 
     Raises Conflict when the key was used for another request.
     """
@@ -77,7 +74,7 @@ def append_once(
         earlier = find(requested_by, key, request_sha256)
         if earlier is not None:
             return Remembered(earlier, replayed=True)
-        stored = append_decision(record, stage_tags=stage_tags)
+        stored = append_decision(record)
         IdempotencyKey.create(
             requested_by=requested_by,
             key=key,

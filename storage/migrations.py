@@ -15,11 +15,11 @@ from playhouse import migrate as pwm
 
 from storage.db import database, is_postgres, write_lock
 from storage.models import (
+    ID_LENGTH,
     BaseModel,
     Contact,
     CreditNote,
     Customer,
-    Decision,
     DecisionTag,
     Dispute,
     Hold,
@@ -58,6 +58,32 @@ class _ApiKeyV1(BaseModel):
         table_name = "api_key"
 
 
+class _DecisionV1(BaseModel):
+    """storage.models.Decision as migration 1 creates it: without the columns of migration 8."""
+
+    seq = pw.BigIntegerField(primary_key=True)
+    decision_id = pw.CharField(max_length=ID_LENGTH, unique=True)
+    kind = pw.CharField(max_length=64)
+    customer_id = pw.CharField(max_length=ID_LENGTH, null=True)
+    as_of = pw.DateField()
+    outcome = pw.TextField()
+    reasons = pw.TextField()
+    fired = pw.TextField()
+    facts = pw.TextField()
+    ruleset_kind = pw.CharField(max_length=64)
+    ruleset_version = pw.IntegerField()
+    ruleset_sha256 = pw.CharField(max_length=64)
+    requested_by = pw.CharField(max_length=200)
+    created_at = UtcDateTimeField(index=True)
+    engine_us = pw.BigIntegerField()
+    prev_hash = pw.CharField(max_length=64)
+    hash = pw.CharField(max_length=64)
+
+    class Meta:
+        table_name = "decision"
+        indexes = ((("customer_id", "kind", "seq"), False),)
+
+
 def _initial(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
     db.create_tables(
         [
@@ -72,7 +98,7 @@ def _initial(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
             PaymentPlan,
             Installment,
             Contact,
-            Decision,
+            _DecisionV1,
             DecisionTag,
             RuleSetVersion,
             _ApiKeyV1,
@@ -133,7 +159,7 @@ def _tags_by_key(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
 
 
 def _recent_tags(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
-    # Tags of single decisions, keyed by seq first (see RecentDecisionTag).
+    # Tags of single decisions, keyed by seq first, moved in batches (until migration 8).
     without_rowid = "" if is_postgres(db) else " WITHOUT ROWID"
     db.execute_sql(
         'CREATE TABLE "decision_tag_recent" ("seq" BIGINT NOT NULL, "name" VARCHAR(80) NOT NULL, '
@@ -216,6 +242,20 @@ def _ruleset_events(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
         RuleSetEvent.insert(kind=kind, version=version, at=at, **fields).execute()
 
 
+def _record_formats(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Each decision says which record format its hash signs (storage.decisions.shape): the
+    # rows stored so far are format 1, with no `via`.
+    db.execute_sql('ALTER TABLE "decision" ADD COLUMN "format" SMALLINT NOT NULL DEFAULT 1')
+    db.execute_sql('ALTER TABLE "decision" ADD COLUMN "via" VARCHAR(8)')
+    # Decisions' tags are written where searches read them again: the staged ones join them.
+    # (WHERE true: SQLite's parser needs it between a SELECT and ON CONFLICT.)
+    db.execute_sql(
+        'INSERT INTO "decision_tag" ("seq", "name", "value") SELECT "seq", "name", "value" '
+        'FROM "decision_tag_recent" WHERE true ON CONFLICT DO NOTHING'
+    )
+    db.execute_sql('DROP TABLE "decision_tag_recent"')
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
@@ -225,6 +265,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (5, "decision tags keyed by (name, value, seq), without a foreign key", _tags_by_key),
     (6, "recent decision tags: single decisions' tags, moved in batches", _recent_tags),
     (7, "decisions: no index on prev_hash (seq already rules out a fork)", _unindexed_prev_hash),
+    (8, "decisions: record format and via; staged tags joined to decision_tag", _record_formats),
     (
         9,
         "API keys: an owner each; names unique (later duplicates renamed name-2, …)",

@@ -250,6 +250,10 @@ class Decision(BaseModel):
     # read under the chain lock, so a writer with a stale head collides on the primary key.
     prev_hash = pw.CharField(max_length=64)
     hash = pw.CharField(max_length=64)
+    # Migration 8. The record format the hash signs (storage.decisions.shape); 1 for rows
+    # written before formats existed.
+    format = pw.SmallIntegerField()
+    via = pw.CharField(max_length=8, null=True)  # api, run or cli; null in format 1
 
     class Meta:
         indexes = ((("customer_id", "kind", "seq"), False),)
@@ -270,25 +274,6 @@ class DecisionTag(BaseModel):
 
     class Meta:
         primary_key = pw.CompositeKey("name", "value", "decision")
-
-
-class RecentDecisionTag(BaseModel):
-    """Tags of decisions stored one at a time on SQLite (an API decision), until
-    `storage.decisions.settle_recent_tags` moves them into DecisionTag.
-
-    DecisionTag is keyed by (name, value, seq), so the five or so tags of one decision land on
-    as many pages of it, each written whole to the log on commit: half of a decision's pages.
-    Keyed by seq first, a decision's tags share one page here; moved a few hundred decisions
-    at a time, they share pages there too. Searches read both tables.
-    """
-
-    decision = pw.BigIntegerField(column_name="seq")
-    name = pw.CharField(max_length=80)
-    value = pw.TextField()
-
-    class Meta:
-        table_name = "decision_tag_recent"
-        primary_key = pw.CompositeKey("decision", "name", "value")
 
 
 class RuleSetVersion(BaseModel):

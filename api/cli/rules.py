@@ -263,7 +263,7 @@ def _decide_stored(ctx: CliContext, kind, customer: str, given, day: date) -> di
     except FactError as exc:
         raise click.UsageError(f"facts: {exc}") from None
     evaluation = Engine().evaluate(active.ruleset, facts)
-    record = build_decision_record(evaluation, active, facts, customer, day, "cli")
+    record = build_decision_record(evaluation, active, facts, customer, day, "cli", via="cli")
     return append_decision(record)
 
 

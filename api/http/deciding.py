@@ -6,11 +6,8 @@ import hashlib
 from datetime import date
 from typing import Any, NamedTuple
 
-from flask import current_app
-
 from api.http.errors import ApiProblem
 from api.http.evaluator import ActiveRuleSet, evaluate
-from api.http.writers import queued_writer
 from engine.trace import canonical_json
 
 
@@ -53,39 +50,25 @@ def decide(
     facts = gather_facts(body, as_of)
     evaluation = evaluate(active, facts)
     return build_decision_record(
-        evaluation, active, facts, body.get("customer_id"), as_of, requested_by
+        evaluation, active, facts, body.get("customer_id"), as_of, requested_by, via="api"
     )
 
 
 class Stored(NamedTuple):
-    decision: dict[str, Any]  # as stored: the SPEC §5 fields, seq, prev_hash, hash
+    decision: dict[str, Any]  # as stored: its record, seq, prev_hash, hash
     replayed: bool  # an earlier decision, for the same Idempotency-Key and body
-    body: str | None = None  # the decision's JSON, when at hand
 
 
 def store(record: dict[str, Any], requested_by: str, key: str | None, request_sha: str) -> Stored:
     """Append the decision to the chain (once per idempotency key)."""
     from storage import idempotency
-    from storage.decisions import append_prepared, as_stored, prepare_decisions, stored_json
+    from storage.decisions import append_decision
     from storage.errors import Conflict
 
-    settler = current_app.extensions.get("credo.tags")  # SQLite: tags staged per decision
-    stage = settler is not None
     if not key:
-        prepared = prepare_decisions([record])  # encoding, before queueing for the lock
-        with queued_writer():
-            placed = append_prepared(prepared, stage_tags=stage)
-        if stage:
-            settler.staged()
-        body = stored_json(prepared[0], placed[0])
-        return Stored(as_stored(prepared[0], placed[0]), False, body)
-    with queued_writer():
-        try:
-            remembered = idempotency.append_once(
-                record, requested_by, key, request_sha, stage_tags=stage
-            )
-        except Conflict as exc:
-            raise ApiProblem(409, str(exc), slug="idempotency-conflict") from exc
-    if stage and not remembered.replayed:
-        settler.staged()
+        return Stored(append_decision(record), False)
+    try:
+        remembered = idempotency.append_once(record, requested_by, key, request_sha)
+    except Conflict as exc:
+        raise ApiProblem(409, str(exc), slug="idempotency-conflict") from exc
     return Stored(remembered.decision, remembered.replayed)

@@ -187,6 +187,12 @@ class DecisionSchema(ma.Schema):
     requested_by = ma.fields.String(required=True, metadata={"description": "API key name"})
     created_at = ma.fields.String(required=True, metadata={"format": "date-time"})
     engine_us = ma.fields.Integer(required=True, metadata={"description": "engine time, µs"})
+    format = ma.fields.Integer(
+        metadata={"description": "record format its hash signs: 2; absent on format 1"}
+    )
+    via = ma.fields.String(
+        metadata={"description": "how it was made: api, run or cli; absent on format 1"}
+    )
     prev_hash = ma.fields.String(required=True)
     hash = ma.fields.String(required=True)
 

@@ -32,30 +32,8 @@ from api.http.errors import ApiProblem
 from api.http.evaluator import ActiveRuleSet
 from api.http.rulesets import RULESET_LINK, version_link
 from api.http.smorest import Api, Blueprint
-from engine.trace import canonical_json
 
 blp = Blueprint("decisions", __name__, url_prefix="/v1/decisions", description="Decisions")
-
-_CSV_COLUMNS = (
-    "seq",
-    "decision_id",
-    "kind",
-    "customer_id",
-    "as_of",
-    "created_at",
-    "requested_by",
-    "ruleset_kind",
-    "ruleset_version",
-    "ruleset_sha256",
-    "outcome",
-    "reasons",
-    "fired_rules",
-    "fired",
-    "facts",
-    "engine_us",
-    "prev_hash",
-    "hash",
-)
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -109,7 +87,7 @@ class DecisionResource(MethodView):
         as_of = body.get("as_of") or today()
         record = deciding.decide(ruleset, body, as_of, caller.name)
         stored = deciding.store(record, caller.name, idempotency_key, request_sha)
-        return _decision_response(stored.decision, replayed=stored.replayed, body=stored.body)
+        return _decision_response(stored.decision, replayed=stored.replayed)
 
     @require_role("auditor")
     @blp.response(200, DecisionSchema, headers=RULESET_LINK)
@@ -124,17 +102,12 @@ class DecisionResource(MethodView):
         return json_response(found, headers=version_link(found["ruleset"]))
 
 
-def _decision_response(
-    decision: dict[str, Any], *, replayed: bool, body: str | None = None
-) -> Response:
-    """201 with the decision just stored (200 when replayed); `body`, its JSON when at hand."""
+def _decision_response(decision: dict[str, Any], *, replayed: bool) -> Response:
+    """201 with the decision just stored (200 when replayed)."""
     headers = {"Location": f"{request.root_path}{blp.url_prefix}/{decision['decision_id']}"}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    status = 200 if replayed else 201
-    if body is None:
-        return json_response(decision, status, headers)
-    return Response(body, status=status, headers=headers, mimetype="application/json")
+    return json_response(decision, 200 if replayed else 201, headers)
 
 
 @blp.route("")
@@ -204,6 +177,9 @@ def decision_filter(args: dict[str, Any]):
 
 
 def _csv_lines(decisions: Iterator[dict[str, Any]]) -> Iterator[str]:
+    """The CSV export: a header row, then a row per decision (storage.decisions.shape)."""
+    from storage.decisions.shape import csv_header, csv_row
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
 
@@ -213,31 +189,10 @@ def _csv_lines(decisions: Iterator[dict[str, Any]]) -> Iterator[str]:
         buffer.truncate()
         return text
 
-    writer.writerow(_CSV_COLUMNS)
+    writer.writerow(csv_header())
     yield flush()
-    for d in decisions:
-        writer.writerow(
-            [
-                d["seq"],
-                d["decision_id"],
-                d["kind"],
-                d["customer_id"] or "",
-                d["as_of"],
-                d["created_at"],
-                d["requested_by"],
-                d["ruleset"]["kind"],
-                d["ruleset"]["version"],
-                d["ruleset"]["sha256"],
-                canonical_json(d["outcome"]),
-                canonical_json(d["reasons"]),
-                " ".join(f["id"] for f in d["fired"]),
-                canonical_json(d["fired"]),
-                canonical_json(d["facts"]),
-                d["engine_us"],
-                d["prev_hash"],
-                d["hash"],
-            ]
-        )
+    for decision in decisions:
+        writer.writerow(csv_row(decision))
         yield flush()
 
 

@@ -198,8 +198,8 @@ def init_app(app: Flask) -> None:
         # The server went away (a restart drops pooled connections), the file stayed locked
         # past the busy timeout, the disk is full: nothing the caller sent is wrong. The
         # transaction rolled back, unless the connection broke while the server committed:
-        # a retry with the same Idempotency-Key cannot decide twice. The broken connection is
-        # discarded at its next check-out.
+        # a retry with the same Idempotency-Key cannot decide twice. The pool does not hand a
+        # broken connection out again (storage.db.open_pooled).
         _log.warning("database error on %s %s: %s", request.method, request.path, error)
         return problem_response(
             503,

@@ -370,7 +370,7 @@ class WorkerContext:
                 facts_json = to_jsonable(facts)
                 records = [
                     build_decision_record(
-                        ev, v, facts, customer_id, self.as_of, requested_by, facts_json
+                        ev, v, facts, customer_id, self.as_of, requested_by, facts_json, via="run"
                     )
                     for ev, v in zip(evaluations, self.versions, strict=True)
                 ]

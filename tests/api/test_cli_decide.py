@@ -30,6 +30,7 @@ def test_decide_for_a_stored_customer_stores_the_decision(settings, monkeypatch,
     decision = json.loads(result.output)
     assert decision["facts"]["requested_amount"] == "1500.00"
     assert decision["ruleset"]["version"] == 1 and decision["requested_by"] == "cli"
+    assert decision["via"] == "cli"
     assert get_decision(decision["decision_id"])["hash"] == decision["hash"]
 
 

@@ -76,10 +76,12 @@ def test_a_run_evaluates_every_open_customer_once(settings):
 
 def test_the_decision_chain_verifies_after_a_run(settings):
     from storage.decisions import verify_chain
+    from storage.models import Decision
 
     portfolio(15)
     run_once(small(settings, batch_size=4), workers=1)
     assert verify_chain() == []
+    assert {d.via for d in Decision.select(Decision.via)} == {"run"}
 
 
 def test_a_customer_with_broken_data_is_recorded_and_the_run_goes_on(settings, db):

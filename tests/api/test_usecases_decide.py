@@ -42,7 +42,7 @@ def test_decide_customers_stores_one_decision_per_customer_and_rule_set(portfoli
     engine = Engine()
     ledgers = ledger.load_ledgers(portfolio[:10])
     stored = decide_customers(engine, active, ledgers, AS_OF, "test")
-    assert len(stored) == 30
+    assert len(stored) == 30 and {d["via"] for d in stored} == {"run"}
     assert [d["customer_id"] for d in stored[:3]] == [portfolio[0]] * 3
     assert decisions.verify_chain() == []
 
@@ -89,7 +89,7 @@ def test_build_decision_record_takes_version_info_as_a_mapping(portfolio):
     facts = derive_facts(ledger.load_ledger(portfolio[0]), AS_OF)
     evaluation = Engine().evaluate(active.ruleset, facts)
     info = {"kind": "reminder", "version": 1, "sha256": active.sha256}
-    record = build_decision_record(evaluation, info, facts, portfolio[0], AS_OF, "erp")
+    record = build_decision_record(evaluation, info, facts, portfolio[0], AS_OF, "erp", via="api")
     assert record["ruleset"] == info and record["created_at"].tzinfo is not None
     assert decisions.append_decision(record)["seq"] == 1
 

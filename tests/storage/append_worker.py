@@ -2,8 +2,7 @@
 
 Usage: python append_worker.py DATABASE_URL WORKER_NAME ROUNDS GO_FILE
 Waits for GO_FILE to exist so every worker starts at once; every fifth round appends a batch
-of three; prints when it started and finished appending. Not a test module (its name does
-not start with test_).
+of three. Not a test module (its name does not start with test_).
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ def record(worker: str, n: int) -> dict:
         "requested_by": worker,
         "created_at": datetime.now(UTC),
         "engine_us": 1,
+        "via": "api",
     }
 
 
@@ -39,13 +39,11 @@ def main(url: str, worker: str, rounds: int, go: str) -> None:
     print("ready", flush=True)
     while not Path(go).exists():
         time.sleep(0.002)
-    started = time.time()
     for n in range(rounds):
         if n % 5 == 4:
             decisions.append_decisions([record(worker, f"{n}.{k}") for k in range(3)])
         else:
             decisions.append_decision(record(worker, n))
-    print(started, time.time(), flush=True)
 
 
 if __name__ == "__main__":

@@ -205,6 +205,7 @@ def decision_record(n: int, **changes) -> dict:
         "requested_by": "test",
         "created_at": datetime(2024, 4, 15, 2, 0, n % 60, 1000 * n, tzinfo=UTC),
         "engine_us": 31,
+        "via": "api",
     }
     record.update(changes)
     return record
@@ -214,3 +215,38 @@ def decision_record(n: int, **changes) -> dict:
 def make_decision():
     """`make_decision(n, **changes)`: a decision record ready for append_decision."""
     return decision_record
+
+
+@pytest.fixture
+def append_format_1():
+    """`append_format_1(records, tags_table="decision_tag")`: see store_format_1."""
+    return store_format_1
+
+
+def store_format_1(records: list[dict], tags_table: str = "decision_tag") -> list[dict]:
+    """Append decisions as credo did before record formats (migrations 1 to 7): the twelve
+    SPEC §5 fields hashed, no format or via column, tags in `tags_table`. Returns them as
+    stored."""
+    from engine.trace import GENESIS_HASH, chain_hash
+    from storage.db import database
+    from storage.decisions import prepare_decisions, shape
+    from storage.migrations import _DecisionV1
+
+    head = database.execute_sql('SELECT "seq", "hash" FROM "decision" ORDER BY "seq" DESC LIMIT 1')
+    last, prev = head.fetchone() or (0, GENESIS_HASH)
+    stored = []
+    for seq, decision in enumerate(prepare_decisions(records), start=last + 1):
+        record = {k: v for k, v in decision.record.items() if k not in ("format", "via")}
+        digest = chain_hash(record, prev)
+        row = dict(zip([c.name for c in shape.COLUMNS], decision.row, strict=True))
+        del row["format"], row["via"]
+        _DecisionV1.insert(**row, seq=seq, prev_hash=prev, hash=digest).execute()
+        mark = database.param
+        insert = (
+            f'INSERT INTO "{tags_table}" ("seq", "name", "value") VALUES ({mark}, {mark}, {mark})'
+        )
+        for name, value in decision.tags:
+            database.execute_sql(insert, (seq, name, value))
+        stored.append({**record, "seq": seq, "prev_hash": prev, "hash": digest})
+        prev = digest
+    return stored

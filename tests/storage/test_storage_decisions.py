@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.trace import GENESIS_HASH, canonical_json_plain, chain_hash
+from engine.trace import GENESIS_HASH, canonical_json, canonical_json_plain, chain_hash
 from storage import decisions
-from storage.db import COPY_MIN_ROWS, is_postgres
-from storage.decisions import DECISION_FIELDS, DecisionFilter
+from storage.db import COPY_MIN_ROWS
+from storage.decisions import DecisionFilter
 from storage.errors import InvalidRecord
-from storage.models import Decision
+from storage.models import Decision, JSONText
+
+
+def hashed(stored: dict) -> dict:
+    """The record a stored decision's hash signs: all of it but its place in the chain."""
+    return {k: v for k, v in stored.items() if k not in ("seq", "prev_hash", "hash")}
 
 
 def test_append_chains_each_decision_to_the_previous(db, make_decision):
@@ -25,8 +30,8 @@ def test_append_chains_each_decision_to_the_previous(db, make_decision):
     chain = [first, *rest]
     for before, after in zip(chain, chain[1:], strict=False):
         assert after["prev_hash"] == before["hash"]
-    hashed = {k: first[k] for k in DECISION_FIELDS}
-    assert first["hash"] == chain_hash(hashed, GENESIS_HASH)
+    assert first["hash"] == chain_hash(hashed(first), GENESIS_HASH)
+    assert (first["format"], first["via"]) == (2, "api")
     assert decisions.chain_head() == (5, rest[-1]["hash"])
     assert decisions.verify_chain() == []
 
@@ -70,17 +75,13 @@ def test_a_bulk_append_stores_awkward_text_and_nulls_exactly(db, make_decision, 
     assert decisions.count_decisions(tagged) == sum(r["outcome"]["tone"] == "firm" for r in stored)
 
 
-def test_one_decision_at_a_time_hashes_awkward_text_as_credo_does(db, make_decision):
-    # One decision outside a transaction is how the API appends. On PostgreSQL the server
-    # computes the chain hash: it must agree with Python's for any text, the first decision
-    # of the chain included.
+def test_one_decision_at_a_time_stores_awkward_text_exactly(db, make_decision):
     awkward = "Mahnung für Ü € 🙂, 'quote' \"double\" back\\slash \\n \x01\x1f tab\t end"
     first = decisions.append_decision(make_decision(1, reasons=[awkward], facts={"n": awkward}))
     second = decisions.append_decision(make_decision(2, requested_by=awkward, customer_id=None))
     assert first["prev_hash"] == GENESIS_HASH and second["prev_hash"] == first["hash"]
     for stored in (first, second):
-        hashed = {k: stored[k] for k in DECISION_FIELDS}
-        assert stored["hash"] == chain_hash(hashed, stored["prev_hash"])
+        assert stored["hash"] == chain_hash(hashed(stored), stored["prev_hash"])
         assert decisions.get_decision(stored["decision_id"]) == stored
     assert decisions.count_decisions(DecisionFilter(rule_id="RT-040")) == 2
     assert decisions.verify_chain() == []
@@ -91,96 +92,55 @@ def test_a_writer_with_a_stale_chain_head_cannot_fork_the_chain(db, make_decisio
     # claiming the same predecessor.
     import peewee as pw
 
+    from storage.decisions import append
+    from storage.decisions.append import chain_hash_text
+
     first = decisions.append_decision(make_decision(1))
     decisions.append_decision(make_decision(2))
-    rows, _tags, placed = decisions._chained(
-        decisions.prepare_decisions([make_decision(3)]), (first["seq"], first["hash"])
-    )
-    assert placed[0][1] == first["hash"]  # it would claim decision 1 as its predecessor
+    (late,) = decisions.prepare_decisions([make_decision(3)])
+    stale = (2, *late.row, first["hash"], chain_hash_text(late.canonical, first["hash"]))
     with pytest.raises(pw.IntegrityError), db.atomic():
-        decisions.insert_rows(Decision, decisions._COLUMNS, rows)
+        Decision.insert_many([stale], fields=list(append._COLUMNS)).execute()
     assert Decision.select().count() == 2
     assert decisions.verify_chain() == []
 
 
-def test_searches_find_staged_tags_before_and_after_they_are_settled(db, make_decision):
-    # On SQLite, decisions stored a few at a time by a writer that settles them later (the
-    # API) stage their tags; a settle moves them into the tag table. No search may tell the
-    # difference.
-    from storage.models import DecisionTag, RecentDecisionTag
-
-    bulk = decisions.append_decisions([make_decision(n) for n in range(1, 13)])
-    single = [decisions.append_decision(make_decision(n), stage_tags=True) for n in range(13, 17)]
-    assert decisions.append_decision(make_decision(17))["seq"] == 17  # not staged: the CLI's
-    bulk.append(decisions.get_decision("dec-17"))
-    staged = RecentDecisionTag.select().count()
-    assert staged == (0 if is_postgres() else 3 * len(single))  # tone, cadence_days, rule
-    searches = [
-        DecisionFilter(outcome={"tone": "firm"}),
-        DecisionFilter(outcome={"cadence_days": "7"}, rule_id="RT-040"),
-        DecisionFilter(rule_id="RT-040", customer_id="C3"),
-        DecisionFilter(outcome={"tone": "none"}),
-    ]
-    stored = sorted([*bulk, *single], key=lambda d: d["seq"])
-    expected = [
-        [d["seq"] for d in stored if d["outcome"]["tone"] == "firm"],
-        [d["seq"] for d in stored],
-        [d["seq"] for d in stored if d["customer_id"] == "C3"],
-        [],
-    ]
-    for search, seqs in zip(searches, expected, strict=True):
-        assert [d["seq"] for d in decisions.query_decisions(search).items] == seqs
-    tags = DecisionTag.select().count()
-    assert decisions.settle_recent_tags() == staged
-    assert RecentDecisionTag.select().count() == 0
-    assert DecisionTag.select().count() == tags + staged
-    for search, seqs in zip(searches, expected, strict=True):
-        assert [d["seq"] for d in decisions.query_decisions(search).items] == seqs
-        assert decisions.count_decisions(search) == len(seqs)
-    assert decisions.settle_recent_tags() == 0
-    RecentDecisionTag.insert(decision=1, name="rule", value="RT-040").execute()  # moved before
-    assert decisions.settle_recent_tags() == 0 and RecentDecisionTag.select().count() == 0
+# A decision stored before record formats existed (format 1), its hash as that code computed
+# it: verification must go on accepting it, and the chain on growing after it.
+FORMAT_1_HASH = "fb06cad30ad1c3d8383896c7d0d95024a291a005cd966aeed4162f67923aadbc"
 
 
-def test_postgresql_prepares_the_append_again_when_the_server_forgot_it(db, make_decision):
-    # A connection pooler in front of PostgreSQL may hand the session to someone else, who
-    # discards its prepared statements.
-    if not is_postgres():
-        pytest.skip("PostgreSQL only: SQLite has no prepared statements on the server")
-    decisions.append_decision(make_decision(1))
-    db.execute_sql("DEALLOCATE ALL")
-    stored = decisions.append_decision(make_decision(2))
-    assert stored["seq"] == 2
-    # One statement forgotten (two tags), another still there (three tags): PREPARE would
-    # refuse to make that one again.
-    decisions.append_decision(make_decision(3, fired=[]))
-    db.execute_sql("DEALLOCATE credo_append_2")
-    assert decisions.append_decision(make_decision(4, fired=[]))["seq"] == 4
-    assert decisions.append_decision(make_decision(5))["seq"] == 5
+def format_1_row(record: dict) -> dict:
+    """The Decision columns of `record` as code before formats stored it (no format, no via)."""
+    return {
+        "seq": 1,
+        **{k: record[k] for k in ("decision_id", "kind", "customer_id", "as_of", "requested_by")},
+        **{
+            k: JSONText(canonical_json(record[k])) for k in ("outcome", "reasons", "fired", "facts")
+        },
+        "ruleset_kind": "reminder",
+        "ruleset_version": 1,
+        "ruleset_sha256": "ab" * 32,
+        "created_at": record["created_at"].replace(tzinfo=None),
+        "engine_us": record["engine_us"],
+        "prev_hash": GENESIS_HASH,
+        "hash": FORMAT_1_HASH,
+    }
+
+
+def test_a_decision_hashed_before_formats_existed_still_verifies(db, make_decision):
+    Decision.insert(**format_1_row(make_decision(1)), format=1, via=None).execute()
+    old = decisions.get_decision("dec-1")
+    assert "format" not in old and "via" not in old  # format 1: the twelve SPEC §5 fields
+    assert old["hash"] == chain_hash(hashed(old), GENESIS_HASH) == FORMAT_1_HASH
+    new = decisions.append_decision(make_decision(2))
+    assert new["prev_hash"] == FORMAT_1_HASH and new["format"] == 2
     assert decisions.verify_chain() == []
-
-
-def test_postgresql_append_commits_early_but_leaves_the_session_as_it_was(db, make_decision):
-    # The append commits without waiting for the log flush (the chain lock is free sooner),
-    # then waits for it in a second transaction of the same query. Neither the relaxed
-    # setting nor an open transaction may outlive the query, even when it fails.
-    import peewee as pw
-
-    if not is_postgres():
-        pytest.skip("PostgreSQL only: SQLite commits without a server")
-    from psycopg2.extensions import TRANSACTION_STATUS_IDLE
-
-    connection = db.connection()
-    first = decisions.append_decision(make_decision(1))
-    assert db.execute_sql("SHOW synchronous_commit").fetchone()[0] == "on"
-    assert connection.get_transaction_status() == TRANSACTION_STATUS_IDLE
-    with pytest.raises(pw.IntegrityError):  # the same decision id again
-        decisions.append_decision(make_decision(1))
-    assert connection.get_transaction_status() == TRANSACTION_STATUS_IDLE
-    assert db.execute_sql("SHOW synchronous_commit").fetchone()[0] == "on"
-    second = decisions.append_decision(make_decision(2))
-    assert (second["seq"], second["prev_hash"]) == (2, first["hash"])
-    assert decisions.verify_chain() == []
+    # The format is signed: relabelling a row's format is an alteration like any other.
+    db.execute_sql('UPDATE "decision" SET "format" = 1 WHERE "seq" = 2')
+    assert [(p.seq, "altered" in p.problem) for p in decisions.verify_chain()] == [(2, True)]
+    db.execute_sql('UPDATE "decision" SET "format" = 7 WHERE "seq" = 2')
+    assert "unknown record format 7" in decisions.verify_chain()[0].problem
 
 
 @pytest.mark.parametrize(
@@ -192,6 +152,14 @@ def test_postgresql_append_commits_early_but_leaves_the_session_as_it_was(db, ma
         ({"facts": {"x": float("nan")}}, "facts"),
         ({"ruleset": {"kind": "reminder"}}, "ruleset"),
         ({"engine_us": -1}, "engine_us"),
+        ({"engine_us": 2**63}, "engine_us"),
+        ({"via": "web"}, "via"),
+        ({"via": None}, "via"),
+        ({"customer_id": "C\x001"}, "customer_id"),
+        ({"requested_by": "\ud800"}, "requested_by"),
+        ({"reasons": ["lone \udc00 surrogate"]}, "reasons"),
+        ({"facts": {"x": Decimal("1"), "y": "\ud800"}}, "facts"),
+        ({"fired": [{"name": "no id"}]}, "fired"),
     ],
 )
 def test_malformed_decisions_are_refused_naming_the_field(db, make_decision, change, field):
@@ -268,22 +236,44 @@ def test_verify_finds_two_rows_swapped(db, make_decision):
     assert all("prev_hash" in p.problem for p in problems)
 
 
-_TEXT = st.text()
-
-
 @settings(max_examples=300, deadline=None)
-@given(
-    st.one_of(
-        _TEXT,
-        st.integers(),
-        st.none(),
-        st.booleans(),
-        st.floats(allow_nan=False, allow_infinity=False),
-    )
-)
-def test_the_shortcut_encoding_of_scalars_writes_exactly_the_canonical_json(value):
-    """What the hash signs must not depend on which encoder wrote it."""
-    from storage.decisions import _scalar_json, tag_value
+@given(st.text(), st.integers(min_value=0, max_value=2**63 - 1))
+def test_the_shortcut_encoding_of_scalars_writes_exactly_the_canonical_json(text, number):
+    """What the hash signs must not depend on which encoder wrote a field."""
+    from storage.decisions.shape import Count, Text
 
-    assert _scalar_json(value) == canonical_json_plain(value)
-    assert tag_value(value) == (value if isinstance(value, str) else json.dumps(value))
+    try:
+        expected = canonical_json_plain(text)
+        expected.encode("utf-8")
+    except UnicodeEncodeError:
+        with pytest.raises(InvalidRecord):
+            Text(10**6, empty=True).encode("x", text, {})
+        return
+    if "\x00" not in text:
+        assert Text(10**6, empty=True).encode("x", text, {})[1] == expected
+    assert Count().encode("n", number, {})[1] == canonical_json_plain(number)
+
+
+def test_appends_on_a_live_connection_go_on_after_hundreds_of_other_connections(db, make_decision):
+    # Regression: the PostgreSQL append once kept which connections had prepared its
+    # statement, and forgot them all after 257 connections, live ones too: the next PREPARE
+    # on a live connection failed ("already exists") and so did every later append on it.
+    import threading
+
+    decisions.append_decision(make_decision(1))  # this thread's connection stays open
+    errors = []
+
+    def others() -> None:
+        try:
+            for n in range(2, 262):
+                with db.connection_context():  # a connection of its own each time
+                    decisions.append_decision(make_decision(n))
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    thread = threading.Thread(target=others)
+    thread.start()
+    thread.join()
+    assert errors == []
+    assert decisions.append_decision(make_decision(262))["seq"] == 262
+    assert decisions.verify_chain() == []

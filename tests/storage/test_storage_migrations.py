@@ -58,7 +58,7 @@ def test_unknown_target_is_refused(empty_db):
 
 
 def test_decision_tags_of_an_earlier_release_are_rekeyed_without_losing_rows(
-    empty_db, make_decision
+    empty_db, make_decision, append_format_1
 ):
     """Migration 5: the tag table as releases before it made it (an id, a foreign key to the
     decision, an index) becomes one keyed by (name, value, seq), its rows kept, searches the
@@ -79,7 +79,7 @@ def test_decision_tags_of_an_earlier_release_are_rekeyed_without_losing_rows(
     empty_db.execute_sql(
         'CREATE INDEX "decision_tag_name_value_seq" ON "decision_tag" ("name", "value", "seq")'
     )
-    stored = decisions.append_decisions([make_decision(n) for n in range(1, 8)])
+    stored = append_format_1([make_decision(n) for n in range(1, 8)])
     firm = DecisionFilter(outcome={"tone": "firm"})
     before = [d["seq"] for d in stored if d["outcome"]["tone"] == "firm"]
     tagged_before = empty_db.execute_sql('SELECT count(*) FROM "decision_tag"').fetchone()[0]
@@ -93,4 +93,32 @@ def test_decision_tags_of_an_earlier_release_are_rekeyed_without_losing_rows(
     more = decisions.append_decisions([make_decision(n) for n in range(20, 22)])
     tagged = decisions.query_decisions(DecisionFilter(rule_id="RT-040")).items
     assert {d["seq"] for d in tagged} == {d["seq"] for d in [*stored, *more]}
+    assert decisions.verify_chain() == []
+
+
+def test_decisions_of_an_earlier_release_keep_verifying_and_their_staged_tags_are_found(
+    empty_db, make_decision, append_format_1
+):
+    """Migration 8: decisions stored before record formats read back as format 1 (no format,
+    no via), their hashes verify, new ones (format 2) chain after them; the tags staged in
+    decision_tag_recent join decision_tag and the staging table is gone."""
+    from engine.trace import GENESIS_HASH
+    from storage import decisions
+    from storage.decisions import DecisionFilter
+    from storage.migrations import table_exists
+
+    assert migrate(empty_db, target=7) == list(range(1, 8))
+    old = append_format_1([make_decision(n) for n in range(1, 4)])
+    old += append_format_1([make_decision(n) for n in range(4, 6)], "decision_tag_recent")
+    assert old[0]["prev_hash"] == GENESIS_HASH and old[3]["prev_hash"] == old[2]["hash"]
+    assert migrate(empty_db)[0] == 8
+
+    assert not table_exists(empty_db, "decision_tag_recent")
+    assert decisions.get_decision("dec-4") == old[3]
+    assert "via" not in old[3] and "format" not in old[3]
+    tagged = decisions.query_decisions(DecisionFilter(rule_id="RT-040")).items
+    assert [d["decision_id"] for d in tagged] == [f"dec-{n}" for n in range(1, 6)]
+    new = decisions.append_decision(make_decision(6))
+    assert (new["seq"], new["prev_hash"], new["format"]) == (6, old[-1]["hash"], 2)
+    assert decisions.count_decisions(DecisionFilter(outcome={"tone": "friendly"})) == 3
     assert decisions.verify_chain() == []
