@@ -10,6 +10,7 @@ from __future__ import annotations
 import peewee as pw
 from flask import Flask
 
+from api import console
 from api.http import (
     customers,
     decisions,
@@ -86,4 +87,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     for module in (health, decisions, ledger, customers, rulesets, runs, simulations, jobs):
         module.init_app(api)
     docs.init_app(app)
+    console.init_app(app, settings)
     return app

@@ -68,6 +68,14 @@ class RunSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    # Signs the console's session cookies. Empty: a random key kept in the data directory
+    # (console_secret_key), made on first use; set it when several machines serve the console.
+    secret_key: str = ""
+    session_hours: float = 8.0
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     paths: PathSettings = field(default_factory=PathSettings)
@@ -77,6 +85,7 @@ class Settings:
     rules: RulesSettings = field(default_factory=RulesSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     run: RunSettings = field(default_factory=RunSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
     base_dir: Path = PROJECT_ROOT
 
     @property

@@ -151,6 +151,12 @@ def verify_key(key: str) -> KeyInfo | None:
     return KeyInfo.from_row(row)
 
 
+def get_key(key_id: int) -> KeyInfo | None:
+    """The key with this id, live or revoked (None when unknown)."""
+    row = ApiKey.get_or_none(ApiKey.id == key_id)
+    return KeyInfo.from_row(row) if row else None
+
+
 def list_keys(include_revoked: bool = True) -> list[KeyInfo]:
     """Every key, oldest first."""
     query = ApiKey.select().order_by(ApiKey.id)

@@ -204,3 +204,9 @@ def invoice_customers(invoice_ids: list[str]) -> set[str]:
         query = Invoice.select(Invoice.customer).where(Invoice.id.in_(chunk)).distinct()
         found.update(customer_id for (customer_id,) in query.tuples())
     return found
+
+
+def customer_actions(customer_id: str, limit: int = 20) -> list[Action]:
+    """The customer's latest actions over all runs, newest first."""
+    query = Action.select().where(Action.customer_id == customer_id)
+    return list(query.order_by(Action.id.desc()).limit(limit))

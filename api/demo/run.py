@@ -1,5 +1,7 @@
-"""The `credo demo` use case: a synthetic portfolio into a demo database, every open account
-decided with the active rule sets, and a summary (decisions by outcome, the riskiest accounts).
+"""The `credo demo` use case: a synthetic portfolio into a demo database, the nightly run of its
+date (every open account decided with the active rule sets, the worklist, the report), an admin
+key for the web console, and a summary (decisions by outcome, the riskiest accounts, how to
+open the console).
 
 A database is a demo database when its meta table holds the demo's marker, which records how
 many rows of each kind of data (keys, ledger records, decisions, rule-set versions, runs) the
@@ -58,7 +60,8 @@ def run_demo(
     init = init_database(url, settings.rules_dir)
     _mark_demo(customers, seed, as_of, made=None)
     records = _import_portfolio(customers, seed, as_of, console)
-    decisions = _decide_open_accounts(as_of, console)
+    decisions = _run_the_night(settings, as_of, console)
+    console_key = _console_key(settings)
     _mark_demo(customers, seed, as_of, made=_count_data())
     summary = {
         "database": init["database"],
@@ -70,6 +73,7 @@ def run_demo(
         "decisions": _by_outcome(decisions),
         "riskiest": _riskiest(decisions),
         "seconds": round(time.perf_counter() - started, 1),
+        "console": console_key,
     }
     _print_summary(summary, console)
     return summary
@@ -229,24 +233,33 @@ def _upsert(upsert_records: Any, batch: list[dict[str, Any]]) -> int:
     return result.accepted
 
 
-def _decide_open_accounts(as_of: date, console: Console) -> list[dict[str, Any]]:
-    from api.usecases import DEFAULT_KINDS, decide_customers, load_active_rulesets
-    from engine.runtime import Engine
-    from storage.ledger import iter_open_customer_ids, load_ledgers
+def _run_the_night(settings: Settings, as_of: date, console: Console) -> list[dict[str, Any]]:
+    """The nightly run of `as_of` over the portfolio (decisions, worklist, report), as
+    `credo run` makes it; its decisions, which are all the database holds."""
+    from api.nightly.run import execute_run, prepare_run
+    from storage.decisions import iter_decisions
 
-    active = load_active_rulesets()
-    ordered = [active[k] for k in DEFAULT_KINDS if k in active]
-    ordered += [v for k, v in sorted(active.items()) if k not in DEFAULT_KINDS]
-    engine = Engine()
-    batches = list(iter_open_customer_ids(DECIDE_BATCH, as_of=as_of))
-    stored: list[dict[str, Any]] = []
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("deciding open accounts", total=sum(map(len, batches)))
-        for ids in batches:
-            ledgers = load_ledgers(ids)
-            stored += decide_customers(engine, ordered, ledgers, as_of, "credo demo")
-            progress.advance(task, len(ids))
-    return stored
+    with console.status("the nightly run: deciding every open account"):
+        run, _ = prepare_run(settings, as_of, False, "credo demo")
+        execute_run(settings, run.run_id)
+    return list(iter_decisions())
+
+
+CONSOLE_KEY = "demo-console"
+
+
+def _console_key(settings: Settings) -> dict[str, str]:
+    """An admin key for the web console on the demo data, and how to open it."""
+    from storage.keys import create_key
+
+    key, _ = create_key(CONSOLE_KEY, "admin", owner="demo")
+    host = settings.api.host if settings.api.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    return {
+        "command": "credo serve",
+        "url": f"http://{host}:{settings.api.port}/console/",
+        "key_name": CONSOLE_KEY,
+        "key": key,
+    }
 
 
 def _headline(decision: dict[str, Any]) -> tuple[str, Any]:
@@ -331,6 +344,13 @@ def _print_summary(summary: dict[str, Any], console: Console) -> None:
         f"{sum(sum(c.values()) for c in summary['decisions'].values())} decisions stored in "
         f"{summary['seconds']} s. Database: {summary['database']}"
     )
+    web = summary["console"]
+    console.print(
+        f"Web console: run `{web['command']}` (with the same settings) and open {web['url']}; "
+        f"sign in with the admin key {web['key_name']} made for it:",
+        highlight=False,
+    )
+    console.print(web["key"], highlight=False, soft_wrap=True)
 
 
 def is_demo_database() -> bool:

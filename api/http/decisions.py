@@ -139,7 +139,7 @@ class Decisions(MethodView):
     @blp.response(200, DecisionPageSchema)
     def get(self, args: dict[str, Any]) -> Response:
         """Decisions matching the filters, a page at a time (follow next_cursor)."""
-        from storage.decisions import query_decisions
+        from api.decision_views import list_decisions
 
         max_page = app_state().settings.api.max_page_size
         if args["limit"] > max_page:
@@ -147,10 +147,10 @@ class Decisions(MethodView):
                 422, "", errors={"limit": [f"must be at most {max_page} (api.max_page_size)"]}
             )
         cursor = args.get("cursor")
-        page = query_decisions(
+        page = list_decisions(
             decision_filter(args),
-            after=int(cursor) if cursor else None,
-            limit=args["limit"],
+            int(cursor) if cursor else None,
+            args["limit"],
             newest_first=args["order"] == "desc",
         )
         next_cursor = str(page.next_cursor) if page.next_cursor is not None else None
@@ -185,18 +185,14 @@ class DecisionExport(MethodView):
 
 
 def decision_filter(args: dict[str, Any]):
-    """storage's DecisionFilter from the query arguments."""
-    from storage.decisions import DecisionFilter
+    """storage's DecisionFilter from the query arguments (api.decision_views)."""
+    from api.decision_views import decision_filter as build
 
-    outcome: dict[str, str] = {}
-    for item in args.get("outcome") or ():
-        field, _, value = item.partition("=")
-        outcome[field] = value
-    return DecisionFilter(
+    return build(
         customer_id=args.get("customer_id"),
         kind=args.get("kind"),
-        outcome=outcome,
-        rule_id=args.get("rule"),
+        outcome=args.get("outcome") or (),
+        rule=args.get("rule"),
         created_from=args.get("from_"),
         created_to=args.get("to"),
     )

@@ -10,10 +10,6 @@ the lock, nothing is started and the answer is 409: one run at a time, the calle
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 from flask import Response, stream_with_context, url_for
@@ -34,46 +30,16 @@ from api.http.run_schemas import (
     RunStartSchema,
 )
 from api.http.smorest import Api, Blueprint
-from storage.models import ID_LENGTH
+from api.run_views import find_run, run_json, runs_page, worklist_csv, worklist_page
 
 blp = Blueprint("runs", __name__, url_prefix="/v1/runs", description="Nightly runs and worklist")
 
-CSV_COLUMNS = (
-    "action_id",
-    "run_id",
-    "customer_id",
-    "type",
-    "state",
-    "state_reason",
-    "tone",
-    "channel",
-    "agency",
-    "open_balance",
-    "overdue_balance",
-    "days_past_due",
-    "oldest_invoice_id",
-    "oldest_invoice_due_date",
-    "message_subject",
-    "decision_id",
-    "created_at",
-)
-
 
 def _find_run(run_id: str) -> Any:
-    from storage.worklist import get_run
-
-    run = get_run(run_id) if len(run_id) <= ID_LENGTH else None
+    run = find_run(run_id)
     if run is None:
         raise ApiProblem(404, f"no run {run_id!r}")
     return run
-
-
-def run_json(run: Any) -> dict[str, Any]:
-    """A run with its report and, read now, its progress."""
-    from storage.nightly import progress
-    from storage.worklist import run_to_json
-
-    return {**run_to_json(run), "progress": progress(run.run_id)}
 
 
 def _check_limit(limit: int) -> None:
@@ -130,27 +96,11 @@ class Runs(MethodView):
         from storage.worklist import run_to_json
 
         _check_limit(args["limit"])
-        runs, next_before = _runs_page(args["limit"], args.get("before"))
+        runs, next_before = runs_page(args["limit"], args.get("before"))
         return {
             "items": [run_to_json(r) for r in runs],
             "next_before": next_before.isoformat() if next_before else None,
         }
-
-
-def _runs_page(limit: int, before: Any) -> tuple[list[Any], Any]:
-    """Up to `limit` runs dated before `before`, newest first, and the `before` of the next
-    page. A page never splits a date: its attempts are all on one page."""
-    from storage.worklist import list_runs
-
-    runs = list_runs(limit + 1, before)
-    if len(runs) <= limit:
-        return runs, None
-    cut = runs[limit].as_of  # the date of the first run left out
-    page = [r for r in runs[:limit] if r.as_of > cut]
-    if page:
-        return page, cut + timedelta(days=1)
-    # Every run of the page is of that one date: show all its attempts.
-    return [r for r in list_runs(10_000, cut + timedelta(days=1)) if r.as_of == cut], cut
 
 
 @blp.route("/<string:run_id>")
@@ -179,71 +129,26 @@ class RunActions(MethodView):
     def get(self, args: dict[str, Any], run_id: str) -> Any:
         """The run's worklist: reminders to send (with their message), plan offers, hand-offs,
         credit reviews; filter by type and state (pending, acknowledged, failed, void)."""
-        from storage.worklist import action_to_json, actions_query, iter_actions
+        from storage.worklist import action_to_json
 
         run = _find_run(run_id)
         after = int(args.get("cursor") or 0)
         if args["format"] == "csv":
-            rows = iter_actions(run.run_id, args.get("type"), args.get("state"), after)
+            rows = worklist_csv(run.run_id, args.get("type"), args.get("state"), after)
             return Response(
-                stream_with_context(_csv_lines(rows)),
+                stream_with_context(rows),
                 mimetype="text/csv",
                 headers={"Content-Disposition": f'attachment; filename="actions-{run.as_of}.csv"'},
             )
         limit = args["limit"]
         _check_limit(limit)
-        query = actions_query(run.run_id, args.get("type"), args.get("state"), after)
-        found = list(query.limit(limit + 1))
-        page = found[:limit]
-        more = len(found) > limit
+        page, next_cursor = worklist_page(
+            run.run_id, args.get("type"), args.get("state"), after, limit
+        )
         return {
             "items": [action_to_json(a) for a in page],
-            "next_cursor": str(page[-1].id) if more else None,
+            "next_cursor": str(next_cursor) if next_cursor is not None else None,
         }
-
-
-def csv_row(action: Any) -> list[Any]:
-    """An action flattened to CSV_COLUMNS: the payload's main fields, the rest left out."""
-    payload = action.payload or {}
-    invoices = payload.get("invoices") or []
-    oldest = payload.get("oldest_invoice") or (invoices[0] if invoices else None) or {}
-    message = payload.get("message") or {}
-    return [
-        action.id,
-        action.run_id,
-        action.customer_id,
-        action.type,
-        action.state,
-        action.state_reason,
-        payload.get("tone", ""),
-        payload.get("channel", ""),
-        payload.get("agency", ""),
-        payload.get("open_balance", ""),
-        payload.get("overdue_balance", ""),
-        payload.get("days_past_due", ""),
-        oldest.get("invoice_id", ""),
-        oldest.get("due_date", ""),
-        message.get("subject", ""),
-        action.decision_id or "",
-        action.created_at.isoformat(),
-    ]
-
-
-def _csv_lines(actions: Iterator) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    writer.writerow(CSV_COLUMNS)
-    yield flush()
-    for action in actions:
-        writer.writerow(csv_row(action))
-        yield flush()
 
 
 def init_app(api: Api) -> None:

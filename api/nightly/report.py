@@ -10,13 +10,20 @@ Portfolio figures a controller watches (over the accounts the run evaluated):
   / (receivables 30 days ago + sales of the last 30 days − current, not yet due, receivables now)
   × 100. 100 means everything collectable was collected. Receivables 30 days ago are what
   was invoiced by then minus what was paid and credited by then (never below zero).
+
+Money of different currencies must not be added up: `portfolio.by_currency` holds the same
+figures for each currency's customers alone. The top-level figures, kept for the clients that
+read them, add every currency together and are meaningful only for a one-currency portfolio.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
+
+from engine.ledger import Ledger
 
 MAX_ERRORS_LISTED = 200
 
@@ -69,7 +76,20 @@ def _ratio(numerator: Decimal, denominator: Decimal, scale: Decimal) -> float | 
 
 
 def portfolio(figures: dict[str, Decimal]) -> dict[str, Any]:
-    """Aging, overdue share, DSO and CEI from the summed figures of a run's batches."""
+    """Aging, overdue share, DSO and CEI from the summed figures of a run's batches, in all
+    and (by_currency) for each currency's customers."""
+    currencies: dict[str, dict[str, Decimal]] = {}
+    for name, value in figures.items():
+        currency, slash, figure = name.partition(CURRENCY_SEPARATOR)
+        if slash:
+            currencies.setdefault(currency, {})[figure] = value
+    return {
+        **_figures(figures),
+        "by_currency": {c: _figures(currencies[c]) for c in sorted(currencies)},
+    }
+
+
+def _figures(figures: dict[str, Decimal]) -> dict[str, Any]:
     get = lambda name: figures.get(name, Decimal(0))  # noqa: E731
     open_now, overdue, current = get("open_balance"), get("overdue_balance"), get("current_balance")
     begin, sales_30 = get("open_balance_30d_ago"), get("sales_30d")
@@ -90,3 +110,45 @@ def portfolio(figures: dict[str, Decimal]) -> dict[str, Any]:
         "dso_days": _ratio(open_now, get("sales_90d"), Decimal(90)),
         "cei_percent": _ratio(collectable - open_now, collectable - current, Decimal(100)),
     }
+
+
+CURRENCY_SEPARATOR = "/"  # a batch figure "EUR/open_balance" is that currency's alone
+
+
+def add_figures(
+    totals: dict[str, Decimal], facts: dict[str, Any], ledger: Ledger, as_of: date
+) -> None:
+    """Add one account to a batch's portfolio sums: balances, aging, sales, receivables 30
+    days earlier, each both in all and under the account's currency."""
+    currency = ledger.customer.currency
+
+    def add(name: str, value: Any) -> None:
+        for key in (name, f"{currency}{CURRENCY_SEPARATOR}{name}"):
+            totals[key] = totals.get(key, Decimal(0)) + Decimal(value)
+
+    open_balance = facts["open_balance"]
+    add("open_balance", open_balance)
+    add("overdue_balance", facts["overdue_balance"])
+    add("current_balance", open_balance - facts["overdue_balance"])
+    for bucket in ("overdue_1_30", "overdue_31_60", "overdue_61_90", "overdue_90_plus"):
+        add(bucket, facts[bucket])
+    add("disputed_amount", facts["disputed_amount"])
+    month_ago = as_of - timedelta(days=30)
+    quarter_ago = as_of - timedelta(days=90)
+    sales_30 = sales_90 = billed_before = Decimal(0)
+    for invoice in ledger.invoices:
+        issued = invoice.issue_date
+        if issued <= month_ago:
+            billed_before += invoice.amount
+        elif issued <= as_of:
+            sales_30 += invoice.amount
+        if quarter_ago < issued <= as_of:
+            sales_90 += invoice.amount
+    settled_before = sum(
+        (p.amount for p in ledger.payments if p.date <= month_ago), Decimal(0)
+    ) + sum((c.amount for c in ledger.credit_notes if c.date <= month_ago), Decimal(0))
+    add("sales_30d", sales_30)
+    add("sales_90d", sales_90)
+    # Receivables 30 days ago: billed minus paid and credited by then (never below zero).
+    add("open_balance_30d_ago", max(billed_before - settled_before, Decimal(0)))
+    add("customers", 1)

@@ -20,12 +20,13 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
 from api.nightly.actions import derive_actions
 from api.nightly.messages import MessageError, MessageRenderer
+from api.nightly.report import add_figures
 from api.nightly.templates import pinned_templates
 from api.settings import Settings
 from api.usecases import ActiveRuleSet, build_decision_record
@@ -381,7 +382,7 @@ class WorkerContext:
                 for action in actions:
                     action["decision_id"] = action["payload"].get("decision_id")
                     action["payload"] = JSONText(_payload_json(action["payload"]))
-                _add_figures(totals, facts, ledger, self.as_of)
+                add_figures(totals, facts, ledger, self.as_of)
             except Exception as exc:  # one account's failure is recorded; the run goes on
                 output.errors.append({"customer_id": customer_id, "error": _describe(exc)})
                 continue
@@ -421,39 +422,3 @@ def _load(customer_ids: list[str]) -> tuple[dict[str, Ledger], list[dict[str, An
 def _describe(exc: Exception) -> str:
     text = str(exc).splitlines()[0] if str(exc) else ""
     return f"{type(exc).__name__}: {text}"[:500]
-
-
-def _add_figures(
-    totals: dict[str, Decimal], facts: dict[str, Any], ledger: Ledger, as_of: date
-) -> None:
-    """Portfolio sums for the report: balances, aging, sales, receivables 30 days earlier."""
-
-    def add(name: str, value: Any) -> None:
-        totals[name] = totals.get(name, Decimal(0)) + Decimal(value)
-
-    open_balance = facts["open_balance"]
-    add("open_balance", open_balance)
-    add("overdue_balance", facts["overdue_balance"])
-    add("current_balance", open_balance - facts["overdue_balance"])
-    for bucket in ("overdue_1_30", "overdue_31_60", "overdue_61_90", "overdue_90_plus"):
-        add(bucket, facts[bucket])
-    add("disputed_amount", facts["disputed_amount"])
-    month_ago = as_of - timedelta(days=30)
-    quarter_ago = as_of - timedelta(days=90)
-    sales_30 = sales_90 = billed_before = Decimal(0)
-    for invoice in ledger.invoices:
-        issued = invoice.issue_date
-        if issued <= month_ago:
-            billed_before += invoice.amount
-        elif issued <= as_of:
-            sales_30 += invoice.amount
-        if quarter_ago < issued <= as_of:
-            sales_90 += invoice.amount
-    settled_before = sum(
-        (p.amount for p in ledger.payments if p.date <= month_ago), Decimal(0)
-    ) + sum((c.amount for c in ledger.credit_notes if c.date <= month_ago), Decimal(0))
-    add("sales_30d", sales_30)
-    add("sales_90d", sales_90)
-    # Receivables 30 days ago: billed minus paid and credited by then (never below zero).
-    add("open_balance_30d_ago", max(billed_before - settled_before, Decimal(0)))
-    add("customers", 1)

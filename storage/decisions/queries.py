@@ -26,6 +26,7 @@ class DecisionFilter:
     rule_id: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    ruleset_version: int | None = None  # with `kind`, that kind's version
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ def _filtered(filters: DecisionFilter) -> pw.ModelSelect:
         query = query.where(Decision.created_at >= filters.created_from)
     if filters.created_to is not None:
         query = query.where(Decision.created_at < filters.created_to)
+    if filters.ruleset_version is not None:
+        query = query.where(Decision.ruleset_version == filters.ruleset_version)
     return query
 
 

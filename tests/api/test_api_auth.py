@@ -11,14 +11,17 @@ from flask import url_for
 ROLES = ("decide", "analyst", "approver", "auditor", "admin")
 
 # Routes served without a key, and whether /openapi.json documents them. Every other route
-# declares its roles with require_role. (Later: the web console's pages.)
+# declares its roles: the API's with require_role, the web console's with require_page.
 PUBLIC = {
     "/healthz": True,
     "/readyz": True,
     "/openapi.json": False,
     "/docs": False,
     "/docs/assets/<name>": False,
+    "/console/sign-in": False,
+    "/console/static/<path:filename>": False,
 }
+CONSOLE = "console."  # the console's endpoints: pages behind a session, not in /openapi.json
 
 
 def served_routes(app):
@@ -62,7 +65,11 @@ def test_every_route_declares_its_roles_or_is_public(app):
 
 
 def test_every_route_needs_a_key_and_a_role_declared_for_it(app, client, auth):
-    routes = [(r, m, roles) for r, m, roles in served_routes(app) if roles is not None]
+    routes = [
+        (r, m, roles)
+        for r, m, roles in served_routes(app)
+        if roles is not None and not r.endpoint.startswith(CONSOLE)
+    ]
     assert len(routes) >= 20
     for rule, method, roles in routes:
         path = sample_url(app, rule)
@@ -85,7 +92,7 @@ def test_every_served_route_is_in_the_openapi_document_with_its_roles(app, clien
     paths = client.get("/openapi.json").json["paths"]
     served = set()
     for rule, method, roles in served_routes(app):
-        if not PUBLIC.get(rule.rule, True):
+        if not PUBLIC.get(rule.rule, True) or rule.endpoint.startswith(CONSOLE):
             assert openapi_path(rule) not in paths, rule.rule
             continue
         operation = paths[openapi_path(rule)][method.lower()]
@@ -97,6 +104,45 @@ def test_every_served_route_is_in_the_openapi_document_with_its_roles(app, clien
             assert "security" not in operation, rule.rule
     documented = {(p, m) for p, ops in paths.items() for m in ops if m != "parameters"}
     assert documented == served  # and nothing documented is left unserved
+
+
+def test_every_console_page_needs_a_session_and_a_role_declared_for_it(app, client, keys):
+    """Without a session a console page redirects to the sign-in page (never 401 JSON); a key
+    of a role the page does not declare gets a 403 page; the roles it declares open it."""
+    from console_support import sign_in
+
+    routes = [
+        (r, m, roles)
+        for r, m, roles in served_routes(app)
+        if roles is not None and r.endpoint.startswith(CONSOLE)
+    ]
+    assert len(routes) >= 10
+    for rule, method, _ in routes:
+        path = sample_url(app, rule)
+        response = client.open(path, method=method, data={})
+        if method == "POST":  # no session, no CSRF token: refused before anything else
+            assert response.status_code == 400, (method, path)
+            continue
+        assert response.status_code == 302, (method, path)
+        assert response.headers["Location"].startswith("/console/sign-in?next="), path
+    for role in ROLES:
+        signed_in = app.test_client()
+        token = sign_in(signed_in, keys[role])
+        for rule, method, roles in routes:
+            if rule.endpoint == "console.sign_out":
+                continue  # signs this client out: checked last, below
+            path = sample_url(app, rule)
+            with signed_in.open(path, method=method, data={"csrf_token": token}) as response:
+                body = response.get_data(as_text=True)
+            if role in roles:
+                assert response.status_code not in (302, 401, 403), (method, path, role)
+                continue
+            assert response.status_code == 403, (method, path, role)
+            assert response.mimetype == "text/html", (method, path, role)
+            assert f"has role &#39;{role}&#39;" in body, body
+        response = signed_in.post("/console/sign-out", data={"csrf_token": token})
+        assert response.status_code == 302
+        assert signed_in.get("/console/").status_code == 302  # signed out
 
 
 def test_the_working_directorys_static_folder_is_not_served(app, client, tmp_path, monkeypatch):

@@ -38,6 +38,12 @@ def _count(table: str) -> int:
     return database.execute_sql(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
 
 
+def _rows(sql: str) -> list[tuple]:
+    from storage.db import database
+
+    return list(database.execute_sql(sql).fetchall())
+
+
 def _use_the_demo_database(database_url: str, tmp_path: Path) -> None:
     """What a user following the README does after `credo demo`: keys, an import, decisions
     through the API and the CLI, a rule-set version."""
@@ -87,7 +93,7 @@ def test_demo_refuses_a_demo_database_someone_used_and_says_what_it_holds(
     forced = credo(*DEMO, "--force", "--json")
     assert forced.exit_code == 0, forced.output
     assert json.loads(forced.stdout)["decisions"] == json.loads(first.stdout)["decisions"]
-    assert (_count("api_key"), _count("customer")) == (0, 8)
+    assert (_count("api_key"), _count("customer")) == (1, 8)  # the demo's own console key
 
 
 def test_a_runs_decisions_are_not_the_demos_either(credo, empty_db):
@@ -126,7 +132,8 @@ def test_a_database_the_demo_did_not_make_is_replaced_only_with_force(credo, emp
     refused = credo(*DEMO)
     assert refused.exit_code == 2 and "(1 API key)" in " ".join(refused.output.split())
     assert credo(*DEMO, "--force").exit_code == 0
-    assert _count("api_key") == 0 and _count("customer") == 8
+    names = [row[0] for row in _rows("SELECT name FROM api_key")]
+    assert names == ["demo-console"] and _count("customer") == 8  # erp's key is gone
 
 
 def test_readyz_fails_when_the_sqlite_file_is_deleted_or_replaced(tmp_path):
@@ -152,3 +159,30 @@ def test_readyz_fails_when_the_sqlite_file_is_deleted_or_replaced(tmp_path):
         assert replaced.status_code == 503 and "was replaced" in replaced.json["detail"]
     finally:
         app.extensions["credo"].database.close_all()
+
+
+def test_the_summary_ends_with_the_console_command_and_a_key_that_signs_in(
+    credo, empty_db, database_url, tmp_path
+):
+    from console_support import sign_in
+
+    from api.app import create_app
+
+    done = credo(*DEMO)
+    assert done.exit_code == 0, done.output
+    lines = done.output.strip().splitlines()
+    key = lines[-1]
+    assert key.startswith("credo_")
+    assert "Web console: run `credo serve`" in " ".join(lines[-4:])
+    assert "http://127.0.0.1:8000/console/" in " ".join(lines[-4:])
+    assert _count("run") == 1  # the night was a nightly run, with its report
+    app = create_app(make_settings(database_url, tmp_path).with_database_url(database_url))
+    try:
+        client = app.test_client()
+        sign_in(client, key)
+        assert "Overdue EUR by days past due" in client.get("/console/portfolio").get_data(
+            as_text=True
+        )
+    finally:
+        app.extensions["credo"].database.close_all()
+    assert credo(*DEMO).exit_code == 0  # its own key does not make the database someone's
