@@ -174,6 +174,12 @@ def _record_formats(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
     db.execute_sql('DROP TABLE "decision_tag_recent"')
 
 
+def _earlier_decisions(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Decisions of record format 4 keep the facts they took from earlier decisions of the same
+    # account (storage.decisions.shape); older rows have none.
+    db.execute_sql('ALTER TABLE "decision" ADD COLUMN "earlier" TEXT')
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
@@ -184,6 +190,8 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (6, "recent decision tags: single decisions' tags, moved in batches", _recent_tags),
     (7, "decisions: no index on prev_hash (seq already rules out a fork)", _unindexed_prev_hash),
     (8, "decisions: record format and via; staged tags joined to decision_tag", _record_formats),
+    # 9 to 14 are other branches' (issue 16 reserved 15 for this one).
+    (15, "decisions: the facts taken from earlier decisions (record format 4)", _earlier_decisions),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -13,7 +13,7 @@ import click
 from api.cli.main import CliContext, pass_cli
 from engine.checks import describe, run_tests, smoke_test
 from engine.errors import FactError, Problem, RuleFileError
-from engine.ruleset import RuleSet, load_ruleset_file
+from engine.ruleset import RuleSet
 from engine.trace import to_jsonable
 
 
@@ -26,11 +26,35 @@ def _rule_files(ctx: CliContext, files: tuple[str, ...]) -> list[Path]:
     return found
 
 
-def _load(path: Path) -> tuple[RuleSet | None, list[Problem]]:
-    try:
-        return load_ruleset_file(path), []
-    except RuleFileError as exc:
-        return None, exc.problems
+def _load_all(paths: list[Path]) -> dict[Path, tuple[RuleSet | None, list[Problem]]]:
+    """Each rule file parsed after the rule sets it names in `after`, which are the files of
+    the same folder (the given files first), and the whole set checked for what one rule set
+    reads of another (engine.order): by file, its rule set (None if invalid) and problems."""
+    from engine.order import check_cross_references, parse_rulesets
+
+    sources: dict[str, tuple[str, str]] = {}
+    problems: dict[str, list[Problem]] = {str(p): [] for p in paths}
+    siblings = sorted({s for p in paths for s in p.parent.glob("*.toml")} - set(paths))
+    for path in [*paths, *siblings]:
+        if path.stem in sources:
+            continue
+        try:
+            sources[path.stem] = (path.read_text(encoding="utf-8"), str(path))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.setdefault(str(path), []).append(
+                Problem(str(path), f"cannot read file: {exc}")
+            )
+    parsed, found = parse_rulesets(sources)
+    if not found:
+        found = check_cross_references(parsed)
+    for problem in found:
+        problems.setdefault(problem.path, []).append(problem)
+    by_path = {ruleset.path: ruleset for ruleset in parsed.values()}
+    result = {}
+    for path in paths:
+        mine = problems[str(path)]
+        result[path] = (None if mine else by_path.get(str(path)), mine)
+    return result
 
 
 def _problem_json(problem: Problem) -> dict[str, Any]:
@@ -49,8 +73,7 @@ def rules() -> None:
 def check(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
     """Validate rule files and smoke-test them in the engine; exit 2 listing every problem."""
     report = []
-    for path in _rule_files(ctx, files):
-        ruleset, problems = _load(path)
+    for path, (ruleset, problems) in _load_all(_rule_files(ctx, files)).items():
         if ruleset is not None:
             problems = smoke_test(ruleset, ctx.settings.engine.smoke_timeout_seconds)
         report.append(
@@ -104,8 +127,7 @@ def test(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
 
     engine = Engine()
     report, invalid = [], False
-    for path in _rule_files(ctx, files):
-        ruleset, problems = _load(path)
+    for path, (ruleset, problems) in _load_all(_rule_files(ctx, files)).items():
         if ruleset is None:
             invalid = True
             for problem in problems:
@@ -197,6 +219,14 @@ def decide(ctx: CliContext, kind: str, customer, facts_file, rules_file, as_of, 
         )
     if not decision["fired"]:
         click.echo("  no rule matched: defaults apply")
+    for earlier in decision.get("earlier") or ():
+        given = ", ".join(f"{n}={describe(decision['facts'].get(n))}" for n in earlier["facts"])
+        click.echo(
+            f"  facts from the {earlier['kind']} decision (version {earlier['version']}, "
+            f"not stored): {given or 'none'}"
+            if earlier["decision_id"] is None
+            else f"  facts from {earlier['kind']} decision {earlier['decision_id']}: {given}"
+        )
     if decision.get("decision_id"):
         click.echo(f"  stored as decision {decision['decision_id']}")
 
@@ -218,11 +248,11 @@ def _decide_from_file(ctx: CliContext, kind, rules_file, given, day: date) -> di
     path = Path(rules_file) if rules_file else ctx.settings.rules_dir / f"{kind}.toml"
     if not path.exists():
         raise click.UsageError(f"no rule set '{kind}' ({path} does not exist)")
-    ruleset, problems = _load(path)
+    ruleset, problems = _load_all([path])[path]
     if ruleset is None:
         raise click.UsageError("\n".join(str(p) for p in problems))
     try:
-        facts = check_facts(given, complete=True)
+        facts = check_facts(given, complete=True, earlier=ruleset.earlier_facts())
     except FactError as exc:
         raise click.UsageError(f"facts: {exc}") from None
     evaluation = Engine().evaluate(ruleset, facts)
@@ -234,32 +264,29 @@ def _decide_from_file(ctx: CliContext, kind, rules_file, given, day: date) -> di
         "ruleset": {"kind": ruleset.kind, "version": None, "sha256": ruleset.sha256},
         "facts": to_jsonable(facts),
         "engine_us": evaluation.engine_us,
+        "earlier": [],  # facts given directly: an earlier decision's are the caller's
     }
 
 
 def _decide_stored(ctx: CliContext, kind, customer: str, given, day: date) -> dict[str, Any]:
     from api.cli.data import _open_initialised
-    from api.usecases import (
-        UnknownCustomer,
-        build_decision_record,
-        gather_facts,
-        load_active_rulesets,
-    )
+    from api.usecases import UnknownCustomer, decide_one, load_active_rulesets
     from engine.runtime import Engine
     from storage.decisions import append_decision
 
     _open_initialised(ctx)
-    active = load_active_rulesets().get(kind)
-    if active is None:
+    try:
+        active = load_active_rulesets()
+    except RuleFileError as exc:
+        raise click.ClickException(f"the active rule sets do not load: {exc}") from None
+    if kind not in active:
         raise click.UsageError(f"no active rule set '{kind}' (see `credo rules history`)")
     try:
-        facts = gather_facts(customer, given, day)
+        record = decide_one(Engine().evaluate, active, kind, customer, given, day, "cli", via="cli")
     except UnknownCustomer as exc:
         raise click.UsageError(str(exc)) from None
     except FactError as exc:
         raise click.UsageError(f"facts: {exc}") from None
-    evaluation = Engine().evaluate(active.ruleset, facts)
-    record = build_decision_record(evaluation, active, facts, customer, day, "cli", via="cli")
     return append_decision(record)
 
 

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any, NamedTuple
 
 from api.http.errors import ApiProblem
-from api.http.evaluator import ActiveRuleSet, evaluate
+from api.http.evaluator import ActiveRuleSet, evaluate_ruleset
 from engine.trace import canonical_json
 
 
@@ -27,28 +27,27 @@ def find_replay(requested_by: str, key: str, request_sha: str) -> dict[str, Any]
         raise ApiProblem(409, str(exc), slug="idempotency-conflict") from exc
 
 
-def gather_facts(body: dict[str, Any], as_of: date) -> dict[str, Any]:
-    """The facts to evaluate (api.usecases.gather_facts), its errors as problems."""
-    from api.usecases import UnknownCustomer
-    from api.usecases import gather_facts as gather
+def decide(
+    active: dict[str, ActiveRuleSet],
+    kind: str,
+    body: dict[str, Any],
+    as_of: date,
+    requested_by: str,
+) -> dict[str, Any]:
+    """Evaluate the request with the active version of `kind` (after the rule sets it names in
+    `after`, for a stored customer: api.usecases.decide_one); the decision record to store."""
+    from api.usecases import UnknownCustomer, decide_one
+    from engine.errors import RuleFileError
 
     try:
-        return gather(body.get("customer_id"), body.get("facts"), as_of)
+        return decide_one(
+            evaluate_ruleset, active, kind, body.get("customer_id"), body.get("facts"), as_of,
+            requested_by, via="api",
+        )  # fmt: skip
     except UnknownCustomer as exc:
         raise ApiProblem(404, str(exc)) from exc
-
-
-def decide(
-    active: ActiveRuleSet, body: dict[str, Any], as_of: date, requested_by: str
-) -> dict[str, Any]:
-    """Evaluate the request with one rule-set version; the decision record to store."""
-    from api.usecases import build_decision_record
-
-    facts = gather_facts(body, as_of)
-    evaluation = evaluate(active, facts)
-    return build_decision_record(
-        evaluation, active, facts, body.get("customer_id"), as_of, requested_by, via="api"
-    )
+    except RuleFileError as exc:  # the active versions do not hold together (never activated so)
+        raise ApiProblem(409, f"the active rule sets cannot decide {kind!r}: {exc}") from exc
 
 
 class Stored(NamedTuple):

@@ -45,9 +45,10 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
-def active_ruleset(kind: str) -> ActiveRuleSet:
-    """The active version of `kind`; 404 naming the known kinds when there is none."""
-    active = app_state().rulesets.all()
+def active_ruleset(kind: str, active: dict[str, ActiveRuleSet] | None = None) -> ActiveRuleSet:
+    """The active version of `kind` (in `active`, else the worker's active versions now); 404
+    naming the known kinds when there is none."""
+    active = app_state().rulesets.all() if active is None else active
     found = active.get(kind)
     if found is None:
         known = ", ".join(sorted(active)) or "none (run `credo init`)"
@@ -82,9 +83,10 @@ class DecisionResource(MethodView):
             earlier = deciding.find_replay(caller.name, idempotency_key, request_sha)
             if earlier is not None:
                 return _decision_response(earlier, replayed=True)
-        ruleset = active_ruleset(kind)
+        active = app_state().rulesets.all()  # one snapshot: a decision never mixes versions
+        active_ruleset(kind, active)  # 404 for an unknown kind
         as_of = body.get("as_of") or today()
-        record = deciding.decide(ruleset, body, as_of, caller.name)
+        record = deciding.decide(active, kind, body, as_of, caller.name)
         stored = deciding.store(record, caller.name, idempotency_key, request_sha)
         return _decision_response(stored.decision, replayed=stored.replayed)
 

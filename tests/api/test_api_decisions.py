@@ -28,7 +28,7 @@ def test_facts_given_directly_are_decided_stored_and_returned(client, auth):
     assert decision["fired"] and all("id" in rule for rule in decision["fired"])
     assert decision["ruleset"]["kind"] == "credit" and decision["ruleset"]["version"] == 1
     assert decision["requested_by"] == "erp-decide"
-    assert (decision["via"], decision["format"]) == ("api", 2)
+    assert (decision["via"], decision["format"], decision["earlier"]) == ("api", 4, [])
     assert decision["facts"]["requested_amount"] == "500.00"
     assert decision["facts"]["new_exposure"] == "1500.00"  # open_balance + requested_amount
     assert len(decision["hash"]) == 64 and decision["prev_hash"] == "0" * 64

@@ -69,10 +69,10 @@ def test_a_failing_customer_is_reported_and_the_others_are_decided(portfolio):
     ledgers = ledger.load_ledgers(portfolio[:3])
 
     class Broken(Engine):
-        def evaluate(self, ruleset, facts):
+        def evaluate(self, ruleset, facts, prepared=None):
             if facts["customer_id"] == portfolio[1]:
                 raise EngineError("rules engine error 303")
-            return super().evaluate(ruleset, facts)
+            return super().evaluate(ruleset, facts, prepared)
 
     failures = []
     stored = decide_customers(

@@ -50,11 +50,14 @@ SPEC_TABLE = [
     ("utilization", "float"),
     ("disputed_amount", "money"),
     ("has_open_dispute", "bool"),
+    ("undisputed_overdue_balance", "money"),  # beyond SPEC §3: disputes per invoice
+    ("oldest_dispute_days", "int"),  # beyond SPEC §3
     ("on_payment_plan", "bool"),
     ("plan_missed_installments", "int"),
     ("has_active_promise", "bool"),
     ("promises_broken_12m", "int"),
     ("late_payments_12m", "int"),
+    ("invoices_paid_12m", "int"),  # beyond SPEC §3: no history is its own risk band
     ("avg_days_late_12m", "float"),
     ("days_since_last_payment", "int"),
     ("last_reminder_tone", "str"),
@@ -64,8 +67,13 @@ SPEC_TABLE = [
     ("days_since_broken_promise", "int"),
     ("requested_amount", "money"),
     ("new_exposure", "money"),
+    ("requested_limit", "money"),  # beyond SPEC §3: a limit asked for, given only
 ]
+# Always derived, but a complete fact set given directly may leave them out (item 9).
+NOT_REQUIRED = {"undisputed_overdue_balance", "invoices_paid_12m"}
 OPTIONAL = {
+    "oldest_dispute_days",
+    "requested_limit",
     "credit_score",
     "days_until_next_due",
     "days_since_last_payment",
@@ -104,6 +112,7 @@ def facts(led: Ledger, as_of: date = AS_OF, **kw) -> dict[str, object]:
 def test_catalogue_is_the_spec_table_in_order():
     assert [(s.name, s.type) for s in FACTS.values()] == SPEC_TABLE
     assert {s.name for s in FACTS.values() if s.optional} == OPTIONAL
+    assert {s.name for s in FACTS.values() if not s.required} == OPTIONAL | NOT_REQUIRED
 
 
 def test_every_fact_has_a_description():
@@ -116,13 +125,14 @@ def test_derive_returns_only_catalogue_names_in_catalogue_order():
     assert list(bare) == [n for n in FACTS if n not in OPTIONAL]
     full = facts(_busy_ledger(), d("2024-03-20"))
     assert list(full) == [n for n in FACTS if n in full]
-    assert OPTIONAL - {"credit_score"} <= set(full)  # this ledger has every optional but a score
+    # this ledger has every optional fact but a score, a dispute and a requested limit
+    assert OPTIONAL - {"credit_score", "oldest_dispute_days", "requested_limit"} <= set(full)
 
 
 def test_money_facts_are_decimals_with_two_places():
     result = facts(_busy_ledger(), d("2024-03-20"))
     for name, spec in FACTS.items():
-        if spec.type == "money":
+        if spec.type == "money" and name != "requested_limit":  # given only, never derived
             assert isinstance(result[name], Decimal) and result[name].as_tuple().exponent == -2
 
 
