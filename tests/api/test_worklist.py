@@ -84,9 +84,16 @@ def test_a_payment_covering_the_overdue_amount_voids_the_reminder(client, auth, 
     assert actions_of(late_payer) == {"reminder": ("void", "the customer has paid")}
 
 
-def test_a_dispute_voids_the_reminder(client, auth, late_payer):
+def test_a_dispute_voids_the_reminder_that_names_its_invoice(client, auth, late_payer):
     post(client, auth, "/v1/disputes", {"id": "D1", "invoice_id": "W1-1", "opened": day(1)})
-    assert actions_of(late_payer) == {"reminder": ("void", "an invoice is now disputed")}
+    assert actions_of(late_payer) == {"reminder": ("void", "an invoice it names is now disputed")}
+
+
+def test_a_dispute_on_another_invoice_leaves_the_reminder_standing(client, auth, late_payer):
+    """The reminder chases W1-1; a dispute on a later invoice does not change what it says."""
+    post(client, auth, "/v1/ledger/batch", {"records": [invoice("W1-2", late_payer, -5, "150.00")]})
+    post(client, auth, "/v1/disputes", {"id": "D2", "invoice_id": "W1-2", "opened": day(1)})
+    assert actions_of(late_payer) == {"reminder": ("pending", "")}
 
 
 def test_a_hold_voids_the_reminder(client, auth, late_payer):
