@@ -13,8 +13,10 @@ same date (`credo run`), then reads the run's actions and decisions straight fro
   agency; a credit "refer" with no order (requested_amount 0);
 - policy gaps, in accounts: an overdue undisputed balance left unchased because another invoice
   is disputed (no reminder tonight, none in the last 14 days); a promise broken in the last 7
-  days with no phone call; a reminder that skips a step of the ladder (friendly, firm, final,
-  demand) from the last tone sent.
+  days, since the last reminder, with no phone call (unless a new promise or a kept payment
+  plan stands); a reminder that skips a step of the ladder (friendly, firm, final,
+  demand) from the last tone sent, and those of them whose decision's reasons do not say why
+  (no reason mentions a skip).
 """
 
 from __future__ import annotations
@@ -38,7 +40,12 @@ CONTRADICTIONS = (
     "credit_review_for_agency_account",
     "refer_without_order",
 )
-GAPS = ("undisputed_overdue_unchased", "broken_promise_without_call", "reminder_skips_a_step")
+GAPS = (
+    "undisputed_overdue_unchased",
+    "broken_promise_without_call",
+    "reminder_skips_a_step",
+    "reminder_skips_a_step_unexplained",
+)
 
 
 def credo(args: list[str], env: dict[str, str]) -> None:
@@ -61,11 +68,15 @@ def night(db: Path) -> tuple[list[dict], dict[tuple[str, str], dict]]:
         )
     ]
     decisions = {}
-    for customer, kind, outcome, facts in con.execute(
-        'SELECT customer_id, kind, outcome, facts FROM "decision" WHERE requested_by = ?',
+    for customer, kind, outcome, facts, reasons in con.execute(
+        'SELECT customer_id, kind, outcome, facts, reasons FROM "decision" WHERE requested_by = ?',
         (f"run:{run_id}",),
     ):
-        decisions[(customer, kind)] = {"outcome": json.loads(outcome), "facts": json.loads(facts)}
+        decisions[(customer, kind)] = {
+            "outcome": json.loads(outcome),
+            "facts": json.loads(facts),
+            "reasons": json.loads(reasons),
+        }
     return actions, decisions
 
 
@@ -95,6 +106,9 @@ def count(actions: list[dict], decisions: dict) -> tuple[Counter, dict[str, set[
             last = LADDER.get(facts.get("last_reminder_tone", "none"), 0)
             if LADDER.get(reminder.get("tone"), 0) > last + 1:
                 found["reminder_skips_a_step"].add(customer)
+                reasons = (decisions.get((customer, "reminder")) or {}).get("reasons", [])
+                if not any("skip" in reason for reason in reasons):
+                    found["reminder_skips_a_step_unexplained"].add(customer)
     for (customer, kind), decision in decisions.items():
         facts, acts = decision["facts"], per_customer.get(customer, {})
         if kind == "credit":
@@ -111,7 +125,9 @@ def count(actions: list[dict], decisions: dict) -> tuple[Counter, dict[str, set[
         if facts.get("has_open_dispute") and facts.get("days_past_due", 0) >= 1 and quiet:
             found["undisputed_overdue_unchased"].add(customer)
         broken = facts.get("days_since_broken_promise")
-        if broken is not None and broken <= 7 and facts.get("days_past_due", 0) >= 1:
+        kept_plan = facts.get("on_payment_plan") and facts.get("plan_missed_installments") == 0
+        agreed = facts.get("has_active_promise") or kept_plan
+        if broken is not None and broken <= 7 and facts.get("days_past_due", 0) >= 1 and not agreed:
             reminder = acts.get("reminder")
             if (reminder or {}).get("channel") != "phone" and (since is None or since > broken):
                 found["broken_promise_without_call"].add(customer)
