@@ -272,7 +272,7 @@ def test_a_broken_promise_gets_a_call(rulesets, engine):
         contacts=(reminder("K1", "friendly", 12),),
     )
     decided = decide(rulesets, engine, ledger)
-    assert decided["reminder"] == tone("firm", "phone", 7, "promise_broken")
+    assert decided["reminder"] == tone("firm", "phone", 1, "promise_broken")
 
 
 def test_an_active_promise_stops_the_hand_off(rulesets, engine):
