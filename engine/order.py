@@ -42,7 +42,8 @@ def declared_after(text: str) -> tuple[str, ...]:
 def _topological(after: Mapping[str, Iterable[str]]) -> tuple[list[str], list[list[str]]]:
     """Kinds so that each comes after those it names (ties by name), and the cycles found.
 
-    Names outside `after`'s keys are ignored here (they are reported as unknown elsewhere).
+    Names outside `after`'s keys, and a kind naming itself, are ignored here (the rule
+    file's own validation reports them).
     """
     order: list[str] = []
     state: dict[str, int] = {}  # 1: being visited, 2: done
@@ -55,7 +56,7 @@ def _topological(after: Mapping[str, Iterable[str]]) -> tuple[list[str], list[li
             cycles.append([*path[path.index(kind) :], kind])
             return
         state[kind] = 1
-        for earlier in sorted(set(after[kind])):
+        for earlier in sorted(set(after[kind]) - {kind}):
             if earlier in after:
                 visit(earlier, [*path, kind])
         state[kind] = 2
@@ -94,7 +95,7 @@ def parse_rulesets(
         text, path = sources[kind]
         if kind in in_cycle:
             continue
-        failed = [k for k in after[kind] if k in sources and k not in parsed]
+        failed = [k for k in after[kind] if k in sources and k != kind and k not in parsed]
         if failed:
             message = f"after: rule set '{failed[0]}' has problems of its own; fix it first"
             problems.append(Problem(path, message))
