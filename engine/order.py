@@ -68,9 +68,11 @@ def _topological(after: Mapping[str, Iterable[str]]) -> tuple[list[str], list[li
 
 
 def _cycle_problems(cycles: list[list[str]], paths: Mapping[str, str]) -> list[Problem]:
+    """One problem for each rule set in a cycle, naming the cycle."""
     return [
-        Problem(paths[cycle[0]], f"after: the rule sets wait on each other: {' → '.join(cycle)}")
+        Problem(paths[kind], f"after: the rule sets wait on each other: {' → '.join(cycle)}")
         for cycle in cycles
+        for kind in dict.fromkeys(cycle)
     ]
 
 

@@ -417,7 +417,9 @@ class Validator:
         """For an unknown fact named like another rule set's outcome: how to read it."""
         if not message.startswith("unknown fact '"):
             return ""
-        name = message[len("unknown fact '") : -1]
+        return self._after_hint_for(message[len("unknown fact '") : -1])
+
+    def _after_hint_for(self, name: str) -> str:
         for kind in sorted(self.known_kinds, key=len, reverse=True):
             if name.startswith(f"{kind}_"):
                 return (
@@ -446,11 +448,12 @@ class Validator:
                 ok = False
             elif name not in kinds:
                 close = difflib.get_close_matches(name, list(kinds), n=1)
+                hint = self._after_hint_for(name)
                 self.problem(
-                    f"placeholder {{{name}}} is not a fact",
+                    f"placeholder {{{name}}} is not a fact{hint}",
                     rule_id,
                     "reason",
-                    suggestion=close[0] if close else None,
+                    suggestion=close[0] if close and not hint else None,
                 )
                 ok = False
         return ok

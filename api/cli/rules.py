@@ -53,7 +53,10 @@ def _load_all(paths: list[Path]) -> dict[Path, tuple[RuleSet | None, list[Proble
     result = {}
     for path in paths:
         mine = problems[str(path)]
-        result[path] = (None if mine else by_path.get(str(path)), mine)
+        ruleset = None if mine else by_path.get(str(path))
+        if ruleset is None and not mine:  # a sibling it waits on failed
+            mine = [Problem(str(path), "not checked: a rule set it names in `after` has problems")]
+        result[path] = (ruleset, mine)
     return result
 
 

@@ -112,3 +112,36 @@ def test_default_rule_sets_load_once_and_a_changed_file_is_only_reported(db, tmp
         ("kept", False),
     ]
     assert [len(rulesets.history(k)) for k in ("credit", "handoff", "reminder")] == [1, 1, 1]
+
+
+def test_activation_check_refuses_a_version_dropping_what_an_active_rule_set_reads(db):
+    """api.usecases.cross_reference_problems: what activation must call (engine.order.
+    check_cross_references against the active versions, the candidate in its kind's place)."""
+    from api.usecases import cross_reference_problems
+    from engine.ruleset import parse_ruleset
+
+    load_default_rulesets(RULES_DIR)
+    source = (RULES_DIR / "handoff.toml").read_text(encoding="utf-8")
+    same = parse_ruleset(source + "\n# a comment\n", "handoff version 2", "handoff")
+    assert cross_reference_problems(same) == []
+    dropped = source.replace(
+        '"review_dispute", "offer_plan", "handoff"]', '"review_dispute", "handoff"]'
+    )
+    dropped = dropped[: dropped.index('[[rule]]\nid = "HO-100"')]  # cut the plan offer and tests
+    dropped += CATCH_ALL
+    candidate = parse_ruleset(dropped, "handoff version 2", "handoff")
+    (problem,) = cross_reference_problems(candidate)
+    assert str(problem).startswith(
+        "handoff version 2: rule set reminder (reminder version 1, rule RT-035) compares "
+        "handoff_action with a value this version no longer decides: 'offer_plan' is not a value"
+    )
+
+
+CATCH_ALL = """[[rule]]
+id = "HO-999"
+name = "Else"
+priority = 0
+when = "true"
+then = { action = "none" }
+reason = "nothing"
+"""
