@@ -465,10 +465,26 @@ def _check_earlier(name, value, source, checked, errors) -> None:
         return
     kind, spec = source
     converted, error = convert_outcome_value(spec, value)
+    if error is None and isinstance(converted, str):
+        error = _storable_text(converted)
     if error:
         errors[name] = [f"{error} (the {kind} decision's {spec.name})"]
     else:
         checked[name] = converted
+
+
+MAX_EARLIER_TEXT = 200
+
+
+def _storable_text(text: str) -> str | None:
+    """Why a word given for an earlier decision's field cannot be stored with the decision."""
+    if len(text) > MAX_EARLIER_TEXT:
+        return f"longer than {MAX_EARLIER_TEXT} characters"
+    if "\x00" in text:
+        return "NUL characters are not allowed"
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        return "a lone surrogate is not valid Unicode"
+    return None
 
 
 def _unknown_name(name: str, extras: set[str]) -> str:

@@ -317,3 +317,18 @@ def test_credo_decide_shows_the_facts_from_the_hand_off_decision(night, settings
     assert "facts from the handoff decision (version 1, not stored): handoff_action=handoff" in (
         result.output
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [["handoff"], {"a": 1}, 3, True, None, "\ud800", "hand\x00off", "=HYPERLINK()", "x" * 100_000],
+)
+@pytest.mark.parametrize("name", ["handoff_action", "handoff_agency"])
+def test_hostile_earlier_facts_are_refused_or_kept_never_a_500(client, auth, name, value):
+    from api_support import complete_facts
+
+    body = {"facts": complete_facts(days_past_due=100, **{name: value})}
+    response = client.post("/v1/decisions/reminder", json=body, headers=auth("decide"))
+    assert response.status_code in (201, 422), response.json
+    if response.status_code == 422:
+        assert f"facts.{name}" in response.json["errors"], response.json
