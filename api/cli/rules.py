@@ -290,6 +290,8 @@ def _decide_stored(ctx: CliContext, kind, customer: str, given, day: date) -> di
         raise click.UsageError(str(exc)) from None
     except FactError as exc:
         raise click.UsageError(f"facts: {exc}") from None
+    except RuleFileError as exc:  # the active versions do not hold together
+        raise click.ClickException(f"the active rule sets cannot decide {kind!r}: {exc}") from None
     return append_decision(record)
 
 
