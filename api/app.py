@@ -7,14 +7,27 @@ connections come from a per-process pool (storage.db.open_pooled).
 
 from __future__ import annotations
 
+import peewee as pw
 from flask import Flask
 
-from api.http import customers, decisions, docs, errors, health, ledger, rulesets, runs
+from api.http import (
+    customers,
+    decisions,
+    docs,
+    errors,
+    health,
+    jobs,
+    ledger,
+    rulesets,
+    runs,
+    simulations,
+    url_text,
+)
 from api.http.context import AppState
 from api.http.evaluator import RuleSetCache
 from api.http.smorest import loads_strict, make_api
 from api.settings import Settings, load_settings
-from storage.db import open_pooled
+from storage.db import SqliteFile, open_pooled
 
 API_VERSION = "1"
 
@@ -32,7 +45,9 @@ class _StrictJSON(Flask.json_provider_class):
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the credo HTTP API for `settings` (default: config.toml + CREDO_* variables)."""
     settings = settings or load_settings()
-    app = Flask("credo")
+    # No static folder: Flask's default would serve the working directory's static/ to anyone
+    # at /static/; the /docs assets come from their package (api.http.docs).
+    app = Flask(__name__, static_folder=None)
     app.json = _StrictJSON(app)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.api.max_body_bytes,
@@ -63,9 +78,12 @@ def create_app(settings: Settings | None = None) -> Flask:
         if not database.is_closed():
             database.close()
 
+    if isinstance(database, pw.SqliteDatabase) and database.database not in ("", ":memory:"):
+        app.extensions["credo.file"] = SqliteFile.of(database.database)  # for /readyz
     errors.init_app(app)
+    url_text.init_app(app)
     api = make_api(app)
-    for module in (health, decisions, ledger, customers, rulesets, runs):
+    for module in (health, decisions, ledger, customers, rulesets, runs, simulations, jobs):
         module.init_app(api)
     docs.init_app(app)
     return app

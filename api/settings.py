@@ -49,6 +49,11 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
+class RulesSettings:
+    four_eyes: bool = True
+
+
+@dataclass(frozen=True)
 class SchedulerSettings:
     cron: str = "0 2 * * *"
     timezone: str = "UTC"
@@ -69,6 +74,7 @@ class Settings:
     facts: FactSettings = field(default_factory=FactSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    rules: RulesSettings = field(default_factory=RulesSettings)
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     run: RunSettings = field(default_factory=RunSettings)
     base_dir: Path = PROJECT_ROOT
@@ -99,11 +105,19 @@ class Settings:
 _SECTIONS = {f.name: f for f in fields(Settings) if f.name != "base_dir"}
 
 
+def _boolean(text: str) -> bool:
+    """An environment variable's "true" or "false" (any case)."""
+    value = {"true": True, "false": False}.get(text.strip().lower())
+    if value is None:
+        raise ValueError(text)
+    return value
+
+
 def _coerce(section: str, key: str, current: Any, raw: Any) -> Any:
     expected = type(current)
     if isinstance(raw, str) and expected is not str:
         try:
-            raw = {int: int, float: float}[expected](raw)
+            raw = {int: int, float: float, bool: _boolean}[expected](raw)
         except (KeyError, ValueError) as exc:
             raise SettingsError(
                 f"{section}.{key}: expected {expected.__name__}, got {raw!r}"

@@ -295,47 +295,51 @@ def decide_customers(
 
 
 def load_default_rulesets(rules_dir: Path, created_by: str = "credo init") -> list[dict[str, Any]]:
-    """Store each rules/<kind>.toml as active version 1 of a kind that has no version yet.
+    """Store the shipped rule sets (rules/<kind>.toml): the site's policy lives in the database.
+    A reminder version is stored with the shipped templates (rules/templates: its texts and
+    company.toml), which belong to it as much as its rules do.
 
-    Kinds that already have versions are left alone (running it twice changes nothing); their
-    entry says whether the file now differs from the active version. Raises RuleFileError for
-    an invalid file, before storing anything.
+    A kind with no version gets the file as active version 1. A kind with versions keeps its
+    active version; when the file (with its templates) differs from every stored version of
+    the kind (an upgrade shipped a new default), it is stored as a new draft noted "shipped
+    default from credo X.Y", never activated: a controller reviews, proposes and activates it
+    through the lifecycle. Versions stored before versions had templates are given the shipped
+    ones (what every run read until then), each recorded as a `templates_added` event.
+    Running it twice changes nothing. Raises RuleFileError for an invalid file, before storing
+    anything. Each entry says what was done: loaded, drafted or kept.
     """
+    from api.lifecycle import Credo
+    from api.nightly.templates import has_templates
     from storage import rulesets
 
+    actor = Credo(name=created_by, owner=created_by)
     files = sorted(Path(rules_dir).glob("*.toml"))
     parsed = load_ruleset_files(files)
+    shipped_templates = _shipped_templates(Path(rules_dir) / "templates")
     report = []
     for path, ruleset in zip(files, parsed, strict=True):
-        active = rulesets.get_active(ruleset.kind)
-        if rulesets.history(ruleset.kind):
-            report.append(
-                {
-                    "kind": ruleset.kind,
-                    "file": str(path),
-                    "action": "kept",
-                    "version": active["version"] if active else None,
-                    "file_differs": active is None or active["sha256"] != ruleset.sha256,
-                }
-            )
-            continue
-        stored = rulesets.create_version(
-            ruleset.kind,
-            ruleset.source,
-            ruleset.sha256,
-            created_by=created_by,
-            note=f"default rule set loaded from {path.name}",
-            state="active",
-        )
-        report.append(
-            {
-                "kind": ruleset.kind,
-                "file": str(path),
-                "action": "loaded",
-                "version": stored["version"],
-                "file_differs": False,
-            }
-        )
+        kind = ruleset.kind
+        templates = shipped_templates if has_templates(kind) else None
+        with rulesets.locked():
+            active = rulesets.get_active(kind)
+            entry = {"kind": kind, "file": str(path), "active": active and active["version"]}
+            if templates is not None:
+                entry["templates"] = str(Path(rules_dir) / "templates")
+            if not rulesets.history(kind):
+                note = f"default rule set loaded from {path.name}"
+                stored = _store_shipped(ruleset, templates, actor, note, "active")
+                report.append({**entry, "action": "loaded", "version": stored["version"]})
+                report[-1]["active"] = stored["version"]
+                continue
+            if templates is not None:
+                entry["templates_added"] = _add_missing_templates(kind, templates, actor)
+            same = _same_version(kind, ruleset, templates)
+            if same is not None:
+                report.append({**entry, "action": "kept", "version": same})
+                continue
+            note = f"shipped default from credo {credo_version()} ({path.name})"
+            stored = _store_shipped(ruleset, templates, actor, note, "draft")
+            report.append({**entry, "action": "drafted", "version": stored["version"]})
     return report
 
 
@@ -358,6 +362,83 @@ def load_ruleset_files(paths: Iterable[Path]) -> list[RuleSet]:
     if problems:
         raise RuleFileError(problems)
     return [parsed[path.stem] for path in paths]
+
+
+def _shipped_templates(directory: Path) -> dict[str, str] | None:
+    """The templates shipped in `directory`, or None when there is no such directory."""
+    from api.nightly.templates import read_templates
+
+    return read_templates(directory) if directory.is_dir() else None
+
+
+def _same_version(kind: str, ruleset: RuleSet, templates: dict[str, str] | None) -> int | None:
+    """The lowest stored version of `kind` with this text and these templates, or None."""
+    from api.nightly.templates import templates_sha256
+    from storage import rulesets
+
+    files_sha = templates_sha256(templates) if templates is not None else None
+    for stored in rulesets.history(kind):
+        if stored["sha256"] == ruleset.sha256 and stored["templates_sha256"] == files_sha:
+            return stored["version"]
+    return None
+
+
+def _add_missing_templates(kind: str, templates: dict[str, str], actor: Any) -> list[int]:
+    """Give `templates` to every version of `kind` stored without any; the versions given."""
+    from storage import rulesets
+
+    added = []
+    note = (
+        "stored with the shipped templates, which runs read from rules/templates before "
+        "versions carried their own"
+    )
+    for stored in rulesets.history(kind):
+        if stored["templates_sha256"] is None:
+            rulesets.add_files(kind, stored["version"], templates)
+            rulesets.record_event(
+                kind,
+                stored["version"],
+                "templates_added",
+                by=actor.name,
+                owner=actor.owner,
+                note=note,
+            )
+            added.append(stored["version"])
+    return added
+
+
+def _store_shipped(
+    ruleset: RuleSet, templates: dict[str, str] | None, actor: Any, note: str, state: str
+) -> dict[str, Any]:
+    """Store a shipped rule set as `state` (active: a kind's first version), with its templates
+    and its events."""
+    from storage import rulesets
+
+    stored = rulesets.create_version(
+        ruleset.kind,
+        ruleset.source,
+        ruleset.sha256,
+        created_by=actor.name,
+        note=note,
+        state=state,
+        files=templates,
+    )
+    events = ("drafted", "activated") if state == "active" else ("drafted",)
+    for event in events:
+        rulesets.record_event(
+            ruleset.kind, stored["version"], event, by=actor.name, owner=actor.owner, note=note
+        )
+    return stored
+
+
+def credo_version() -> str:
+    """The installed credo's version (pyproject.toml's), e.g. 0.1.0."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("credo")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def init_database(database_url: str, rules_dir: Path) -> dict[str, Any]:

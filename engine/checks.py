@@ -111,8 +111,32 @@ def _earlier_json(ruleset: RuleSet) -> dict[str, dict[str, dict[str, Any]]]:
     }
 
 
+@dataclass(frozen=True)
+class VersionCheck:
+    """What a rule set must pass before it is proposed: the smoke test's problems and the
+    outcome of each [[test]] case (as JSON values: name, passed, expected, actual, fired,
+    reasons, error)."""
+
+    problems: list[Problem]
+    cases: list[dict[str, Any]]
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [case for case in self.cases if not case["passed"]]
+
+
 def smoke_test(ruleset: RuleSet, timeout: float = SMOKE_TIMEOUT) -> list[Problem]:
     """Evaluate the rule set on the smoke corpus in a subprocess; problems if it fails."""
+    return check_ruleset(ruleset, timeout).problems
+
+
+def check_ruleset(ruleset: RuleSet, timeout: float = SMOKE_TIMEOUT) -> VersionCheck:
+    """The smoke test and the [[test]] cases of the rule set, run in a subprocess.
+
+    A rule set not yet smoke-tested may crash or hang the engine, so nothing of it runs in the
+    calling process (an API worker, say). When the subprocess fails, `problems` says how and
+    `cases` is empty.
+    """
     payload = json.dumps(
         {"source": ruleset.source, "path": ruleset.path, "earlier": _earlier_json(ruleset)}
     )
@@ -125,28 +149,35 @@ def smoke_test(ruleset: RuleSet, timeout: float = SMOKE_TIMEOUT) -> list[Problem
             timeout=timeout,
         )
     except subprocess.TimeoutExpired:
-        return [
-            Problem(
-                ruleset.path,
-                f"smoke test: the rules engine did not finish within {timeout:g} s "
-                "(it hangs on rule sets with very many distinct constants); simplify the rule set",
-            )
-        ]
+        return _failed(
+            ruleset,
+            f"smoke test: the rules engine did not finish within {timeout:g} s "
+            "(it hangs on rule sets with very many distinct constants); simplify the rule set",
+        )
     if proc.returncode < 0:
         name = signal.Signals(-proc.returncode).name
-        return [Problem(ruleset.path, f"smoke test: the rules engine crashed ({name})")]
+        return _failed(ruleset, f"smoke test: the rules engine crashed ({name})")
     try:
         report = json.loads(proc.stdout.strip().splitlines()[-1])
     except (IndexError, ValueError):
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-        return [Problem(ruleset.path, f"smoke test failed: {tail[0]}")]
-    return [Problem(ruleset.path, f"smoke test: {message}") for message in report["errors"]]
+        return _failed(ruleset, f"smoke test failed: {tail[0]}")
+    problems = [Problem(ruleset.path, f"smoke test: {message}") for message in report["errors"]]
+    return VersionCheck(problems, report["cases"])
+
+
+def _failed(ruleset: RuleSet, message: str) -> VersionCheck:
+    return VersionCheck([Problem(ruleset.path, message)], [])
 
 
 def _smoke_main() -> int:
-    """Subprocess side of smoke_test: evaluate the corpus twice, report errors as JSON."""
+    """Subprocess side of check_ruleset: evaluate the corpus twice and run the [[test]] cases;
+    report errors and case results as JSON."""
+    from dataclasses import asdict
+
     from engine.ruleset import OutcomeField, parse_ruleset
     from engine.runtime import Engine
+    from engine.trace import to_jsonable
 
     request = json.loads(sys.stdin.read())
     earlier = {
@@ -168,8 +199,9 @@ def _smoke_main() -> int:
             continue
         if first.trace_json() != second.trace_json():
             errors.append(f"{origin} case {label}: two evaluations disagreed")
+    results = [to_jsonable(asdict(result)) for result in run_tests(ruleset, engine)]
     engine.unload(ruleset)
-    print(json.dumps({"errors": errors}))
+    print(json.dumps({"errors": errors, "cases": results}))
     return 0
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from engine.account import Account
 from engine.errors import FactError
 from engine.ledger import Ledger
+from engine.text import printable, text_problem
 
 FACT_TYPES = ("str", "int", "money", "float", "bool")
 CENT = Decimal("0.01")
@@ -29,6 +30,8 @@ ZERO = Decimal(0)
 UTILIZATION_NO_LIMIT = 999.0
 MONEY_LIMIT = Decimal("1e12")
 INT_LIMIT = 10**9
+# The longest string fact given directly: ids, segments and tones are far shorter.
+MAX_TEXT_FACT = 200
 
 
 @dataclass(frozen=True)
@@ -398,7 +401,8 @@ def check_facts(
     """Validate facts given directly as JSON values and convert them to their catalogue types.
 
     money: a JSON number or a string, at most 2 decimals, not negative → Decimal; int: a whole
-    number (3.0 is 3) → int; float: a number → float; bool: true/false only; str: a string.
+    number (3.0 is 3) → int; float: a number → float; bool: true/false only; str: a string of
+    at most MAX_TEXT_FACT characters that can be stored (engine.text).
     NaN, infinities, |money| >= 1e12 and |int| >= 1e9 are refused. null stands for an absent fact
     and is allowed only for the facts that may be absent. Names outside the catalogue are refused
     (with a did-you-mean suggestion) unless listed in `extra_names`, whose values pass unchanged,
@@ -423,7 +427,7 @@ def check_facts(
             elif name in extras:
                 checked[name] = value
             else:
-                errors[str(name)] = [_unknown_name(str(name), extras | set(earlier))]
+                errors[printable(str(name))] = [_unknown_name(str(name), extras | set(earlier))]
         elif value is None:
             if not spec.optional:
                 errors[name] = ["must not be null: this fact is never absent"]
@@ -566,6 +570,11 @@ def _to_bool(value: object) -> bool:
 def _to_str(value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"must be a string, not {_json_kind(value)}")
+    if len(value) > MAX_TEXT_FACT:
+        raise ValueError(f"must be at most {MAX_TEXT_FACT} characters long")
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 

@@ -146,14 +146,15 @@ def sha256_of(source: str) -> str:
     return hashlib.sha256(source.encode("utf-8")).hexdigest()
 
 
-def load_ruleset_file(path: str | Path) -> RuleSet:
-    """Read and validate one rule file; its kind must equal the file's stem."""
+def load_ruleset_file(path: str | Path, match_stem: bool = True) -> RuleSet:
+    """Read and validate one rule file; with `match_stem` its kind must equal the file's stem
+    (as in rules/; a working copy elsewhere may be named freely)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleFileError([Problem(str(path), f"cannot read file: {exc}")]) from None
-    return parse_ruleset(text, str(path), expected_kind=path.stem)
+    return parse_ruleset(text, str(path), expected_kind=path.stem if match_stem else None)
 
 
 def parse_ruleset(

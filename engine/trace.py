@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from json.encoder import encode_basestring  # how _CANONICAL writes a string (and a key)
 from typing import Any
 
 MONEY_QUANTUM = Decimal("0.01")
@@ -106,7 +107,7 @@ def canonical_object(members: Mapping[str, str]) -> str:
     """canonical_json of an object whose members are given as their canonical JSON texts, by
     key: the same text, without encoding the members again (a stored decision keeps each part's
     canonical JSON, and its hash signs the whole record's)."""
-    return "{" + ",".join(f"{_CANONICAL.encode(k)}:{members[k]}" for k in sorted(members)) + "}"
+    return "{" + ",".join(f"{encode_basestring(k)}:{members[k]}" for k in sorted(members)) + "}"
 
 
 def chain_hash(record: dict[str, Any], prev_hash: str) -> str:

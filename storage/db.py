@@ -1,14 +1,17 @@
 """Database setup: one peewee proxy, bound from a URL (SQLite by default, PostgreSQL in production).
 
-SQLite files get WAL mode (readers never block the writer), foreign keys on and a busy timeout,
-so several processes (API workers, the nightly run, `credo import`) can share one file.
+SQLite files get WAL mode (readers never block the writer; SQLite checkpoints the log itself),
+foreign keys on and a busy timeout, so several processes (API workers, the nightly run, `credo
+import`) can share one file. Servers take connections from a pool (open_pooled).
 """
 
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -75,6 +78,37 @@ def open_pooled(url: str, pool_size: int = 32) -> pw.Database:
     db = connect(url, pool_size=pool_size)
     db.close()  # back to the pool: connect() only checked that the database opens
     return db
+
+
+@dataclass(frozen=True)
+class SqliteFile:
+    """A SQLite database file as it was when a process opened it.
+
+    Deleting or replacing the file under a running process goes unnoticed by SQLite: the
+    process keeps reading and writing the old, unlinked file, whose contents nobody will see
+    again. `problem()` tells: one stat of the path, compared by device and inode.
+    """
+
+    path: str
+    device: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: str) -> SqliteFile:
+        status = os.stat(path)
+        return cls(path, status.st_dev, status.st_ino)
+
+    def problem(self) -> str | None:
+        """None while the path still names the file opened; else what happened to it."""
+        try:
+            status = os.stat(self.path)
+        except FileNotFoundError:
+            return f"database file {self.path} is gone (deleted since it was opened): restart"
+        except OSError as exc:
+            return f"database file {self.path}: {exc}"
+        if (status.st_dev, status.st_ino) != (self.device, self.inode):
+            return f"database file {self.path} was replaced since it was opened: restart"
+        return None
 
 
 def redact(url: str) -> str:

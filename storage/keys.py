@@ -1,21 +1,38 @@
-"""API keys (SPEC §6): stored as the SHA-256 of the key, which is shown once, at creation."""
+"""API keys (SPEC §6): stored as the SHA-256 of the key, which is shown once, at creation.
+
+A key's name is what decisions record as `requested_by`, so names are unique, and stay taken
+once the key is revoked: the audit trail must name one key. Its owner is the person or system
+behind it (default: the name); one person's analyst and approver keys share an owner, which is
+what four eyes compares.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from storage.errors import NotFound
+import peewee as pw
+
+from storage.db import database
+from storage.errors import Conflict, NotFound
 from storage.models import ApiKey, now_utc
 
 ROLES = ("decide", "analyst", "approver", "auditor", "admin")
 KEY_PREFIX = "credo_"
 # last_used_at is refreshed at most this often, so authenticating is not a write per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+NAME_LENGTH = 100
+# Letters, digits, '_', '.', '@' and '-', starting with a letter, digit or '_': no spaces, no
+# control characters, nothing a spreadsheet reads as a formula (= + - @ first), nothing that
+# looks like the requested_by credo itself writes ("credo demo", "run:7").
+_NAME = re.compile(r"\w[\w.@-]*")
+# requested_by values credo writes itself, which no key may take.
+RESERVED_NAMES = {"cli": "the requested_by of decisions stored by `credo decide --store`"}
 
 
 @dataclass(frozen=True)
@@ -24,6 +41,7 @@ class KeyInfo:
 
     id: int
     name: str
+    owner: str
     role: str
     prefix: str
     created_at: datetime
@@ -35,6 +53,7 @@ class KeyInfo:
         return cls(
             row.id,
             row.name,
+            row.owner,
             row.role,
             row.prefix,
             row.created_at,
@@ -49,6 +68,7 @@ class KeyInfo:
         return {
             "id": self.id,
             "name": self.name,
+            "owner": self.owner,
             "role": self.role,
             "prefix": self.prefix,
             "created_at": iso(self.created_at),
@@ -62,22 +82,59 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def create_key(name: str, role: str) -> tuple[str, KeyInfo]:
-    """Make a key; return (the clear key, shown this once; its description)."""
+def check_name(field: str, value: str) -> str:
+    """`value` without surrounding spaces, if it is a valid key name or owner; else ValueError
+    naming `field` and what is wrong."""
+    value = value.strip()
+    if not value or len(value) > NAME_LENGTH:
+        raise ValueError(f"{field}: expected 1 to {NAME_LENGTH} characters, got {len(value)}")
+    if not _NAME.fullmatch(value):
+        raise ValueError(
+            f"{field}: {value!r} may hold only letters, digits and '_', '.', '@', '-', "
+            "and must start with a letter, digit or '_'"
+        )
+    return value
+
+
+def create_key(name: str, role: str, owner: str | None = None) -> tuple[str, KeyInfo]:
+    """Make a key; return (the clear key, shown this once; its description).
+
+    ValueError for a bad role, name or owner; Conflict when a key (live or revoked) already
+    has the name.
+    """
     if role not in ROLES:
         raise ValueError(f"role: {role!r} is not one of {', '.join(ROLES)}")
-    name = name.strip()
-    if not name or len(name) > 100:
-        raise ValueError("name: expected 1 to 100 characters")
+    name = check_name("name", name)
+    if name in RESERVED_NAMES:
+        raise ValueError(f"name: {name!r} is reserved: it is {RESERVED_NAMES[name]}")
+    owner = name if owner is None else check_name("owner", owner)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    row = ApiKey.create(
-        name=name,
-        role=role,
-        key_hash=hash_key(key),
-        prefix=key[: len(KEY_PREFIX) + 6],
-        created_at=now_utc(),
-    )
+    try:
+        with database.atomic():
+            _refuse_taken(name)
+            row = ApiKey.create(
+                name=name,
+                owner=owner,
+                role=role,
+                key_hash=hash_key(key),
+                prefix=key[: len(KEY_PREFIX) + 6],
+                created_at=now_utc(),
+            )
+    except pw.IntegrityError:  # created by someone else between the check and the insert
+        _refuse_taken(name)
+        raise
     return key, KeyInfo.from_row(row)
+
+
+def _refuse_taken(name: str) -> None:
+    taken = ApiKey.get_or_none(ApiKey.name == name)
+    if taken is None:
+        return
+    state = f"revoked {taken.revoked_at:%Y-%m-%d}" if taken.revoked_at else "active"
+    raise Conflict(
+        f"name: an API key named {name!r} exists already (id {taken.id}, {state}); names stay "
+        "taken after revoking, so that requested_by names one key: choose another name"
+    )
 
 
 def verify_key(key: str) -> KeyInfo | None:

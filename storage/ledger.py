@@ -45,6 +45,9 @@ __all__ = [
     "load_ledger",
     "load_ledgers",
     "iter_open_customer_ids",
+    "iter_customer_ids",
+    "count_customers",
+    "customer_currencies",
 ]
 
 LOAD_CHUNK = 500
@@ -63,6 +66,44 @@ def load_ledgers(customer_ids: Iterable[str]) -> dict[str, Ledger]:
     for start in range(0, len(ids), LOAD_CHUNK):
         ledgers.update(_load_chunk(ids[start : start + LOAD_CHUNK]))
     return ledgers
+
+
+def iter_customer_ids(page_size: int = 500, after: str | None = None) -> Iterator[list[str]]:
+    """Every stored customer's id, in the database's order, in lists of `page_size`.
+
+    Read a page at a time by keyset (`id > last id`): no list of every id is built, and a
+    customer added meanwhile is seen when its id sorts after the page in hand. `after`
+    resumes after that id.
+    """
+    if page_size < 1:
+        raise ValueError("page_size must be at least 1")
+    c = m.Customer
+    while True:
+        query = c.select(c.id).order_by(c.id).limit(page_size)
+        if after is not None:
+            query = query.where(c.id > after)
+        page = [customer_id for (customer_id,) in query.tuples()]
+        if page:
+            yield page
+        if len(page) < page_size:
+            return
+        after = page[-1]
+
+
+def count_customers() -> int:
+    """How many customers are stored."""
+    return m.Customer.select().count()
+
+
+def customer_currencies(customer_ids: Iterable[str]) -> dict[str, str]:
+    """The currency of each given customer that is stored, by id."""
+    ids = list(dict.fromkeys(customer_ids))
+    c = m.Customer
+    currencies: dict[str, str] = {}
+    for start in range(0, len(ids), LOAD_CHUNK):
+        chunk = ids[start : start + LOAD_CHUNK]
+        currencies.update(c.select(c.id, c.currency).where(_in(c.id, chunk)).tuples())
+    return currencies
 
 
 def _rows(query: pw.Query) -> list[tuple]:

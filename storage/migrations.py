@@ -14,9 +14,9 @@ import peewee as pw
 from playhouse import migrate as pwm
 
 from storage.db import database, is_postgres, write_lock
+from storage.jobs import Job
 from storage.models import (
     ID_LENGTH,
-    ApiKey,
     BaseModel,
     Contact,
     CreditNote,
@@ -31,6 +31,8 @@ from storage.models import (
     PaymentAllocation,
     PaymentPlan,
     Promise,
+    RuleSetEvent,
+    RuleSetFile,
     RuleSetVersion,
     SchemaVersion,
     UtcDateTimeField,
@@ -41,6 +43,21 @@ from storage.runs import RUN_MODELS
 MIGRATION_LOCK = 0x6372_6564_6F01  # "credo" + 1: the advisory lock key for migrations
 
 Migration = Callable[[pw.Database, pwm.SchemaMigrator], None]
+
+
+class _ApiKeyV1(BaseModel):
+    """The api_key table as migration 1 made it (migration 9 adds owner and a unique name)."""
+
+    name = pw.CharField(max_length=100)
+    role = pw.CharField(max_length=16)
+    key_hash = pw.CharField(max_length=64, unique=True)
+    prefix = pw.CharField(max_length=16)
+    created_at = UtcDateTimeField()
+    revoked_at = UtcDateTimeField(null=True)
+    last_used_at = UtcDateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_key"
 
 
 class _DecisionV1(BaseModel):
@@ -86,7 +103,7 @@ def _initial(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
             _DecisionV1,
             DecisionTag,
             RuleSetVersion,
-            ApiKey,
+            _ApiKeyV1,
             *RUN_MODELS,
         ]
     )
@@ -160,6 +177,80 @@ def _unindexed_prev_hash(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None
     db.execute_sql('DROP INDEX IF EXISTS "decision_prev_hash"')
 
 
+def _key_owners_and_unique_names(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
+    # A key's name is the requested_by of what it did, so names become unique (revoked keys
+    # keep theirs). Releases before this one accepted a name twice: the oldest key keeps it,
+    # each later one is renamed "<name>-2", "-3", … (the first such name no key has), and
+    # every key's owner is the name it was created with, so a renamed key still shows whose
+    # it is. Decisions stored before keep the name they were made with.
+    keys = pw.Table("api_key").bind(db)
+    pwm.migrate(migrator.add_column("api_key", "owner", pw.CharField(max_length=100, null=True)))
+    keys.update(owner=keys.c.name).execute()
+    taken = {row["name"] for row in keys.select(keys.c.name)}
+    seen: set[str] = set()
+    for row in keys.select(keys.c.id, keys.c.name).order_by(keys.c.id):
+        name = row["name"]
+        if name in seen:
+            renamed = _free_name(name, taken)
+            keys.update(name=renamed).where(keys.c.id == row["id"]).execute()
+            taken.add(renamed)
+        seen.add(name)
+    pwm.migrate(
+        migrator.add_not_null("api_key", "owner"),
+        migrator.add_index("api_key", ("name",), True),
+    )
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    """`name-N` for the smallest N >= 2 that no key has, within 100 characters."""
+    number = 2
+    while True:
+        suffix = f"-{number}"
+        candidate = name[: 100 - len(suffix)] + suffix
+        if candidate not in taken:
+            return candidate
+        number += 1
+
+
+def _ruleset_events(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # The lifecycle history gets a table of its own: the version table's who/when columns keep
+    # one move of each sort (a rollback overwrote the first activation). The moves those
+    # columns still show become events, oldest first; the owner is the owner of the key of
+    # that name, if there is one. A retirement was stamped with the time of the activation
+    # that caused it, whose key is taken as its author.
+    versions = pw.Table("rule_set_version").bind(db)
+    keys = pw.Table("api_key").bind(db)
+    db.create_tables([RuleSetEvent])
+    owners = {row["name"]: row["owner"] for row in keys.select(keys.c.name, keys.c.owner)}
+    when = RuleSetVersion.created_at.python_value  # the driver's value as an aware datetime
+    rows = list(versions.select().order_by(versions.c.kind, versions.c.version))
+    activated_by = {(r["kind"], when(r["activated_at"])): r["activated_by"] for r in rows}
+    events = []
+    for row in rows:
+        retired_at = when(row["retired_at"])
+        moves = (
+            ("drafted", row["created_at"], row["created_by"], row["note"] or ""),
+            ("proposed", row["proposed_at"], row["proposed_by"], ""),
+            ("approved", row["approved_at"], row["approved_by"], ""),
+            ("activated", row["activated_at"], row["activated_by"], ""),
+            ("retired", row["retired_at"], activated_by.get((row["kind"], retired_at)), ""),
+        )
+        for order, (event, at, by, note) in enumerate(moves):
+            if at is not None:
+                by = by or "unknown"
+                fields = {"event": event, "actor": by, "owner": owners.get(by, by), "note": note}
+                events.append((when(at), order, row["kind"], row["version"], fields))
+    for at, _, kind, version, fields in sorted(events, key=lambda e: e[:2]):
+        RuleSetEvent.insert(kind=kind, version=version, at=at, **fields).execute()
+
+
+def _ruleset_files(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Reminder templates and company.toml are stored with the reminder rule set's versions.
+    # The versions stored before have none: `credo init` (which runs the migrations) gives
+    # them the files of rules/templates, which every run read until now (api.usecases).
+    db.create_tables([RuleSetFile])
+
+
 def _record_formats(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
     # Each decision says which record format its hash signs (storage.decisions.shape): the
     # rows stored so far are format 1, with no `via`.
@@ -172,6 +263,11 @@ def _record_formats(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
         'FROM "decision_tag_recent" WHERE true ON CONFLICT DO NOTHING'
     )
     db.execute_sql('DROP TABLE "decision_tag_recent"')
+
+
+def _jobs(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Simulations and backtests run as jobs in a process of their own (storage/jobs.py).
+    db.create_tables([Job])
 
 
 def _earlier_decisions(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
@@ -190,8 +286,15 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (6, "recent decision tags: single decisions' tags, moved in batches", _recent_tags),
     (7, "decisions: no index on prev_hash (seq already rules out a fork)", _unindexed_prev_hash),
     (8, "decisions: record format and via; staged tags joined to decision_tag", _record_formats),
-    # 9 to 14 are other branches' (issue 16 reserved 15 for this one).
+    (
+        9,
+        "API keys: an owner each; names unique (later duplicates renamed name-2, …)",
+        _key_owners_and_unique_names,
+    ),
+    (12, "jobs: simulations and backtests run by a process of their own", _jobs),
+    (13, "rule-set lifecycle events: their own append-only table", _ruleset_events),
     (15, "decisions: the facts taken from earlier decisions (record format 4)", _earlier_decisions),
+    (18, "rule-set files: reminder templates stored with their version", _ruleset_files),
 )
 LATEST = MIGRATIONS[-1][0]
 
@@ -199,17 +302,20 @@ LATEST = MIGRATIONS[-1][0]
 def current_version(db: pw.Database | None = None) -> int:
     """The highest applied migration, 0 for an empty database."""
     db = _bind(db)
-    if not _table_exists(db, SchemaVersion._meta.table_name):
+    if not table_exists(db, SchemaVersion._meta.table_name):
         return 0
     latest = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar()
     return int(latest or 0)
 
 
 def migrate(db: pw.Database | None = None, target: int | None = None) -> list[int]:
-    """Apply every migration up to `target` (default: the latest); return those applied.
+    """Apply every migration up to `target` (default: the latest) that the database has not
+    recorded; return those applied.
 
     Idempotent, and safe when several processes call it at once: they queue on a lock and
-    each re-reads the version under it. All pending migrations apply in one transaction.
+    each re-reads the applied versions under it. All pending migrations apply in one
+    transaction. A migration numbered below the highest applied one but never applied (changes
+    developed side by side land in either order) is applied too.
     """
     db = _bind(db)
     target = LATEST if target is None else target
@@ -218,17 +324,18 @@ def migrate(db: pw.Database | None = None, target: int | None = None) -> list[in
     applied: list[int] = []
     with write_lock(MIGRATION_LOCK):
         db.create_tables([SchemaVersion])
-        done = current_version(db)
+        done = set(SchemaVersion.select(SchemaVersion.version).scalars())
         migrator = pwm.SchemaMigrator.from_database(db)
         for version, name, apply in MIGRATIONS:
-            if done < version <= target:
+            if version not in done and version <= target:
                 apply(db, migrator)
                 SchemaVersion.create(version=version, name=name, applied_at=now_utc())
                 applied.append(version)
     return applied
 
 
-def _table_exists(db: pw.Database, table: str) -> bool:
+def table_exists(db: pw.Database, table: str) -> bool:
+    """Whether `table` exists (on PostgreSQL: in the schema of the search path)."""
     if is_postgres(db):  # peewee's table_exists looks in "public", not on the search_path
         return db.execute_sql("SELECT to_regclass(%s)", (table,)).fetchone()[0] is not None
     return db.table_exists(table)

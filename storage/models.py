@@ -279,7 +279,8 @@ class DecisionTag(BaseModel):
 
 
 class RuleSetVersion(BaseModel):
-    """Version n of one kind's rule set, with its maker-checker history."""
+    """Version n of one kind's rule set and its state; the who/when columns keep the latest
+    move of each sort, the whole history is in RuleSetEvent."""
 
     kind = pw.CharField(max_length=64)
     version = pw.IntegerField()
@@ -303,8 +304,47 @@ class RuleSetVersion(BaseModel):
         indexes = ((("kind", "version"), True),)
 
 
+class RuleSetEvent(BaseModel):
+    """One move in a rule set's lifecycle, append-only (migration 13): drafted, proposed,
+    approved, rejected, activated, rolled_back or retired; by which key (`actor`, its name),
+    whose key (`owner`), when, and the note given with it."""
+
+    id = pw.BigAutoField()
+    kind = pw.CharField(max_length=64)
+    version = pw.IntegerField()
+    event = pw.CharField(max_length=16)
+    actor = pw.CharField(max_length=200)
+    owner = pw.CharField(max_length=200)
+    at = UtcDateTimeField()
+    note = pw.TextField(default="")
+
+    class Meta:
+        table_name = "ruleset_event"
+        indexes = ((("kind", "version"), False),)
+
+
+class RuleSetFile(BaseModel):
+    """A file stored with a rule-set version (migration 18): a reminder template or the company
+    settings they use, by its path relative to the templates directory (`reminder/firm.en.j2`,
+    `company.toml`), with the SHA-256 of its UTF-8 text. A version's files never change."""
+
+    kind = pw.CharField(max_length=64)
+    version = pw.IntegerField()
+    path = pw.CharField(max_length=200)
+    text = pw.TextField()
+    sha256 = pw.CharField(max_length=64)
+
+    class Meta:
+        table_name = "ruleset_file"
+        primary_key = pw.CompositeKey("kind", "version", "path")
+
+
 class ApiKey(BaseModel):
-    name = pw.CharField(max_length=100)
+    """An API key, stored hashed (storage.keys). `name` is unique, revoked keys included: it is
+    the requested_by of what the key did. `owner` is the person or system behind the key."""
+
+    name = pw.CharField(max_length=100, unique=True)
+    owner = pw.CharField(max_length=100)
     role = pw.CharField(max_length=16)
     key_hash = pw.CharField(max_length=64, unique=True)
     prefix = pw.CharField(max_length=16)

@@ -1,13 +1,18 @@
-"""Rule-set versions: version 1, 2, … per kind, their TOML source, sha256 and maker-checker state.
+"""Rule-set versions: version 1, 2, … per kind, their TOML source, sha256 and maker-checker state,
+the files stored with them (a reminder version's templates), and the append-only history of
+their moves (events).
 
-States: draft → proposed → approved → active → retired (an older retired or approved version can
-be activated again: a rollback). At most one version per kind is active, which the database
-enforces with a partial unique index. The rules of who may move a version where live in the use
-cases; storage records the move and who made it.
+States: draft → proposed → approved → active → retired, and rejected (an older retired or
+approved version can be activated again: a rollback). At most one version per kind is active,
+which the database enforces with a partial unique index. The rules of who may move a version
+where live in the use cases (api/lifecycle.py); storage records the move, and `record_event`,
+the one way into the event table, records who made it, when and why.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -15,21 +20,37 @@ import peewee as pw
 
 from storage.db import write_lock
 from storage.errors import Conflict, NotFound
-from storage.models import RuleSetVersion, now_utc
+from storage.models import RuleSetEvent, RuleSetFile, RuleSetVersion, now_utc
 
-STATES = ("draft", "proposed", "approved", "active", "retired")
+STATES = ("draft", "proposed", "approved", "active", "retired", "rejected")
+EVENTS = (
+    "drafted",
+    "proposed",
+    "approved",
+    "rejected",
+    "activated",
+    "rolled_back",
+    "retired",
+    "templates_added",  # files given to a version stored before versions had them
+)
 RULESET_LOCK = 0x6372_6564_6F03  # "credo" + 3: advisory lock key for version numbering
 # Which columns a move into a state stamps.
 _STAMPS = {"proposed": "proposed", "approved": "approved", "active": "activated"}
 
 
-def to_json(row: RuleSetVersion, with_source: bool = True) -> dict[str, Any]:
-    """A version as JSON values (timestamps ISO 8601 UTC, None when not reached)."""
+def to_json(
+    row: RuleSetVersion, with_source: bool = True, templates_sha256: str | None | bool = True
+) -> dict[str, Any]:
+    """A version as JSON values (timestamps ISO 8601 UTC, None when not reached), with the
+    sha256 of its files (`templates_sha256`, None when it has none; looked up unless given)."""
+    if templates_sha256 is True:
+        templates_sha256 = _files_sha256_by_version(row.kind, row.version).get(row.version)
     data: dict[str, Any] = {
         "kind": row.kind,
         "version": row.version,
         "state": row.state,
         "sha256": row.sha256,
+        "templates_sha256": templates_sha256,
         "note": row.note,
     }
     for name in ("created", "proposed", "approved", "activated"):
@@ -51,8 +72,10 @@ def create_version(
     created_by: str,
     note: str = "",
     state: str = "draft",
+    files: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Store the next version of `kind` (1 for the first) and return it."""
+    """Store the next version of `kind` (1 for the first), with its `files` {path: text} if
+    any, and return it."""
     _check_state(state)
     now = now_utc()
     with write_lock(RULESET_LOCK):
@@ -74,6 +97,7 @@ def create_version(
             activated_by=created_by if state == "active" else None,
             activated_at=now if state == "active" else None,
         )
+        _insert_files(kind, version, files or {})
     return to_json(row)
 
 
@@ -119,7 +143,11 @@ def list_kinds() -> list[str]:
 def history(kind: str) -> list[dict[str, Any]]:
     """Every version of `kind`, oldest first, without sources."""
     query = RuleSetVersion.select().where(RuleSetVersion.kind == kind)
-    return [to_json(row, with_source=False) for row in query.order_by(RuleSetVersion.version)]
+    files = _files_sha256_by_version(kind)
+    return [
+        to_json(row, with_source=False, templates_sha256=files.get(row.version))
+        for row in query.order_by(RuleSetVersion.version)
+    ]
 
 
 def set_state(
@@ -128,11 +156,11 @@ def set_state(
     state: str,
     *,
     by: str,
-    note: str | None = None,
     activate_at: datetime | None = None,
 ) -> dict[str, Any]:
     """Move a version to `state`, stamping who and when; activating retires the active one.
 
+    The version's note (why it was drafted) stays; a move's own note goes to its event.
     Raises NotFound for an unknown version and Conflict when it is already in that state.
     """
     _check_state(state)
@@ -155,11 +183,138 @@ def set_state(
             row.retired_at = now
         if activate_at is not None:
             row.activate_at = activate_at
-        if note is not None:
-            row.note = note
         row.state = state
         row.save()
     return to_json(row)
+
+
+def locked():
+    """A transaction holding the rule-set writer lock: moves checked and made inside it cannot
+    interleave with another process's move."""
+    return write_lock(RULESET_LOCK)
+
+
+def record_event(
+    kind: str,
+    version: int,
+    event: str,
+    *,
+    by: str,
+    owner: str,
+    note: str = "",
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """Append one lifecycle event of version `version` of `kind` and return it as JSON values.
+
+    `by` is the API key's name (or the command, for credo's own moves such as `credo init`),
+    `owner` the person or system behind it. Every lifecycle event goes through here.
+    """
+    if event not in EVENTS:
+        raise ValueError(f"event: {event!r} is not one of {', '.join(EVENTS)}")
+    row = RuleSetEvent.create(
+        kind=kind,
+        version=version,
+        event=event,
+        actor=by,
+        owner=owner,
+        at=at or now_utc(),
+        note=note,
+    )
+    return event_json(row)
+
+
+def events(kind: str, version: int | None = None) -> list[dict[str, Any]]:
+    """The events of `kind` (of one version, if given), oldest first."""
+    query = RuleSetEvent.select().where(RuleSetEvent.kind == kind)
+    if version is not None:
+        query = query.where(RuleSetEvent.version == version)
+    return [event_json(row) for row in query.order_by(RuleSetEvent.id)]
+
+
+def event_json(row: RuleSetEvent) -> dict[str, Any]:
+    """An event as JSON values."""
+    return {
+        "id": row.id,
+        "kind": row.kind,
+        "version": row.version,
+        "event": row.event,
+        "by": row.actor,
+        "owner": row.owner,
+        "at": row.at.isoformat(),
+        "note": row.note,
+    }
+
+
+# ---- files stored with a version (a reminder version's templates) ----------------------------
+
+
+def file_sha256(text: str) -> str:
+    """SHA-256 of a file's text encoded as UTF-8: what `sha256sum` prints for the file."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def files_sha256(hashes: Mapping[str, str]) -> str:
+    """The SHA-256 a version's files are known by (its `templates_sha256`), from each file's
+    sha256 by path: the SHA-256 of the lines `<sha256>  <path>` sorted by path, as `sha256sum`
+    prints them, so `LC_ALL=C sha256sum company.toml reminder/*.j2 | sha256sum` run in a
+    templates directory gives the same value for the same files."""
+    manifest = "".join(f"{hashes[path]}  {path}\n" for path in sorted(hashes))
+    return hashlib.sha256(manifest.encode("utf-8")).hexdigest()
+
+
+def get_files(kind: str, version: int) -> dict[str, str] | None:
+    """The files stored with version `version` of `kind`, {path: text}; None when it has none."""
+    query = RuleSetFile.select(RuleSetFile.path, RuleSetFile.text).where(
+        (RuleSetFile.kind == kind) & (RuleSetFile.version == version)
+    )
+    files = dict(query.order_by(RuleSetFile.path).tuples())
+    return files or None
+
+
+def file_index(kind: str, version: int) -> list[dict[str, Any]]:
+    """Path, sha256 and length (characters) of each file stored with a version, by path."""
+    query = RuleSetFile.select(RuleSetFile.path, RuleSetFile.sha256, RuleSetFile.text).where(
+        (RuleSetFile.kind == kind) & (RuleSetFile.version == version)
+    )
+    return [
+        {"path": path, "sha256": sha256, "chars": len(text)}
+        for path, sha256, text in query.order_by(RuleSetFile.path).tuples()
+    ]
+
+
+def add_files(kind: str, version: int, files: Mapping[str, str]) -> str:
+    """Store `files` with a version stored without any (one of a database made before versions
+    had files), in one transaction; returns their templates_sha256. Conflict when the version
+    has files already (a version's files never change), NotFound when there is no version."""
+    with write_lock(RULESET_LOCK):
+        if get_version(kind, version) is None:
+            raise NotFound(f"rule set {kind} has no version {version}")
+        if get_files(kind, version) is not None:
+            raise Conflict(f"rule set {kind} version {version} has its files already")
+        _insert_files(kind, version, files)
+    return files_sha256({path: file_sha256(text) for path, text in files.items()})
+
+
+def _insert_files(kind: str, version: int, files: Mapping[str, str]) -> None:
+    rows = [
+        {"kind": kind, "version": version, "path": p, "text": t, "sha256": file_sha256(t)}
+        for p, t in sorted(files.items())
+    ]
+    if rows:
+        RuleSetFile.insert_many(rows).execute()
+
+
+def _files_sha256_by_version(kind: str, version: int | None = None) -> dict[int, str]:
+    """templates_sha256 of each version of `kind` (of one, if given) that has files."""
+    query = RuleSetFile.select(RuleSetFile.version, RuleSetFile.path, RuleSetFile.sha256).where(
+        RuleSetFile.kind == kind
+    )
+    if version is not None:
+        query = query.where(RuleSetFile.version == version)
+    hashes: dict[int, dict[str, str]] = {}
+    for number, path, sha256 in query.tuples():
+        hashes.setdefault(number, {})[path] = sha256
+    return {number: files_sha256(by_path) for number, by_path in hashes.items()}
 
 
 def _retire_active(kind: str, now: datetime) -> None:

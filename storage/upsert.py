@@ -122,6 +122,8 @@ def upsert_records(records: Sequence[dict[str, Any]]) -> UpsertResult:
 
 def record_type_of(value: object) -> str | None:
     """The record type a "type" value names: a contact is named by its contact type."""
+    if not isinstance(value, str):  # a list or object from JSON names none (and is unhashable)
+        return None
     if value in CONTACT_TYPES:
         return "contact"
     return value if value in MODELS and value != "contact" else None  # type: ignore[return-value]

@@ -9,7 +9,7 @@ from typing import Any
 
 import peewee as pw
 
-from storage.models import now_utc
+from storage.models import JSONText, now_utc
 from storage.runs import Action, Run, RunBatch, RunResult
 
 
@@ -99,6 +99,28 @@ def action_counts(run_id: str) -> dict[str, dict[str, int]]:
     for kind, state, n in query.tuples():
         counts.setdefault(kind, {})[state] = n
     return counts
+
+
+def message_errors(run_id: str) -> list[dict[str, Any]]:
+    """The reminders of a run whose message failed to render, in worklist order:
+    {customer_id, template, error}, from the action's payload (api/nightly/actions.py)."""
+    # Filtered in the database (LIKE on SQLite, ILIKE on PostgreSQL), so only the failed ones are
+    # read; JSONText puts the pattern in as it is, not JSON-encoded.
+    mentions = pw.Expression(Action.payload, pw.OP.ILIKE, JSONText('%"message_error"%'))
+    query = (
+        Action.select(Action.customer_id, Action.payload)
+        .where((Action.run == run_id) & (Action.type == "reminder") & mentions)
+        .order_by(Action.id)
+    )
+    return [
+        {
+            "customer_id": action.customer_id,
+            "template": action.payload.get("message_template"),
+            "error": action.payload["message_error"],
+        }
+        for action in query.iterator()
+        if action.payload.get("message_error")
+    ]
 
 
 def batch_totals(run_id: str) -> tuple[list[dict[str, Any]], dict[str, Decimal], float]:

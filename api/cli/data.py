@@ -69,10 +69,30 @@ def init_command(ctx: CliContext, as_json: bool) -> None:
         + (f" (applied migrations {', '.join(map(str, applied))})" if applied else " (up to date)")
     )
     for entry in report["rulesets"]:
-        line = f"rule set {entry['kind']}: {entry['action']} version {entry['version']}"
-        if entry["file_differs"]:
-            line += f" ({entry['file']} differs from it: `credo rules publish` to propose it)"
-        click.echo(line)
+        if entry.get("templates_added"):
+            versions = ", ".join(map(str, entry["templates_added"]))
+            click.echo(
+                f"rule set {entry['kind']}: versions {versions} stored with the templates of "
+                f"{entry['templates']} (stored before versions carried their own)"
+            )
+        click.echo(_ruleset_line(entry))
+
+
+def _ruleset_line(entry: dict[str, Any]) -> str:
+    """What `credo init` did with one shipped rule set."""
+    kind, version, active = entry["kind"], entry["version"], entry["active"]
+    if entry["action"] == "loaded":
+        return f"rule set {kind}: loaded {entry['file']} as active version {version}"
+    if entry["action"] == "kept":
+        shipped = "as shipped" if version == active else f"{entry['file']} is version {version}"
+        return f"rule set {kind}: version {active or 'none'} active ({shipped})"
+    shipped = entry["file"] + (f" with {entry['templates']}" if "templates" in entry else "")
+    return (
+        f"rule set {kind}: version {active or 'none'} stays active; the shipped {shipped} "
+        f"differs from every stored version and is stored as draft version {version}, not "
+        f"activated (compare: credo rules diff {kind} {active or 1} {version}; "
+        f"then credo rules propose {kind} {version})"
+    )
 
 
 @click.command("import")
@@ -143,20 +163,29 @@ def import_command(
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="The portfolio's today (default: today).",
 )
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace the database even if it holds data that `credo demo` did not make.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @pass_cli
-def demo_command(ctx: CliContext, customers: int, seed: int, as_of: Any, as_json: bool) -> None:
+def demo_command(
+    ctx: CliContext, customers: int, seed: int, as_of: Any, force: bool, as_json: bool
+) -> None:
     """Build a synthetic portfolio, decide every open account and print a summary.
 
-    Uses the configured database (by default a fresh SQLite file in the data directory) and
-    refuses one holding data that `credo demo` did not make.
+    Uses the configured database (by default a fresh SQLite file in the data directory). A
+    database made by an earlier `credo demo` is replaced; one holding anything else (API keys,
+    imported records, decisions, rule-set versions, runs) is refused with exit code 2, saying
+    what it holds, unless --force.
     """
     from api.demo.run import DemoRefused, run_demo
 
     day = as_of.date() if as_of else date.today()
     console = Console(stderr=as_json)
     try:
-        summary = run_demo(ctx.settings, customers, seed, day, console=console)
+        summary = run_demo(ctx.settings, customers, seed, day, console=console, force=force)
     except DemoRefused as exc:
         raise BadInput(str(exc)) from exc
     if as_json:

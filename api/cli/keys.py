@@ -1,7 +1,8 @@
 """`credo keys create|list|revoke`: API keys for the HTTP API (SPEC §6, §7).
 
 A key is shown once, by `create`, alone on the last line of standard output; only its SHA-256
-is stored.
+is stored. Names are unique (a revoked key keeps its name); the owner is the person or system
+behind the key.
 """
 
 from __future__ import annotations
@@ -49,23 +50,37 @@ def keys() -> None:
 
 
 @keys.command("create")
-@click.option("--name", required=True, help="Who uses the key, e.g. erp; recorded on decisions.")
+@click.option(
+    "--name",
+    required=True,
+    help="Unique name of the key, e.g. erp-orders; recorded on decisions as requested_by.",
+)
 @click.option("--role", required=True, type=click.Choice(ROLES), help="What the key may do.")
+@click.option(
+    "--owner",
+    help="The person or system behind the key (default: the name); four eyes compares owners.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the key's description as JSON.")
 @pass_cli
-def create(ctx: CliContext, name: str, role: str, as_json: bool) -> None:
+def create(ctx: CliContext, name: str, role: str, owner: str | None, as_json: bool) -> None:
     """Make a key and print it (once; it cannot be shown again) on the last line."""
     from storage import keys as stored_keys
+    from storage.errors import Conflict
 
     with _database(ctx):
         try:
-            key, info = stored_keys.create_key(name, role)
+            key, info = stored_keys.create_key(name, role, owner)
         except ValueError as exc:
             raise click.UsageError(str(exc)) from exc
+        except Conflict as exc:
+            raise BadInput(str(exc)) from exc
     if as_json:
         click.echo(json.dumps({**info.to_json(), "key": key}, indent=2))
         return
-    click.echo(f"Created key {info.id} '{info.name}' with role {info.role}.", err=True)
+    click.echo(
+        f"Created key {info.id} '{info.name}' (owner {info.owner}) with role {info.role}.",
+        err=True,
+    )
     click.echo("Store it now: it is shown only this once.", err=True)
     click.echo(key)
 
@@ -75,7 +90,7 @@ def create(ctx: CliContext, name: str, role: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the keys as JSON.")
 @pass_cli
 def list_(ctx: CliContext, active: bool, as_json: bool) -> None:
-    """List keys (never the keys themselves: id, name, role, prefix and dates)."""
+    """List keys (never the keys themselves: id, name, owner, role, prefix and dates)."""
     from storage import keys as stored_keys
 
     with _database(ctx):
@@ -86,11 +101,13 @@ def list_(ctx: CliContext, active: bool, as_json: bool) -> None:
     if not found:
         click.echo("No API keys. Make one with `credo keys create --name NAME --role ROLE`.")
         return
-    click.echo(f"{'id':>4}  {'name':<20} {'role':<9} {'prefix':<13} {'created':<20} state")
+    click.echo(
+        f"{'id':>4}  {'name':<20} {'owner':<16} {'role':<9} {'prefix':<13} {'created':<20} state"
+    )
     for k in found:
         state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
         click.echo(
-            f"{k.id:>4}  {k.name:<20} {k.role:<9} {k.prefix:<13} "
+            f"{k.id:>4}  {k.name:<20} {k.owner:<16} {k.role:<9} {k.prefix:<13} "
             f"{k.created_at:%Y-%m-%d %H:%M:%S}  {state}"
         )
 

@@ -36,9 +36,9 @@ def main() -> None:
 
 def _register() -> None:
     # Each module defines click commands/groups and a `register(main)` function.
-    from api.cli import data, keys, rules, run, serve
+    from api.cli import data, jobs, keys, rules, run, serve, simulate
 
-    for module in (data, rules, keys, serve, run):
+    for module in (data, rules, keys, serve, run, simulate, jobs):
         module.register(main)
 
 

@@ -1,16 +1,17 @@
-"""`credo rules check|test` and `credo decide`: rule files and decisions from the command line."""
+"""`credo rules check|test` and `credo decide`: rule files and decisions from the command line
+(`credo decide` through api.decide, the use case the API's decisions go through)."""
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import click
 
 from api.cli.main import CliContext, pass_cli
+from api.lifecycle_rules import MAX_VERSION
 from engine.checks import describe, run_tests, smoke_test
 from engine.errors import FactError, Problem, RuleFileError
 from engine.ruleset import RuleSet
@@ -26,24 +27,32 @@ def _rule_files(ctx: CliContext, files: tuple[str, ...]) -> list[Path]:
     return found
 
 
-def _load_all(paths: list[Path]) -> dict[Path, tuple[RuleSet | None, list[Problem]]]:
+def _load_all(
+    ctx: CliContext, paths: list[Path]
+) -> dict[Path, tuple[RuleSet | None, list[Problem]]]:
     """Each rule file parsed after the rule sets it names in `after`, which are the files of
-    the same folder (the given files first), and the whole set checked for what one rule set
-    reads of another (engine.order): by file, its rule set (None if invalid) and problems."""
+    the same folder (the given files first), then those of the rules directory, and the whole
+    set checked for what one rule set reads of another (engine.order): by file, its rule set
+    (None if invalid) and problems. A file in the rules directory must be named after its
+    kind; one elsewhere (my.toml) stands for the kind it declares."""
     from engine.order import check_cross_references, parse_rulesets
 
+    rules_dir = ctx.settings.rules_dir.resolve()
     sources: dict[str, tuple[str, str]] = {}
     problems: dict[str, list[Problem]] = {str(p): [] for p in paths}
     siblings = sorted({s for p in paths for s in p.parent.glob("*.toml")} - set(paths))
-    for path in [*paths, *siblings]:
-        if path.stem in sources:
-            continue
+    shipped = sorted(set(rules_dir.glob("*.toml")) - {p.resolve() for p in [*paths, *siblings]})
+    for path in [*paths, *siblings, *shipped]:
         try:
-            sources[path.stem] = (path.read_text(encoding="utf-8"), str(path))
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             problems.setdefault(str(path), []).append(
                 Problem(str(path), f"cannot read file: {exc}")
             )
+            continue
+        kind = path.stem if path.resolve().parent == rules_dir else _declared_kind(text, path)
+        if kind not in sources:
+            sources[kind] = (text, str(path))
     parsed, found = parse_rulesets(sources)
     if not found:
         found = check_cross_references(parsed)
@@ -60,23 +69,43 @@ def _load_all(paths: list[Path]) -> dict[Path, tuple[RuleSet | None, list[Proble
     return result
 
 
+def _declared_kind(text: str, path: Path) -> str:
+    """The kind a rule file's text declares, else its file name's stem (its parse says why)."""
+    import tomllib
+
+    try:
+        kind = tomllib.loads(text).get("kind")
+    except tomllib.TOMLDecodeError:
+        return path.stem
+    return kind if isinstance(kind, str) and kind else path.stem
+
+
 def _problem_json(problem: Problem) -> dict[str, Any]:
     return {k: v for k, v in vars(problem).items() if v is not None} | {"text": str(problem)}
 
 
 @click.group("rules")
 def rules() -> None:
-    """Check and test rule files (rules/*.toml)."""
+    """Check and test rule files; publish, approve and activate rule-set versions."""
 
 
 @rules.command("check")
 @click.argument("files", nargs=-1, type=click.Path(dir_okay=False))
+@click.option(
+    "--templates",
+    "templates_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Render the reminder texts of this directory (default, without FILES: rules/templates).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_cli
-def check(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
-    """Validate rule files and smoke-test them in the engine; exit 2 listing every problem."""
+def check(
+    ctx: CliContext, files: tuple[str, ...], templates_dir: Path | None, as_json: bool
+) -> None:
+    """Validate rule files and smoke-test them in the engine, and render the reminder texts
+    with sample accounts; exit 2 listing every problem."""
     report = []
-    for path, (ruleset, problems) in _load_all(_rule_files(ctx, files)).items():
+    for path, (ruleset, problems) in _load_all(ctx, _rule_files(ctx, files)).items():
         if ruleset is not None:
             problems = smoke_test(ruleset, ctx.settings.engine.smoke_timeout_seconds)
         report.append(
@@ -89,7 +118,9 @@ def check(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
                 "problems": [_problem_json(p) for p in problems],
             }
         )
-    templates = _check_templates(ctx) if not files else []
+    if templates_dir is None and not files:
+        templates_dir = ctx.settings.rules_dir / "templates"
+    templates = _check_templates(templates_dir) if templates_dir is not None else []
     failed = any(not entry["ok"] for entry in report) or bool(templates)
     if as_json:
         click.echo(
@@ -101,21 +132,22 @@ def check(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
                 click.echo(f"ok  {entry['path']}: {entry['kind']}, {entry['rules']} rules")
             for problem in entry["problems"]:
                 click.echo(problem["text"], err=True)
+        if templates_dir is not None and templates_dir.exists() and not templates:
+            click.echo(f"ok  {templates_dir}: every reminder text renders with the samples")
         for problem in templates:
             click.echo(f"templates: {problem}", err=True)
     if failed:
         sys.exit(2)
 
 
-def _check_templates(ctx: CliContext) -> list[str]:
-    """Render every reminder template of rules/templates with a sample account."""
+def _check_templates(folder: Path) -> list[str]:
+    """Render every reminder text of `folder` with the sample accounts: the problems."""
     from api.nightly.messages import MessageError, MessageRenderer
 
-    folder = ctx.settings.rules_dir / "templates"
     if not folder.exists():
         return []
     try:
-        return MessageRenderer(folder).check()
+        return [str(problem) for problem in MessageRenderer.from_directory(folder).check()]
     except MessageError as exc:
         return [str(exc)]
 
@@ -130,7 +162,7 @@ def test(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
 
     engine = Engine()
     report, invalid = [], False
-    for path, (ruleset, problems) in _load_all(_rule_files(ctx, files)).items():
+    for path, (ruleset, problems) in _load_all(ctx, _rule_files(ctx, files)).items():
         if ruleset is None:
             invalid = True
             for problem in problems:
@@ -187,34 +219,103 @@ def _explain_failure(result: dict[str, Any]) -> None:
     "--rules",
     "rules_file",
     type=click.Path(dir_okay=False),
-    help="Rule file to use instead of rules/KIND.toml (without --customer).",
+    help="What-if: evaluate this rule file instead of the active version (never stored).",
+)
+@click.option(
+    "--version",
+    type=click.IntRange(1, MAX_VERSION),
+    help="What-if: evaluate this stored version (a draft, a retired one, …) instead of the "
+    "active one (never stored).",
+)
+@click.option(
+    "--store",
+    is_flag=True,
+    help="Store the decision in the audit chain, as the API does (always the active version).",
 )
 @click.option(
     "--as-of", type=click.DateTime(["%Y-%m-%d"]), help="Date of the facts (default today)."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
 @pass_cli
-def decide(ctx: CliContext, kind: str, customer, facts_file, rules_file, as_of, as_json) -> None:
-    """Decide KIND and print the decision with its trace.
+def decide(
+    ctx: CliContext, kind: str, customer, facts_file, rules_file, version, store, as_of, as_json
+) -> None:
+    """Decide KIND with its active stored version, as `POST /v1/decisions/KIND` does, and
+    print the decision with its trace. Without --store it is a what-if: evaluated the same
+    way, never stored. --rules FILE and --version N evaluate another text: what-ifs only."""
+    from api.decide import DecisionRequest
+    from api.decide import decide as decide_request
+    from api.nightly.worklist import today_in
+    from engine.runtime import Engine
 
-    With --customer the active stored rule-set version decides from the stored ledger and the
-    decision is stored in the audit chain, as through the API. With --facts alone the rule file
-    decides a what-if, which is not stored.
-    """
     if facts_file is None and customer is None:
         raise click.UsageError("give --customer ID or --facts FILE")
+    if rules_file is not None and version is not None:
+        raise click.UsageError("give --rules FILE or --version N, not both")
+    if store and (rules_file is not None or version is not None):
+        raise click.UsageError(
+            "--store: a stored decision is always made by the active version; --rules and "
+            "--version are what-ifs, never stored"
+        )
     given = _read_facts(facts_file) if facts_file else None
-    day = as_of.date() if as_of else date.today()
-    if customer is not None:
-        decision = _decide_stored(ctx, kind, customer, given, day)
-    else:
-        decision = _decide_from_file(ctx, kind, rules_file, given, day)
+    rules = _what_if_rules(ctx, rules_file) if rules_file is not None else None
+    active = {}
+    if customer is not None or rules is None:
+        active = _active_rulesets(ctx)
+    day = as_of.date() if as_of else today_in(ctx.settings.facts.timezone)
+    asked = DecisionRequest(
+        kind, customer, given, day, "cli", "cli", not store, version=version, rules=rules
+    )
+    decision = _decided(lambda: decide_request(asked, active, Engine()))
     if as_json:
         click.echo(json.dumps(decision, indent=2, ensure_ascii=False))
         return
+    _print_decision(decision, rules_file)
+
+
+def _what_if_rules(ctx: CliContext, rules_file: str) -> RuleSet:
+    path = Path(rules_file)
+    if not path.exists():
+        raise click.UsageError(f"--rules: {path} does not exist")
+    ruleset, problems = _load_all(ctx, [path])[path]  # after the rule sets of its folder it names
+    if ruleset is None:
+        raise click.UsageError("\n".join(str(p) for p in problems))
+    return ruleset
+
+
+def _active_rulesets(ctx: CliContext) -> dict[str, Any]:
+    from api.cli.data import _open_initialised
+    from api.usecases import load_active_rulesets
+
+    _open_initialised(ctx)
+    try:
+        return load_active_rulesets()
+    except RuleFileError as exc:
+        raise click.ClickException(f"the active rule sets do not load: {exc}") from None
+
+
+def _decided(decide_now) -> dict[str, Any]:
+    """The use case's answer; its refusals as usage errors (exit 2)."""
+    from api.decide import UnknownKind
+    from api.lifecycle_rules import LifecycleError
+    from api.usecases import UnknownCustomer
+
+    try:
+        return decide_now()
+    except (UnknownKind, UnknownCustomer, LifecycleError) as exc:
+        raise click.UsageError(str(exc)) from None
+    except FactError as exc:
+        raise click.UsageError(f"facts: {exc}") from None
+    except RuleFileError as exc:  # the active versions do not hold together
+        raise click.ClickException(f"the active rule sets cannot decide: {exc}") from None
+
+
+def _print_decision(decision: dict[str, Any], rules_file: str | None) -> None:
+    kind, version = decision["kind"], decision["ruleset"]["version"]
     outcome = ", ".join(f"{k}={describe(v)}" for k, v in decision["outcome"].items())
-    version = decision["ruleset"]["version"]
-    click.echo(f"{kind}: {outcome}" + (f" (version {version})" if version else " (what-if)"))
+    made_by = f"rules {rules_file}" if version is None else f"version {version}"
+    what_if = "what-if, " if decision.get("dry_run") else ""
+    click.echo(f"{kind}: {outcome} ({what_if}{made_by})")
     for fired in decision["fired"]:
         click.echo(
             f"  fired {fired['id']} (priority {fired['priority']}) {fired['name']}: "
@@ -232,6 +333,8 @@ def decide(ctx: CliContext, kind: str, customer, facts_file, rules_file, as_of, 
         )
     if decision.get("decision_id"):
         click.echo(f"  stored as decision {decision['decision_id']}")
+    else:
+        click.echo("  not stored (--store stores a decision of the active version)")
 
 
 def _read_facts(facts_file) -> dict[str, Any]:
@@ -244,57 +347,9 @@ def _read_facts(facts_file) -> dict[str, Any]:
     return raw
 
 
-def _decide_from_file(ctx: CliContext, kind, rules_file, given, day: date) -> dict[str, Any]:
-    from engine.facts import check_facts
-    from engine.runtime import Engine
-
-    path = Path(rules_file) if rules_file else ctx.settings.rules_dir / f"{kind}.toml"
-    if not path.exists():
-        raise click.UsageError(f"no rule set '{kind}' ({path} does not exist)")
-    ruleset, problems = _load_all([path])[path]
-    if ruleset is None:
-        raise click.UsageError("\n".join(str(p) for p in problems))
-    try:
-        facts = check_facts(given, complete=True, earlier=ruleset.earlier_facts())
-    except FactError as exc:
-        raise click.UsageError(f"facts: {exc}") from None
-    evaluation = Engine().evaluate(ruleset, facts)
-    return {
-        "kind": ruleset.kind,
-        "customer_id": facts.get("customer_id"),
-        "as_of": day.isoformat(),
-        **to_jsonable(evaluation.trace_json()),
-        "ruleset": {"kind": ruleset.kind, "version": None, "sha256": ruleset.sha256},
-        "facts": to_jsonable(facts),
-        "engine_us": evaluation.engine_us,
-        "earlier": [],  # facts given directly: an earlier decision's are the caller's
-    }
-
-
-def _decide_stored(ctx: CliContext, kind, customer: str, given, day: date) -> dict[str, Any]:
-    from api.cli.data import _open_initialised
-    from api.usecases import UnknownCustomer, decide_one, load_active_rulesets
-    from engine.runtime import Engine
-    from storage.decisions import append_decision
-
-    _open_initialised(ctx)
-    try:
-        active = load_active_rulesets()
-    except RuleFileError as exc:
-        raise click.ClickException(f"the active rule sets do not load: {exc}") from None
-    if kind not in active:
-        raise click.UsageError(f"no active rule set '{kind}' (see `credo rules history`)")
-    try:
-        record = decide_one(Engine().evaluate, active, kind, customer, given, day, "cli", via="cli")
-    except UnknownCustomer as exc:
-        raise click.UsageError(str(exc)) from None
-    except FactError as exc:
-        raise click.UsageError(f"facts: {exc}") from None
-    except RuleFileError as exc:  # the active versions do not hold together
-        raise click.ClickException(f"the active rule sets cannot decide {kind!r}: {exc}") from None
-    return append_decision(record)
-
-
 def register(main: click.Group) -> None:
+    from api.cli.lifecycle import register_into
+
+    register_into(rules)
     main.add_command(rules)
     main.add_command(decide)

@@ -160,6 +160,16 @@ def _print_run(run: dict[str, Any], as_json: bool, note: str | None = None) -> N
     )
     for error in report["errors"][:10]:
         console.print(f"[red]error[/red] {error['customer_id']}: {error['error']}")
+    if report.get("message_errors_count"):  # reports of older runs have no such key
+        counts = report["message_errors_by_template"].items()
+        by_template = ", ".join(f"{template}: {n}" for template, n in counts)
+        console.print(
+            f"{report['message_errors_count']} reminders without a message ({by_template})",
+            markup=False,
+        )
+        for error in report["message_errors"][:10]:
+            console.print(f"[yellow]message[/yellow] {error['customer_id']}: ", end="")
+            console.print(error["error"], markup=False, highlight=False)
 
 
 @click.command("scheduler")

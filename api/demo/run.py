@@ -1,8 +1,12 @@
 """The `credo demo` use case: a synthetic portfolio into a demo database, every open account
 decided with the active rule sets, and a summary (decisions by outcome, the riskiest accounts).
 
-A database is a demo database when its meta table says so; `credo demo` refuses any other that
-holds data, and starts a demo database afresh (the default SQLite file is deleted and made anew).
+A database is a demo database when its meta table holds the demo's marker, which records how
+many rows of each kind of data (keys, ledger records, decisions, rule-set versions, runs) the
+demo made. `credo demo` refuses, without changing anything, a database holding more than that:
+someone's keys, imports, decisions (API, CLI or a run), rule-set versions. Otherwise, or with
+`--force`, it starts afresh: a SQLite file is deleted and made anew (a `credo serve` still
+holding the old file then fails /readyz), a PostgreSQL schema's tables are emptied.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import peewee as pw
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -34,20 +39,31 @@ class DemoRefused(Exception):
 
 
 def run_demo(
-    settings: Settings, customers: int, seed: int, as_of: date, console: Console
+    settings: Settings,
+    customers: int,
+    seed: int,
+    as_of: date,
+    console: Console,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Make the demo database, import the portfolio, decide, print and return the summary."""
+    """Make the demo database, import the portfolio, decide, print and return the summary.
+
+    Raises DemoRefused, before changing anything, when the database holds data the demo did
+    not make itself, unless `force`.
+    """
     from api.usecases import init_database
 
     started = time.perf_counter()
     url = settings.database_url
-    _prepare_database(url)
+    replaced = _prepare_database(url, force)
     init = init_database(url, settings.rules_dir)
-    _mark_demo(customers, seed, as_of)
+    _mark_demo(customers, seed, as_of, made=None)
     records = _import_portfolio(customers, seed, as_of, console)
     decisions = _decide_open_accounts(as_of, console)
+    _mark_demo(customers, seed, as_of, made=_count_data())
     summary = {
         "database": init["database"],
+        "replaced": replaced,
         "customers": customers,
         "records": records,
         "seed": seed,
@@ -60,27 +76,52 @@ def run_demo(
     return summary
 
 
-def _prepare_database(url: str) -> None:
+# What a user's data is made of, by table: before replacing a database the demo compares these
+# counts with the ones its marker recorded. Rows that come with these (allocations,
+# installments, decision tags, idempotency keys, a run's actions) come and go with them.
+# Records the demo made and someone then changed (the same id sent again) are not told apart.
+DATA_TABLES = (
+    ("api_key", "API key"),
+    ("customer", "customer"),
+    ("invoice", "invoice"),
+    ("payment", "payment"),
+    ("credit_note", "credit note"),
+    ("dispute", "dispute"),
+    ("promise", "promise"),
+    ("payment_plan", "payment plan"),
+    ("contact", "contact"),
+    ("hold", "hold"),
+    ("decision", "decision"),
+    ("rule_set_version", "rule-set version"),
+    ("run", "run"),
+)
+INIT_CREATOR = "credo init"  # created_by of the rule-set versions `credo init` loads
+
+
+def _prepare_database(url: str, force: bool) -> bool:
+    """Refuse (DemoRefused) a database holding data the demo did not make, unless `force`;
+    empty a demo database (or any, with `force`). Whether a database was replaced."""
     from storage.db import connect, is_postgres, redact
     from storage.migrations import current_version
-    from storage.models import ApiKey, Customer, Decision, RuleSetVersion
-    from storage.runs import Run
 
     db = connect(url)
     if current_version(db) == 0:
         db.close()
-        return
-    is_demo = is_demo_database()
-    holds_data = (
-        any(model.select().exists() for model in (Customer, Decision, ApiKey, Run))
-        or RuleSetVersion.select().where(RuleSetVersion.version > 1).exists()
-    )
-    if holds_data and not is_demo:
-        raise DemoRefused(
-            f"database {redact(url)} holds data that `credo demo` did not make; point "
-            "CREDO_DATABASE_URL at another database for the demo"
-        )
-    if is_demo and is_postgres(db):
+        return False
+    marker = _read_marker()
+    if not force:
+        found = _foreign_data(marker)
+        if found:
+            db.close()
+            raise DemoRefused(
+                f"refusing: database {redact(url)} holds data that `credo demo` did not make "
+                f"({found}); use --force to replace it, or point CREDO_DATABASE_URL at "
+                "another database"
+            )
+        if marker is None:  # initialised and empty: the demo fills it in place
+            db.close()
+            return False
+    if is_postgres(db):
         # Every table of the schema but the migrations' record: the demo starts afresh.
         cursor = db.execute_sql(
             "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
@@ -88,17 +129,74 @@ def _prepare_database(url: str) -> None:
         )
         tables = ", ".join(f'"{name}"' for (name,) in cursor.fetchall())
         db.execute_sql(f"TRUNCATE TABLE {tables} RESTART IDENTITY CASCADE")
-    db.close()
-    if is_demo and not is_postgres(db):
+        db.close()
+    else:
+        db.close()
         for suffix in ("", "-wal", "-shm"):
             Path(f"{db.database}{suffix}").unlink(missing_ok=True)
+    return True
 
 
-def _mark_demo(customers: int, seed: int, as_of: date) -> None:
+def _foreign_data(marker: dict[str, Any] | None) -> str:
+    """What the database holds beyond what the demo (or `credo init`) made, in words; "" if
+    nothing."""
+    from storage.models import RuleSetVersion
+
+    if marker is not None and not isinstance(marker.get("made"), dict):
+        return (
+            "the data of a `credo demo` that did not finish, or of an earlier release's, "
+            "which did not record what it made"
+        )
+    if marker is not None:
+        made = marker["made"]
+    else:
+        loaded = RuleSetVersion.select(pw.fn.COUNT(pw.SQL("*")))
+        made = {
+            "rule_set_version": loaded.where(RuleSetVersion.created_by == INIT_CREATOR).scalar()
+        }
+    counts = _count_data()
+    extra = [
+        (counts[table] - made.get(table, 0), noun)
+        for table, noun in DATA_TABLES
+        if counts[table] > made.get(table, 0)
+    ]
+    return ", ".join(f"{n} {noun}{'' if n == 1 else 's'}" for n, noun in extra)
+
+
+def _count_data() -> dict[str, int]:
+    """Rows of each of DATA_TABLES (0 for a table an older schema does not have yet)."""
+    from storage.db import database
+    from storage.migrations import table_exists
+
+    return {
+        table: database.execute_sql(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
+        if table_exists(database.obj, table)
+        else 0
+        for table, _ in DATA_TABLES
+    }
+
+
+def _read_marker() -> dict[str, Any] | None:
+    """The demo's marker (what it made), None when the demo did not make this database."""
     from storage.models import Meta
 
-    value = json.dumps({"customers": customers, "seed": seed, "as_of": as_of.isoformat()})
-    Meta.insert(key=DEMO_KEY, value=value).on_conflict(
+    row = Meta.get_or_none(Meta.key == DEMO_KEY)
+    if row is None:
+        return None
+    try:
+        marker = json.loads(row.value)
+    except ValueError:
+        return {}
+    return marker if isinstance(marker, dict) else {}
+
+
+def _mark_demo(customers: int, seed: int, as_of: date, made: dict[str, int] | None) -> None:
+    """Record that the demo made this database and, once it has finished, how many rows of
+    each of DATA_TABLES it made (None while it is still at work)."""
+    from storage.models import Meta
+
+    marker = {"customers": customers, "seed": seed, "as_of": as_of.isoformat(), "made": made}
+    Meta.insert(key=DEMO_KEY, value=json.dumps(marker)).on_conflict(
         conflict_target=[Meta.key], preserve=[Meta.value]
     ).execute()
 
@@ -224,6 +322,11 @@ def _print_summary(summary: dict[str, Any], console: Console) -> None:
             _main_reason(account),
         )
     console.print(risky)
+    if summary["replaced"]:
+        console.print(
+            "The database was replaced: restart any `credo serve` or `credo scheduler` that "
+            "had it open (on SQLite they would go on using the deleted file)."
+        )
     console.print(
         f"{summary['customers']} customers, {summary['records']} ledger records, "
         f"{sum(sum(c.values()) for c in summary['decisions'].values())} decisions stored in "

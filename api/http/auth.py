@@ -5,7 +5,8 @@ trusts a key it verified for one second (KEY_CACHE_SECONDS), so revoking takes e
 that second. Every view
 names the roles it accepts with `require_role`; the check runs before the body is parsed, so a
 caller without a valid key learns nothing about the request it sent (401), and a key of the
-wrong role gets 403.
+wrong role gets 403. The roles a view accepts are its `credo_roles` attribute (`declared_roles`
+reads them for a registered route), so tests and docs read the same declaration the check uses.
 """
 
 from __future__ import annotations
@@ -14,18 +15,19 @@ import hashlib
 import inspect
 import time
 from collections.abc import Callable
-from copy import deepcopy
 from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
+import flask_smorest
 from flask import current_app, g, request
-from flask_smorest.utils import deepupdate
 
 from api.http.errors import ApiProblem
 
 ROLES = ("decide", "analyst", "approver", "auditor", "admin")
 ADMIN = "admin"
+# The attribute require_role sets on a view: the roles whose keys it accepts (admin included).
+ROLES_ATTRIBUTE = "credo_roles"
 # How long a worker trusts a key it verified (app.config CREDO_KEY_CACHE_SECONDS overrides).
 KEY_CACHE_SECONDS = 1.0
 
@@ -34,10 +36,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 @dataclass(frozen=True)
 class Caller:
-    """The API key a request was made with."""
+    """The API key a request was made with; `owner` is the person or system behind it."""
 
     name: str
     role: str
+    owner: str
 
 
 class KeyCache:
@@ -76,7 +79,7 @@ def _verify(token: str) -> Caller | None:
         info = keys.verify_key(token)
         if info is None:
             return None
-        caller = Caller(name=info.name, role=info.role)
+        caller = Caller(name=info.name, role=info.role, owner=info.owner)
         cache.put(digest, caller)
     return caller
 
@@ -106,7 +109,8 @@ def current_caller() -> Caller:
 def require_role(*roles: str) -> Callable[[F], F]:
     """Let the view run only for a valid key with one of `roles` (admin always passes).
 
-    Put it above the flask-smorest decorators, so it runs before the body is parsed.
+    Put it above the flask-smorest decorators, so it runs before the body is parsed. The view
+    is documented as needing the bearer key, its description naming the roles.
     """
     unknown = set(roles) - set(ROLES)
     if unknown:
@@ -126,18 +130,21 @@ def require_role(*roles: str) -> Callable[[F], F]:
             g.credo_caller = caller
             return func(*args, **kwargs)
 
-        doc = deepcopy(getattr(func, "_apidoc", {}))
-        doc["manual_doc"] = deepupdate(
-            doc.get("manual_doc", {}),
-            {
-                "security": [{"bearerAuth": []}],
-                "description": _role_note(func, roles),
-            },
+        setattr(wrapper, ROLES_ATTRIBUTE, accepted)
+        documented = flask_smorest.Blueprint.doc(
+            security=[{"bearerAuth": []}], description=_role_note(func, roles)
         )
-        wrapper._apidoc = doc  # type: ignore[attr-defined]
-        return wrapper  # type: ignore[return-value]
+        return documented(wrapper)  # functools.wraps carries credo_roles along
 
     return decorator
+
+
+def declared_roles(view: Callable[..., Any], method: str) -> tuple[str, ...] | None:
+    """The roles `require_role` lets call `method` of `view` (a function in Flask's
+    `app.view_functions`, perhaps a MethodView's); None when it needs no key."""
+    view_class = getattr(view, "view_class", None)  # Flask's View.as_view sets it
+    target = getattr(view_class, method.lower(), None) if view_class is not None else view
+    return getattr(target, ROLES_ATTRIBUTE, None)
 
 
 def _role_note(func: Callable[..., Any], roles: tuple[str, ...]) -> str:

@@ -1,19 +1,23 @@
-"""The steps of POST /v1/decisions/{kind}: facts, evaluation, storage, idempotency."""
+"""The HTTP side of POST /v1/decisions/{kind} (the deciding is api.decide's): idempotency,
+storage, and the use case's refusals as problems."""
 
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NamedTuple
 
 from api.http.errors import ApiProblem
-from api.http.evaluator import ActiveRuleSet, evaluate_ruleset
 from engine.trace import canonical_json
 
 
 def request_sha256(kind: str, body: dict[str, Any]) -> str:
     """What makes two requests "the same" for an Idempotency-Key: kind and validated body."""
-    return hashlib.sha256(canonical_json({"kind": kind, "body": body}).encode()).hexdigest()
+    # The facts are checked after the key is looked up: hash a lone surrogate they may hold
+    # as it is (surrogatepass), so that the check, not this hash, refuses it (422).
+    text = canonical_json({"kind": kind, "body": body})
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def find_replay(requested_by: str, key: str, request_sha: str) -> dict[str, Any] | None:
@@ -27,27 +31,23 @@ def find_replay(requested_by: str, key: str, request_sha: str) -> dict[str, Any]
         raise ApiProblem(409, str(exc), slug="idempotency-conflict") from exc
 
 
-def decide(
-    active: dict[str, ActiveRuleSet],
-    kind: str,
-    body: dict[str, Any],
-    as_of: date,
-    requested_by: str,
-) -> dict[str, Any]:
-    """Evaluate the request with the active version of `kind` (after the rule sets it names in
-    `after`, for a stored customer: api.usecases.decide_one); the decision record to store."""
-    from api.usecases import UnknownCustomer, decide_one
+@contextmanager
+def problems() -> Iterator[None]:
+    """The decide use case's refusals as problem+json: 404 unknown kind, customer or version,
+    422 a bad `version` request (FactError has its own handler: 422 naming each fact), 409
+    active rule sets that do not hold together (never activated so)."""
+    from api.decide import UnknownKind
+    from api.http.rulesets import lifecycle_problems
+    from api.usecases import UnknownCustomer
     from engine.errors import RuleFileError
 
     try:
-        return decide_one(
-            evaluate_ruleset, active, kind, body.get("customer_id"), body.get("facts"), as_of,
-            requested_by, via="api",
-        )  # fmt: skip
-    except UnknownCustomer as exc:
+        with lifecycle_problems():
+            yield
+    except (UnknownKind, UnknownCustomer) as exc:
         raise ApiProblem(404, str(exc)) from exc
-    except RuleFileError as exc:  # the active versions do not hold together (never activated so)
-        raise ApiProblem(409, f"the active rule sets cannot decide {kind!r}: {exc}") from exc
+    except RuleFileError as exc:
+        raise ApiProblem(409, f"the active rule sets cannot decide: {exc}") from exc
 
 
 class Stored(NamedTuple):

@@ -7,22 +7,38 @@ from typing import Any
 
 import marshmallow as ma
 
-from api.intake.schemas import Day
+from api.intake.schemas import FIRST_DAY, LAST_DAY, Day, Text
+from api.lifecycle_rules import MAX_VERSION
 from storage.idempotency import MAX_KEY_LENGTH
 from storage.models import ID_LENGTH
 
 _ID = ma.validate.Length(min=1, max=ID_LENGTH)
 _KIND = ma.validate.Regexp(r"^[a-z][a-z0-9_]{0,39}$", error="not a rule-set kind")
+# Each outcome filter is a subquery; SQLite's parser overflows at some 70 of them (a 503 a
+# client would retry forever). A rule set decides a handful of fields.
+MAX_OUTCOME_FILTERS = 20
+
+
+class JsonBoolean(ma.fields.Boolean):
+    """A JSON true or false, nothing else: "false", 0 or "no" read as a boolean could turn a
+    dry run into a stored decision."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ma.ValidationError("must be true or false")
+        return value
 
 
 class DecisionRequestSchema(ma.Schema):
     """POST /v1/decisions/{kind}: a stored customer, facts given directly, or both."""
 
-    customer_id = ma.fields.String(
-        validate=_ID,
+    customer_id = Text(
+        ID_LENGTH,
+        min_length=1,
         metadata={"description": "decide from this customer's stored ledger"},
     )
-    # No field for the keys: JSON keys are strings, and check_facts names unknown ones.
+    # No field for the keys or values: JSON keys are strings, and check_facts names unknown
+    # facts and checks each value by its fact's type (string facts as engine.text says).
     facts = ma.fields.Dict(
         metadata={
             "description": "facts by name (SPEC §3). Without customer_id: the complete set "
@@ -32,11 +48,36 @@ class DecisionRequestSchema(ma.Schema):
         },
     )
     as_of = Day(metadata={"description": "date the facts are derived as of (default: today)"})
+    dry_run = JsonBoolean(
+        load_default=False,
+        metadata={
+            "description": "true: a what-if, decided the same way and never stored (no "
+            "decision row, no Idempotency-Key record); answered with 200 and `dry_run: true`"
+        },
+    )
+    version = ma.fields.Integer(
+        strict=True,
+        validate=ma.validate.Range(1, MAX_VERSION),
+        metadata={
+            "description": "with dry_run only: evaluate this stored version of the kind (a "
+            "draft, a proposed or retired version, …) instead of the active one; a stored "
+            "decision is always made by the active version"
+        },
+    )
 
     @ma.validates_schema
     def _customer_or_facts(self, data: dict[str, Any], **_: Any) -> None:
         if "customer_id" not in data and "facts" not in data:
             raise ma.ValidationError("give customer_id, facts or both", "_schema")
+
+    @ma.validates_schema
+    def _version_in_dry_runs_only(self, data: dict[str, Any], **_: Any) -> None:
+        if "version" in data and not data.get("dry_run"):
+            raise ma.ValidationError(
+                'evaluates another stored version: dry runs only (add "dry_run": true); a '
+                "stored decision is always made by the active version",
+                "version",
+            )
 
 
 class IdempotencyHeaderSchema(ma.Schema):
@@ -54,19 +95,24 @@ class IdempotencyHeaderSchema(ma.Schema):
 
 
 class Moment(ma.fields.Field):
-    """A date (midnight UTC) or an ISO 8601 date-time (UTC when no offset is given)."""
+    """A date (midnight UTC) or an ISO 8601 date-time (UTC when no offset is given), on a day
+    between FIRST_DAY and LAST_DAY: at the calendar's edges, moving it to UTC (or past the
+    day's end) would overflow."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         if not isinstance(value, str) or len(value) > 40:
             raise ma.ValidationError("must be a date (2024-05-31) or a date-time")
         try:
             if len(value) == 10:
-                return datetime.combine(date.fromisoformat(value), time(), UTC)
-            moment = datetime.fromisoformat(value)
+                moment = datetime.combine(date.fromisoformat(value), time(), UTC)
+            else:
+                moment = datetime.fromisoformat(value)
         except ValueError:
             raise ma.ValidationError(
                 f"{value!r} is not a valid date (2024-05-31) or date-time (2024-05-31T14:00:00Z)"
             ) from None
+        if not FIRST_DAY <= moment.date() <= LAST_DAY:
+            raise ma.ValidationError(f"must be between {FIRST_DAY} and {LAST_DAY}")
         return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -89,7 +135,13 @@ class DecisionFilterSchema(ma.Schema):
                 r"^[a-z][a-z0-9_]{0,39}=.{0,200}$", error="must be field=value, e.g. tone=firm"
             )
         ),
-        metadata={"description": "outcome field=value (repeat for several; all must hold)"},
+        validate=ma.validate.Length(
+            max=MAX_OUTCOME_FILTERS, error="at most {max} outcome filters in one query"
+        ),
+        metadata={
+            "description": "outcome field=value (repeat for several, at most "
+            f"{MAX_OUTCOME_FILTERS}; all must hold)"
+        },
     )
     rule = ma.fields.String(
         validate=ma.validate.Length(min=1, max=40),
@@ -206,8 +258,57 @@ class DecisionSchema(ma.Schema):
     hash = ma.fields.String(required=True)
 
 
+class WhatIfDecisionSchema(ma.Schema):
+    """A dry run's answer: the decision as it would be made, never stored."""
+
+    dry_run = ma.fields.Boolean(
+        required=True,
+        metadata={"description": "always true: not stored (no decision_id, seq or hashes)"},
+    )
+    kind = ma.fields.String(required=True)
+    customer_id = ma.fields.String(required=True, allow_none=True)
+    as_of = ma.fields.String(required=True, metadata={"format": "date"})
+    outcome = ma.fields.Dict(required=True)
+    reasons = ma.fields.List(ma.fields.String(), required=True)
+    fired = ma.fields.List(ma.fields.Nested(FiredRuleSchema), required=True)
+    ruleset = ma.fields.Nested(
+        RuleSetRefSchema,
+        required=True,
+        metadata={"description": "the active version, or the `version` asked for"},
+    )
+    facts = ma.fields.Dict(required=True)
+    requested_by = ma.fields.String(required=True)
+    created_at = ma.fields.String(required=True, metadata={"format": "date-time"})
+    engine_us = ma.fields.Integer(required=True)
+    via = ma.fields.String(
+        required=True, metadata={"description": "how it was asked: api (cli: credo decide)"}
+    )
+
+
+# The 200 answer of POST /v1/decisions/{kind}: a replayed decision or a dry run's.
+DECISION_OR_WHAT_IF = {
+    "oneOf": [
+        {"$ref": "#/components/schemas/Decision"},
+        {"$ref": "#/components/schemas/WhatIfDecision"},
+    ]
+}
+
+
 class DecisionPageSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(DecisionSchema), required=True)
     next_cursor = ma.fields.String(
         required=True, allow_none=True, metadata={"description": "null on the last page"}
     )
+
+
+class DecisionLinksSchema(ma.Schema):
+    ruleset_version = ma.fields.String(
+        required=True,
+        metadata={"description": "the rule-set version that made it: its source and history"},
+    )
+
+
+class LinkedDecisionSchema(DecisionSchema):
+    """GET /v1/decisions/{id}: the stored decision as it is, and links beside it."""
+
+    links = ma.fields.Nested(DecisionLinksSchema, required=True)

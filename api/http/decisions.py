@@ -2,7 +2,8 @@
 
 A decision is stored, with its place in the hash chain, before it is returned. With an
 Idempotency-Key header the same key and body return the stored decision again (200, header
-Idempotent-Replayed: true); the same key with another body is 409.
+Idempotent-Replayed: true); the same key with another body is 409. A dry run is a what-if:
+decided the same way (api.decide), answered with 200 and `dry_run: true`, never stored.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from flask.views import MethodView
 from api.http.auth import current_caller, require_role
 from api.http.context import app_state
 from api.http.decision_schemas import (
+    DECISION_OR_WHAT_IF,
     DecisionExportArgsSchema,
     DecisionListArgsSchema,
     DecisionPageSchema,
@@ -29,7 +31,7 @@ from api.http.decision_schemas import (
     IdempotencyHeaderSchema,
 )
 from api.http.errors import ApiProblem
-from api.http.evaluator import ActiveRuleSet
+from api.http.rulesets import RULESET_LINK, version_link
 from api.http.smorest import Api, Blueprint
 
 blp = Blueprint("decisions", __name__, url_prefix="/v1/decisions", description="Decisions")
@@ -45,17 +47,6 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
     )
 
 
-def active_ruleset(kind: str, active: dict[str, ActiveRuleSet] | None = None) -> ActiveRuleSet:
-    """The active version of `kind` (in `active`, else the worker's active versions now); 404
-    naming the known kinds when there is none."""
-    active = app_state().rulesets.all() if active is None else active
-    found = active.get(kind)
-    if found is None:
-        known = ", ".join(sorted(active)) or "none (run `credo init`)"
-        raise ApiProblem(404, f"unknown decision kind {kind!r}; known kinds: {known}")
-    return found
-
-
 def today() -> date:
     """Today in the configured timezone (facts.timezone)."""
     return datetime.now(ZoneInfo(app_state().settings.facts.timezone)).date()
@@ -66,32 +57,62 @@ def today() -> date:
 @blp.route("/<string:kind_or_id>")
 class DecisionResource(MethodView):
     @require_role("decide")
-    @blp.header_arguments(IdempotencyHeaderSchema())
-    @blp.json_body(DecisionRequestSchema())
-    @blp.returns(201, DecisionSchema)
-    @blp.alt_response(200, schema=DecisionSchema, description="replayed for an Idempotency-Key")
-    @blp.problem(404, "unknown kind or customer")
+    @blp.arguments(IdempotencyHeaderSchema(), location="headers", as_kwargs=True)
+    @blp.arguments(DecisionRequestSchema())
+    @blp.response(201, DecisionSchema)
+    @blp.alt_response(
+        200,
+        schema=DECISION_OR_WHAT_IF,
+        description="replayed for an Idempotency-Key (the stored decision), or a dry run "
+        "(evaluated, not stored: `dry_run: true`, no decision_id, seq or hashes)",
+    )
+    @blp.problem(404, "unknown kind, customer or version")
     @blp.problem(409, "Idempotency-Key used before with another body")
     def post(self, body: dict[str, Any], kind_or_id: str, idempotency_key: str | None = None):
-        """Decide now for the kind in the path; store the decision with its trace; return it."""
+        """Decide now for the kind in the path with its active version; store the decision
+        with its trace and return it. A dry run is decided the same way and not stored (no
+        decision row, no idempotency record); only a dry run may evaluate another stored
+        `version` (a draft, a retired version) instead of the active one."""
+        from api.decide import DecisionRequest, decide
         from api.http import deciding
+        from api.http.evaluator import process_engine
 
         kind = kind_or_id
         caller = current_caller()
-        request_sha = deciding.request_sha256(kind, body) if idempotency_key else ""
-        if idempotency_key:
-            earlier = deciding.find_replay(caller.name, idempotency_key, request_sha)
+        dry_run = body["dry_run"]
+        key = None if dry_run else idempotency_key  # a what-if stores nothing, keeps no key
+        # Hashed without dry_run (false here), as before requests had it.
+        plain = {name: value for name, value in body.items() if name != "dry_run"}
+        request_sha = deciding.request_sha256(kind, plain) if key else ""
+        if key:
+            earlier = deciding.find_replay(caller.name, key, request_sha)
             if earlier is not None:
                 return _decision_response(earlier, replayed=True)
-        active = app_state().rulesets.all()  # one snapshot: a decision never mixes versions
-        active_ruleset(kind, active)  # 404 for an unknown kind
-        as_of = body.get("as_of") or today()
-        record = deciding.decide(active, kind, body, as_of, caller.name)
-        stored = deciding.store(record, caller.name, idempotency_key, request_sha)
-        return _decision_response(stored.decision, replayed=stored.replayed)
+        asked = DecisionRequest(
+            kind,
+            body.get("customer_id"),
+            body.get("facts"),
+            body.get("as_of") or today(),
+            caller.name,
+            "api",
+            dry_run=dry_run,
+            version=body.get("version"),
+        )
+        stored: list[deciding.Stored] = []
+
+        def store(record: dict[str, Any]) -> dict[str, Any]:
+            stored.append(deciding.store(record, caller.name, key, request_sha))
+            return stored[-1].decision
+
+        with deciding.problems():
+            decision = decide(asked, app_state().rulesets.all(), process_engine(), store)
+        if not stored:
+            return json_response(decision)  # a what-if: 200, nothing stored
+        first = stored[0]
+        return _decision_response(first.decision, replayed=first.replayed)
 
     @require_role("auditor")
-    @blp.response(200, DecisionSchema)
+    @blp.response(200, DecisionSchema, headers=RULESET_LINK)
     def get(self, kind_or_id: str) -> Response:
         """One decision (by the id in the path) with its facts, rule version, fired rules and
         hashes."""
@@ -100,7 +121,7 @@ class DecisionResource(MethodView):
         found = get_decision(kind_or_id) if len(kind_or_id) <= 64 else None
         if found is None:
             raise ApiProblem(404, f"no decision {kind_or_id!r}")
-        return json_response(found)
+        return json_response(found, headers=version_link(found["ruleset"]))
 
 
 def _decision_response(decision: dict[str, Any], *, replayed: bool) -> Response:
@@ -202,5 +223,9 @@ def _csv_lines(decisions: Iterator[dict[str, Any]]) -> Iterator[str]:
 
 
 def init_app(api: Api) -> None:
-    """Register the decision endpoints."""
+    """Register the decision endpoints (and the dry run's answer, which DECISION_OR_WHAT_IF
+    names)."""
+    from api.http.decision_schemas import WhatIfDecisionSchema
+
+    api.spec.components.schema("WhatIfDecision", schema=WhatIfDecisionSchema)
     api.register_blueprint(blp)

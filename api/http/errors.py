@@ -53,6 +53,7 @@ class ApiProblem(Exception):
         errors: Mapping[str, Any] | None = None,
         slug: str | None = None,
         headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ):
         super().__init__(detail)
         self.status = status
@@ -60,6 +61,7 @@ class ApiProblem(Exception):
         self.errors = flatten_errors(errors) if errors else None
         self.slug = slug
         self.headers = dict(headers or {})
+        self.extra = dict(extra or {})  # more members of the problem (RFC 9457 extensions)
 
 
 class ProblemSchema(ma.Schema):
@@ -104,8 +106,9 @@ def problem_response(
     errors: Mapping[str, list[str]] | None = None,
     slug: str | None = None,
     headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Response:
-    """Build an application/problem+json response."""
+    """Build an application/problem+json response (`extra`: more members, RFC 9457)."""
     try:
         title = HTTPStatus(status).phrase
     except ValueError:
@@ -118,6 +121,7 @@ def problem_response(
     }
     if errors:
         body["errors"] = dict(errors)
+    body.update({k: v for k, v in (extra or {}).items() if k not in body})
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -130,7 +134,8 @@ def _validation_detail(errors: Mapping[str, list[str]]) -> str:
     return "invalid request: " + (text if len(text) <= 500 else text[:497] + "...")
 
 
-def _from_http_exception(error: HTTPException) -> Response:
+def http_problem(error: HTTPException) -> Response:
+    """An HTTP exception (werkzeug's, or webargs' validation errors) as problem+json."""
     status = error.code or 500
     data = getattr(error, "data", None) or {}
     messages = data.get("errors") or data.get("messages")
@@ -170,7 +175,12 @@ def init_app(app: Flask) -> None:
         if error.errors and error.status == 422 and not error.detail:
             error.detail = _validation_detail(error.errors)
         return problem_response(
-            error.status, error.detail, errors=error.errors, slug=error.slug, headers=error.headers
+            error.status,
+            error.detail,
+            errors=error.errors,
+            slug=error.slug,
+            headers=error.headers,
+            extra=error.extra,
         )
 
     @app.errorhandler(FactError)
@@ -180,7 +190,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_exception(error: HTTPException) -> Response:
-        return _from_http_exception(error)
+        return http_problem(error)
 
     @app.errorhandler(pw.OperationalError)
     @app.errorhandler(pw.InterfaceError)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import marshmallow as ma
+from flask import current_app
 from flask.views import MethodView
 
 from api.http.context import app_state
@@ -38,10 +39,15 @@ class Health(MethodView):
 @blp.route("/readyz")
 class Ready(MethodView):
     @blp.response(200, ReadySchema)
-    @blp.problem(503, "database unreachable or no active rule set")
+    @blp.problem(503, "database unreachable, its file gone or replaced, or no active rule set")
     def get(self) -> dict[str, object]:
-        """Readiness: the database answers and at least one rule set is active and loaded."""
+        """Readiness: the database answers (a SQLite file is still the one the server opened)
+        and at least one rule set is active and loaded."""
         state = app_state()
+        sqlite_file = current_app.extensions.get("credo.file")
+        problem = sqlite_file.problem() if sqlite_file else None
+        if problem:
+            raise ApiProblem(503, problem)
         try:
             state.database.execute_sql("SELECT 1")
         except Exception as exc:  # any driver error means "not ready", with its text

@@ -64,7 +64,9 @@ class RunSchema(ma.Schema):
         required=True,
         metadata={
             "description": "empty until the run finishes; then customers_evaluated, errors "
-            "[{customer_id, error}], errors_count, decisions (counts by kind and outcome), "
+            "[{customer_id, error}], errors_count, message_errors [{customer_id, template, "
+            "error}] (reminders whose message failed to render), message_errors_count, "
+            "message_errors_by_template, decisions (counts by kind and outcome), "
             "changes since the previous run, actions (counts by type and state) and "
             "portfolio (balances, aging, overdue_share, dso_days, cei_percent) — "
             "docs/operations.md explains the figures"

@@ -2,31 +2,28 @@
 
 Python's json module accepts NaN, Infinity, 1e999 (as inf) and duplicate keys; money and facts
 must never be any of those, so every body is parsed here with hooks that refuse them. Unknown
-fields are refused in bodies and query strings alike.
+fields are refused in bodies and query strings alike. Everything here goes through the public
+extension points of webargs (a parser's `load_json`, `DEFAULT_UNKNOWN_BY_LOCATION`),
+flask-smorest (`Blueprint.ARGUMENTS_PARSER`, `Api.ERROR_SCHEMA`, `Api.handle_http_exception`)
+and apispec (a plugin's `response_helper`).
 """
 
 from __future__ import annotations
 
-import http
-import io
 import json
 import math
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
 import flask
 import flask_smorest
 import marshmallow as ma
+from apispec import BasePlugin
 from apispec.ext.marshmallow import MarshmallowPlugin
-from flask_smorest.utils import prepare_response
 from webargs import core
 from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from api.http.errors import PROBLEM_MIMETYPE, ApiProblem, ProblemSchema, flatten_errors
-
-F = TypeVar("F", bound=Callable[..., Any])
+from api.http.errors import PROBLEM_MIMETYPE, ApiProblem, ProblemSchema, http_problem
 
 
 class JsonBodyError(ValueError):
@@ -90,25 +87,16 @@ def loads_strict(data: bytes | str) -> Any:
 
 
 def read_body(req: flask.Request) -> bytes:
-    """The request's body, as `req.get_data()` gives it.
+    """The request's body, at most MAX_CONTENT_LENGTH bytes; 413 (RequestEntityTooLarge) beyond.
 
-    A body of a stated length within the limit is read from the WSGI input in one call, as
-    PEP 3333 has an application read it, and the input replaced by the bytes read, so that
-    `req.get_data()` still finds them: werkzeug's stream around gunicorn's took 30 µs of a
-    decision under load, this 16. Other bodies (chunked, or too long) take get_data; one
-    beyond the limit (MAX_CONTENT_LENGTH) raises RequestEntityTooLarge (413).
+    werkzeug refuses a body whose Content-Length is beyond the limit before reading any of it,
+    but cuts a body of unstated length (chunked) at the limit: such a body that reaches the
+    limit is refused here.
     """
-    length = req.content_length
+    data = req.get_data(cache=True)
     limit = req.max_content_length
-    if length is None or (limit is not None and length > limit):
-        data = req.get_data(cache=True)  # raises 413 for a stated length beyond the limit
-        if length is None and limit is not None and len(data) >= limit:
-            # A chunked body is cut at the limit rather than refused: refuse it here.
-            raise RequestEntityTooLarge()
-        return data
-    environ = req.environ
-    data = environ["wsgi.input"].read(length) if length else b""
-    environ["wsgi.input"] = io.BytesIO(data)
+    if req.content_length is None and limit is not None and len(data) >= limit:
+        raise RequestEntityTooLarge()
     return data
 
 
@@ -121,7 +109,9 @@ class StrictParser(FlaskParser):
         "querystring": ma.RAISE,
     }
 
-    def _raw_load_json(self, req: flask.Request) -> Any:
+    def load_json(self, req: flask.Request, schema: ma.Schema) -> Any:
+        """The body parsed by loads_strict; `missing` when empty; 415 when not JSON, 400 when
+        malformed, 413 when too long."""
         data = read_body(req)
         if not data.strip():
             return core.missing
@@ -141,74 +131,6 @@ class Blueprint(flask_smorest.Blueprint):
 
     ARGUMENTS_PARSER = StrictParser()
 
-    def header_arguments(self, schema: ma.Schema) -> Callable[[F], F]:
-        """`arguments(schema, location="headers", as_kwargs=True)`, documented the same way,
-        but parsed only when the request sends one of the schema's headers: most calls send
-        none, and webargs would load the schema for each of them all the same."""
-        names = [field.data_key or name for name, field in schema.fields.items()]
-
-        def decorator(func: F) -> F:
-            parsed = self.arguments(schema, location="headers", as_kwargs=True)(func)
-
-            @wraps(func)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                headers = flask.request.headers
-                if any(name in headers for name in names):
-                    return parsed(*args, **kwargs)
-                return func(*args, **kwargs)
-
-            wrapper._apidoc = parsed._apidoc  # type: ignore[attr-defined]
-            return wrapper  # type: ignore[return-value]
-
-        return decorator
-
-    def json_body(self, schema: ma.Schema) -> Callable[[F], F]:
-        """`arguments(schema)` for a JSON body, documented the same way and answering the same
-        errors, without webargs' general machinery (locations, hooks, validators) on each call:
-        the body is read with the strict parser, loaded with `schema` (unknown fields refused)
-        and passed to the view after its positional arguments. For a hot endpoint."""
-        parser = self.ARGUMENTS_PARSER
-
-        def decorator(func: F) -> F:
-            documented = self.arguments(schema)(func)
-
-            @wraps(func)
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                data = parser.load_json(flask.request, schema)
-                try:
-                    body = schema.load({} if data is core.missing else data, unknown=ma.RAISE)
-                except ma.ValidationError as exc:
-                    raise ApiProblem(422, "", errors=flatten_errors(exc.messages)) from None
-                return func(*args, body, **kwargs)
-
-            wrapper._apidoc = documented._apidoc  # type: ignore[attr-defined]
-            return wrapper  # type: ignore[return-value]
-
-        return decorator
-
-    def returns(self, status_code: int, schema: Any, **kwargs: Any) -> Callable[[F], F]:
-        """flask-smorest's `response`, documented the same way, for a view that always returns
-        a Response it built itself: no wrapper around it, which would only pass that on."""
-        documenting = super().response(status_code, schema, **kwargs)
-
-        def decorator(func: F) -> F:
-            func._apidoc = documenting(func)._apidoc  # type: ignore[attr-defined]
-            return func
-
-        return decorator
-
-    def alt_response(self, status_code: Any, **kwargs: Any) -> Callable[[F], F]:
-        """flask-smorest's alt_response, documenting the response the same way, without the
-        wrapper it puts around the view only to call it: an alternative response is the view's
-        own doing, and each wrapper costs every call."""
-        documenting = super().alt_response(status_code, **kwargs)
-
-        def decorator(func: F) -> F:
-            func._apidoc = documenting(func)._apidoc  # type: ignore[attr-defined]
-            return func
-
-        return decorator
-
     def problem(self, status: int, description: str) -> Any:
         """Document an error response of this operation (application/problem+json)."""
         return self.alt_response(
@@ -216,27 +138,26 @@ class Blueprint(flask_smorest.Blueprint):
         )
 
 
-class Api(flask_smorest.Api):
-    """flask-smorest Api whose documented errors are application/problem+json.
+class ProblemResponses(BasePlugin):
+    """apispec plugin: the reusable responses flask-smorest registers (one per HTTP status,
+    and DEFAULT_ERROR, referenced by every operation) describe errors, which credo answers as
+    application/problem+json: document them so."""
 
-    Its own HTTPException handler is not registered: api.http.errors handles every error.
-    """
+    def response_helper(self, response: dict[str, Any], **kwargs: Any) -> dict[str, Any] | None:
+        content = response.get("content") or {}
+        if "application/json" not in content:
+            return None
+        return {"content": {PROBLEM_MIMETYPE: content["application/json"]}}
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest Api whose errors are application/problem+json, documented and answered."""
 
     ERROR_SCHEMA = ProblemSchema
 
-    def _register_error_handlers(self) -> None:
-        pass
-
-    def _register_responses(self) -> None:
-        for status in http.HTTPStatus:
-            response: dict[str, Any] = {"description": status.phrase}
-            if not (100 <= status < 200) and status not in (204, 304):
-                response["schema"] = self.ERROR_SCHEMA
-            prepare_response(response, self.spec, PROBLEM_MIMETYPE)
-            self.spec.components.response(status.name, response, lazy=True)
-        response = {"description": "Error (problem+json)", "schema": self.ERROR_SCHEMA}
-        prepare_response(response, self.spec, PROBLEM_MIMETYPE)
-        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
+    def handle_http_exception(self, error: HTTPException) -> flask.Response:
+        """Every HTTP error as problem+json (api.http.errors), as the app's own handler does."""
+        return http_problem(error)
 
 
 def _custom_fields(self: Any, field: ma.fields.Field, **kwargs: Any) -> dict[str, Any]:
@@ -266,7 +187,7 @@ def _custom_fields(self: Any, field: ma.fields.Field, **kwargs: Any) -> dict[str
 def make_api(app: flask.Flask) -> Api:
     """Create the Api for app, with the bearer security scheme declared."""
     plugin = MarshmallowPlugin()
-    api = Api(spec_kwargs={"marshmallow_plugin": plugin})
+    api = Api(spec_kwargs={"marshmallow_plugin": plugin, "extra_plugins": [ProblemResponses()]})
     api.init_app(app)
     plugin.converter.add_attribute_function(_custom_fields)
     api.spec.components.security_scheme(

@@ -3,7 +3,10 @@ batches (docs/import.md).
 
 A bad line is reported with its number and reasons and never stops the good ones: validation
 happens before anything is written, references are checked by storage, and a batch the database
-still refuses is retried record by record, so one bad record cannot take its batch with it.
+still refuses is retried record by record, so one bad record cannot take its batch with it. A
+line that is not UTF-8 is one bad line too: the file is read with undecodable bytes kept as
+lone surrogates (Python's "surrogateescape"), which valid UTF-8 never yields, so a surrogate
+in the text marks the line (or CSV cell) that held them.
 After each batch, the pending actions of its customers are acknowledged or made void as the
 stored records say (api.nightly.worklist).
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -23,6 +27,7 @@ import peewee as pw
 
 from api.intake.schemas import LedgerRecordError, validate_record
 from api.nightly.worklist import refresh_worklist, today_in
+from engine.text import printable
 from storage.db import analyze
 from storage.ledger import UpsertResult, upsert_records
 
@@ -30,6 +35,7 @@ NESTED_COLUMNS = ("allocations", "installments")
 # Refresh the planner's statistics after writing this many records.
 ANALYZE_AFTER = 10_000
 FORMATS = ("jsonl", "csv")
+_UNDECODED = re.compile("[\udc80-\udcff]")  # a byte that was not UTF-8 (surrogateescape)
 
 
 @dataclass(frozen=True)
@@ -42,9 +48,10 @@ class LineRejection:
     errors: dict[str, list[str]]
 
     def __str__(self) -> str:
+        """The rejection in one line, printable whatever the line held."""
         what = " ".join(str(p) for p in (self.type, self.id) if p)
         reasons = "; ".join(f"{k}: {' '.join(v)}" for k, v in self.errors.items())
-        return f"line {self.line}" + (f" ({what})" if what else "") + f": {reasons}"
+        return printable(f"line {self.line}" + (f" ({what})" if what else "") + f": {reasons}")
 
 
 @dataclass
@@ -75,7 +82,7 @@ class ImportReport:
 
 
 class ImportFileError(Exception):
-    """The file as a whole cannot be read (missing, not UTF-8, no CSV header)."""
+    """The file as a whole cannot be read (missing, unreadable, no usable CSV header)."""
 
 
 def detect_format(path: Path) -> str:
@@ -107,7 +114,7 @@ def import_file(
     report = ImportReport(str(path), detect_format(path))
     batch: list[tuple[int, dict[str, Any]]] = []
     try:
-        with path.open(encoding="utf-8-sig", newline="") as handle:
+        with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as handle:
             lines = _counted(handle, on_progress)
             reader = _read_jsonl(lines) if report.format == "jsonl" else _read_csv(lines)
             for line, raw in reader:
@@ -118,8 +125,6 @@ def import_file(
                 if len(batch) >= batch_size:
                     _store(batch, report, today)
                     batch = []
-    except UnicodeDecodeError as exc:
-        raise ImportFileError(f"{path}: not UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise ImportFileError(f"{path}: {exc.strerror or exc}") from None
     _store(batch, report, today)
@@ -133,7 +138,7 @@ def _counted(handle: TextIO, on_progress: Callable[[int], None] | None) -> Itera
     """The lines of `handle`, reporting the bytes read every 64 KB and at the end."""
     done = reported = 0
     for line in handle:
-        done += len(line.encode("utf-8"))
+        done += len(line.encode("utf-8", "surrogateescape"))
         if on_progress is not None and done - reported >= 65536:
             on_progress(done)
             reported = done
@@ -159,18 +164,24 @@ def _validated(
         return None
 
 
+# What the database driver raises for a record it cannot take: the server's refusals, and the
+# ValueError (UnicodeEncodeError; psycopg2's "cannot contain NUL") of a value it cannot send.
+# Validation refuses such values first; this keeps a line it missed from sinking its batch.
+_REFUSED = (pw.DatabaseError, ValueError)
+
+
 def _store(batch: list[tuple[int, dict[str, Any]]], report: ImportReport, today: date) -> None:
     if not batch:
         return
     try:
         results = [(batch, upsert_records([record for _, record in batch]))]
-    except pw.DatabaseError:
+    except _REFUSED:
         # The database refused the batch (rolled back whole): find the culprit one by one.
         results = []
         for item in batch:
             try:
                 results.append(([item], upsert_records([item[1]])))
-            except pw.DatabaseError as exc:
+            except _REFUSED as exc:
                 line, record = item
                 errors = {"_record": [f"the database refused it: {exc}"]}
                 report.rejected.append(LineRejection(line, record["type"], record["id"], errors))
@@ -217,6 +228,10 @@ def _read_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
+        undecoded = _UNDECODED.search(text)
+        if undecoded is not None:
+            yield number, LedgerRecordError({"_record": [_not_utf8(undecoded)]})
+            continue
         try:
             yield number, parse_json(text)
         except ValueError as exc:
@@ -233,6 +248,9 @@ def _read_csv(lines: Iterable[str]) -> Iterator[tuple[int, Any]]:
         raise ImportFileError(f"CSV header: {exc}") from None
     if not header or "" in header or len(set(header)) != len(header):
         raise ImportFileError("CSV header: every column needs a distinct name")
+    undecoded = next(filter(None, map(_UNDECODED.search, header)), None)
+    if undecoded is not None:
+        raise ImportFileError(f"CSV header: {_not_utf8(undecoded)}")
     while True:
         try:
             values = next(reader)
@@ -253,6 +271,9 @@ def _csv_record(header: list[str], values: list[str]) -> dict[str, Any] | Ledger
     for name, value in zip(header, values, strict=False):
         if value == "":
             continue  # an empty cell is a missing field
+        undecoded = _UNDECODED.search(value)
+        if undecoded is not None:
+            return LedgerRecordError({name: [_not_utf8(undecoded)]})
         if name in NESTED_COLUMNS:
             try:
                 record[name] = parse_json(value)
@@ -261,3 +282,8 @@ def _csv_record(header: list[str], values: list[str]) -> dict[str, Any] | Ledger
         else:
             record[name] = value
     return record
+
+
+def _not_utf8(found: re.Match[str]) -> str:
+    byte = ord(found.group()) - 0xDC00
+    return f"not UTF-8 text: byte 0x{byte:02x} at character {found.start() + 1}"

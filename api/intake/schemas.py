@@ -3,7 +3,8 @@
 
 Strict by design, because a typo must not silently become a default: unknown fields are refused;
 dates must exist (2024-02-30 does not) and lie between 1900 and 2199; money is a JSON number or a
-string with at most two decimals, finite, not negative and below 10^12; enumerations are checked.
+string with at most two decimals, finite, not negative and below 10^12; enumerations are checked;
+every string is `Text`: bounded in length and storable (no NUL, no lone surrogate).
 Loaded records hold Decimal and date values, ready for storage.ledger.upsert_records.
 """
 
@@ -18,7 +19,8 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from engine.ledger import CONTACT_TYPES
-from storage.models import MAX_MONEY
+from engine.text import text_problem
+from storage.models import ID_LENGTH, MAX_MONEY
 from storage.upsert import RECORD_TYPES, record_type_of, unknown_type_message
 
 CURRENCIES = frozenset(
@@ -33,11 +35,41 @@ CURRENCIES = frozenset(
 )
 PLAN_STATUSES = ("active", "completed", "cancelled")
 FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)
+# Lengths of text fields, in characters (docs/import.md, docs/erp.md).
+MAX_NAME, MAX_SEGMENT, MAX_NOTE = 200, 64, 2000
 _MONEY_TEXT = re.compile(r"-?\d+(\.\d+)?")
 _DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 # Anchored at both ends: validate.Regexp only matches at the start.
 _ERP_ID = re.compile(r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?\Z")
 _TONE = re.compile(r"^[a-z][a-z0-9_]{0,31}\Z")
+
+
+def _shown(value: Any) -> str:
+    """`value` as quoted in a message: its repr, cut short (a body may hold megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class Text(fields.String):
+    """A string the databases can store (engine.text: no NUL, no lone surrogate) of
+    `min_length` to `max_length` characters, then `validate`'s checks.
+
+    Every string field of a request body is one, so that no string reaches storage, a hash or
+    a log unchecked; the length limits appear in the OpenAPI document as minLength/maxLength.
+    """
+
+    def __init__(self, max_length: int, *, min_length: int = 0, **kwargs: Any):
+        more = kwargs.pop("validate", None) or []
+        more = [more] if callable(more) else list(more)
+        length = validate.Length(min=min_length or None, max=max_length)
+        super().__init__(validate=[length, *more], **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        problem = text_problem(text)
+        if problem is not None:
+            raise ValidationError(problem)
+        return text
 
 
 class Money(fields.Field):
@@ -50,11 +82,11 @@ class Money(fields.Field):
             raise ValidationError("must be a finite number")
         text = value.strip() if isinstance(value, str) else repr(value)
         if isinstance(value, str) and not _MONEY_TEXT.fullmatch(text):
-            raise ValidationError(f"{value!r} is not an amount such as '1250.00'")
+            raise ValidationError(f"{_shown(value)} is not an amount such as '1250.00'")
         try:
             amount = Decimal(text) if not isinstance(value, Decimal) else value
         except InvalidOperation:
-            raise ValidationError(f"{value!r} is not an amount such as '1250.00'") from None
+            raise ValidationError(f"{_shown(value)} is not an amount such as '1250.00'") from None
         if not amount.is_finite():
             raise ValidationError("must be a finite number")
         if amount < 0:
@@ -76,9 +108,9 @@ class Day(fields.Field):
             try:
                 day = date.fromisoformat(value.strip())
             except ValueError:
-                raise ValidationError(f"{value!r} is not a date that exists") from None
+                raise ValidationError(f"{_shown(value)} is not a date that exists") from None
         else:
-            raise ValidationError(f"{value!r} is not a date written YYYY-MM-DD")
+            raise ValidationError(f"{_shown(value)} is not a date written YYYY-MM-DD")
         if not FIRST_DAY <= day <= LAST_DAY:
             raise ValidationError(f"must be between {FIRST_DAY} and {LAST_DAY}")
         return day
@@ -94,23 +126,22 @@ class WholeNumber(fields.Field):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
-        raise ValidationError(f"{value!r} is not a whole number")
+        raise ValidationError(f"{_shown(value)} is not a whole number")
 
 
-def _erp_id(**kwargs: Any) -> fields.String:
-    return fields.String(
-        validate=[
-            validate.Length(min=1, max=64),
-            validate.Regexp(
-                _ERP_ID, error="must not contain control characters or start or end with a space"
-            ),
-        ],
+def _erp_id(**kwargs: Any) -> Text:
+    return Text(
+        ID_LENGTH,
+        min_length=1,
+        validate=validate.Regexp(
+            _ERP_ID, error="must not contain control characters or start or end with a space"
+        ),
         **kwargs,
     )
 
 
-def _text(maximum: int, **kwargs: Any) -> fields.String:
-    return fields.String(validate=validate.Length(max=maximum), **kwargs)
+def _choice(values: Any, **kwargs: Any) -> Text:
+    return Text(max(map(len, values)), validate=validate.OneOf(values), **kwargs)
 
 
 def _not_before(data: dict, later: str, earlier: str) -> None:
@@ -121,15 +152,17 @@ def _not_before(data: dict, later: str, earlier: str) -> None:
 
 class CustomerSchema(Schema):
     id = _erp_id(required=True)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    segment = _text(64, load_default="")
-    country = fields.String(
+    name = Text(MAX_NAME, min_length=1, required=True)
+    segment = Text(MAX_SEGMENT, load_default="")
+    country = Text(
+        2,
         load_default="",
         validate=validate.Regexp(
             r"^(?:[A-Z]{2})?\Z", error="must be an ISO 3166 code such as 'DE'"
         ),
     )
-    currency = fields.String(
+    currency = Text(
+        3,
         required=True,
         validate=validate.OneOf(sorted(CURRENCIES), error="must be an ISO 4217 code such as 'EUR'"),
     )
@@ -187,7 +220,7 @@ class DisputeSchema(Schema):
     invoice_id = _erp_id(required=True)
     opened = Day(required=True)
     resolved = Day(load_default=None)
-    reason = _text(2000, load_default="")
+    reason = Text(MAX_NOTE, load_default="")
 
     @validates_schema
     def _resolved_after_opened(self, data: dict, **kwargs: Any) -> None:
@@ -214,7 +247,7 @@ class InstallmentSchema(Schema):
 class PaymentPlanSchema(Schema):
     id = _erp_id(required=True)
     customer_id = _erp_id(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(PLAN_STATUSES))
+    status = _choice(PLAN_STATUSES, required=True)
     installments = fields.List(
         fields.Nested(InstallmentSchema), required=True, validate=validate.Length(max=600)
     )
@@ -224,12 +257,13 @@ class ContactSchema(Schema):
     id = _erp_id(required=True)
     customer_id = _erp_id(required=True)
     date = Day(required=True)
-    type = fields.String(required=True, validate=validate.OneOf(CONTACT_TYPES))
-    tone = fields.String(
+    type = _choice(CONTACT_TYPES, required=True)
+    tone = Text(
+        32,
         load_default=None,
         validate=validate.Regexp(_TONE, error="must be a tone such as 'friendly' (lower case)"),
     )
-    note = _text(2000, load_default="")
+    note = Text(MAX_NOTE, load_default="")
 
     @validates_schema
     def _reminder_has_tone(self, data: dict, **kwargs: Any) -> None:
@@ -240,7 +274,7 @@ class ContactSchema(Schema):
 class HoldSchema(Schema):
     id = _erp_id(required=True)
     customer_id = _erp_id(required=True)
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    reason = Text(MAX_NOTE, min_length=1, required=True)
     start = Day(required=True)
     end = Day(load_default=None)
 

@@ -153,8 +153,9 @@ def _reminder(decision, facts, lazy: _LazyAccount, renderer, plan_offered) -> di
                 "language": message.language,
                 "template": message.template,
             }
-        except MessageError as exc:
+        except MessageError as exc:  # the only error render raises: this message is lost, no more
             payload["message_error"] = str(exc)
+            payload["message_template"] = exc.template
     return {"type": "reminder", "customer_id": ledger.customer.id, "payload": payload}
 
 

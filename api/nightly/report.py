@@ -14,6 +14,7 @@ Portfolio figures a controller watches (over the accounts the run evaluated):
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +28,7 @@ def build_report(run_id: str, seconds: float) -> dict[str, Any]:
         batch_totals,
         changes,
         get_run,
+        message_errors,
         outcome_counts,
         previous_finished_run,
     )
@@ -35,11 +37,19 @@ def build_report(run_id: str, seconds: float) -> dict[str, Any]:
     errors, figures, busy = batch_totals(run_id)
     evaluated = int(figures.get("customers", 0))
     previous = previous_finished_run(run)
+    # A reminder whose message failed is in the worklist without it; its customer's decisions
+    # are stored like any other's, so these are listed apart from `errors`.
+    failed_messages = message_errors(run_id)
     return {
         "customers_total": run.customers_total,
         "customers_evaluated": evaluated,
         "errors_count": len(errors),
         "errors": errors[:MAX_ERRORS_LISTED],
+        "message_errors_count": len(failed_messages),
+        "message_errors": failed_messages[:MAX_ERRORS_LISTED],
+        "message_errors_by_template": dict(
+            Counter(e["template"] or "" for e in failed_messages).most_common()
+        ),
         "seconds": round(seconds, 2),
         "worker_seconds": round(busy, 2),
         "customers_per_second": round(evaluated / seconds, 1) if seconds > 0 else None,

@@ -22,11 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from api.nightly.actions import derive_actions
 from api.nightly.messages import MessageError, MessageRenderer
+from api.nightly.templates import pinned_templates
 from api.settings import Settings
 from api.usecases import ActiveRuleSet, decide_account, parse_versions
 from engine.facts import derive_facts_and_account
@@ -318,7 +318,8 @@ def _work_sqlite(settings, run, owner, count, progress, stop) -> None:
 
 @dataclass
 class WorkerContext:
-    """What a worker needs to compute batches: the pinned rule sets, an engine, templates."""
+    """What a worker needs to compute batches: the pinned rule sets, an engine, and the
+    templates stored with the pinned reminder version."""
 
     run_id: str
     as_of: date
@@ -341,7 +342,7 @@ class WorkerContext:
             raise RunError("; ".join(str(p) for p in problems))
         versions = [parsed[kind] for kind in sorted(parsed)]
         try:
-            renderer = MessageRenderer(Path(settings.rules_dir) / "templates")
+            renderer = MessageRenderer(pinned_templates(run.rulesets))
         except MessageError as exc:
             log.warning("reminder messages disabled: %s", exc)
             renderer = None

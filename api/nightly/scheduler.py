@@ -71,12 +71,13 @@ def nightly_job(settings: Settings, stop: StopFlag, fire_time: datetime | None =
         result = execute_run(settings, run.run_id, stop=stop)
         report = result.get("report") or {}
         log.info(
-            "run %s of %s: %s, %s customers, %s errors",
+            "run %s of %s: %s, %s customers, %s errors, %s reminders without a message",
             run.run_id,
             as_of,
             result["state"],
             report.get("customers_evaluated"),
             report.get("errors_count"),
+            report.get("message_errors_count", 0),
         )
     except RunError as exc:
         log.error("run of %s not started: %s", as_of, exc)

@@ -38,7 +38,7 @@ import peewee as pw
 
 from engine.trace import canonical_json, canonical_json_plain, canonical_object, to_jsonable
 from storage.errors import InvalidRecord
-from storage.models import ID_LENGTH, Decision, JSONText
+from storage.models import ID_LENGTH, Decision
 
 Memo = dict[int, tuple[Any, tuple]]  # id(value) -> (value, what encoding it gave)
 
@@ -47,8 +47,8 @@ class Codec:
     """How one field's value is checked, encoded and read back from its columns."""
 
     def encode(self, name: str, value: Any, memo: Memo) -> tuple[Any, str, tuple]:
-        """(JSON value, its canonical JSON, its columns' values) of a good value; raises
-        InvalidRecord naming the field otherwise."""
+        """(JSON value, its canonical JSON, its columns' database values) of a good value;
+        raises InvalidRecord naming the field otherwise."""
         raise NotImplementedError
 
     def decode(self, *columns: Any) -> Any:
@@ -97,7 +97,7 @@ class Moment(Codec):
             raise InvalidRecord(name, "expected an aware datetime (UTC)")
         utc = value.astimezone(UTC)
         text = utc.isoformat()
-        return text, f'"{text}"', (utc,)
+        return text, f'"{text}"', (utc.replace(tzinfo=None),)  # as UtcDateTimeField stores it
 
     def decode(self, value: datetime) -> str:
         return value.isoformat()
@@ -129,7 +129,7 @@ class Json(Codec):
             except TypeError:  # a Decimal or a date in it
                 plain = to_jsonable(value)
                 text = canonical_json_plain(plain)
-            encoded = (plain, _utf8(name, text), (JSONText(text),))
+            encoded = (plain, _utf8(name, text), (text,))
         except (TypeError, ValueError) as exc:
             raise InvalidRecord(name, f"not representable as JSON: {exc}") from None
         memo[id(value)] = (value, encoded)
@@ -185,13 +185,13 @@ class Field:
     codec: Codec
     since: int = 1  # the record format that introduced it
     columns: tuple[str, ...] = ()  # the Decision columns holding it (default: its name)
-    csv: tuple[str, ...] = ()  # its CSV export columns (default: its columns)
+    csv_columns: tuple[str, ...] = ()  # its CSV export columns (default: its columns)
 
     def __post_init__(self) -> None:
         if not self.columns:
             object.__setattr__(self, "columns", (self.name,))
-        if not self.csv:
-            object.__setattr__(self, "csv", self.columns)
+        if not self.csv_columns:
+            object.__setattr__(self, "csv_columns", self.columns)
 
 
 VIAS = ("api", "run", "cli")  # how a decision was made: an API call, a run (or the demo), the CLI
@@ -207,7 +207,7 @@ FIELDS = (
     Field("ruleset", RuleSetRef(), columns=("ruleset_kind", "ruleset_version", "ruleset_sha256")),
     Field("outcome", Json(dict)),
     Field("reasons", Json(list)),
-    Field("fired", Fired(), csv=("fired_rules", "fired")),
+    Field("fired", Fired(), csv_columns=("fired_rules", "fired")),
     Field("facts", Json(dict)),
     Field("engine_us", Count()),
     Field("format", Count(), since=2),
@@ -241,7 +241,6 @@ def encode(record: Mapping[str, Any], memo: Memo | None = None) -> tuple[dict, s
             raise InvalidRecord(f.name, "missing")
         plain[f.name], texts[f.name], values = f.codec.encode(f.name, given[f.name], memo)
         row.extend(values)
-    row = [column.db_value(value) for column, value in zip(COLUMNS, row, strict=True)]
     return plain, canonical_object(texts), tuple(row)
 
 
@@ -255,7 +254,7 @@ def decode(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def csv_header() -> list[str]:
     """The CSV export's header: seq, each field's columns, prev_hash, hash."""
-    return ["seq", *(name for f in FIELDS for name in f.csv), "prev_hash", "hash"]
+    return ["seq", *(name for f in FIELDS for name in f.csv_columns), "prev_hash", "hash"]
 
 
 def csv_row(stored: Mapping[str, Any]) -> list[Any]:
@@ -263,7 +262,7 @@ def csv_row(stored: Mapping[str, Any]) -> list[Any]:
     field)."""
     cells: list[Any] = [stored["seq"]]
     for f in FIELDS:
-        cells.extend(f.codec.csv(stored[f.name]) if f.name in stored else [""] * len(f.csv))
+        cells.extend(f.codec.csv(stored[f.name]) if f.name in stored else [""] * len(f.csv_columns))
     return [*cells, stored["prev_hash"], stored["hash"]]
 
 

@@ -2,58 +2,112 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from api_support import complete_facts
+from flask import url_for
 
 ROLES = ("decide", "analyst", "approver", "auditor", "admin")
 
-# (method, path, json body, roles that may call it besides admin)
-ENDPOINTS = [
-    ("post", "/v1/decisions/credit", {"facts": complete_facts()}, {"decide"}),
-    ("get", "/v1/decisions", None, {"auditor"}),
-    ("get", "/v1/decisions/some-id", None, {"auditor"}),
-    ("get", "/v1/decisions/export", None, {"auditor"}),
-    (
-        "put",
-        "/v1/customers/C1",
-        {"name": "A", "currency": "EUR", "credit_limit": 1, "since": "2020-01-01"},
-        {"decide"},
-    ),
-    ("post", "/v1/invoices", {}, {"decide"}),
-    ("post", "/v1/ledger/batch", {"records": []}, {"decide"}),
-    ("get", "/v1/customers/C1/facts", None, {"decide", "auditor", "analyst"}),
-    ("get", "/v1/rulesets", None, {"analyst", "auditor"}),
-    ("get", "/v1/rulesets/credit", None, {"analyst", "auditor"}),
-]
+# Routes served without a key, and whether /openapi.json documents them. Every other route
+# declares its roles with require_role. (Later: the web console's pages.)
+PUBLIC = {
+    "/healthz": True,
+    "/readyz": True,
+    "/openapi.json": False,
+    "/docs": False,
+    "/docs/assets/<name>": False,
+}
 
 
-def call(client, method, path, body, headers):
+def served_routes(app):
+    """(rule, method, roles declared in code or None) for every route in Flask's url_map."""
+    from api.http.auth import declared_roles
+
+    for rule in app.url_map.iter_rules():
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            yield rule, method, declared_roles(app.view_functions[rule.endpoint], method)
+
+
+def sample_url(app, rule) -> str:
+    """The rule's URL with every path parameter set to an id that does not exist."""
+    with app.test_request_context():
+        # "1" fits every converter (a version number too) and names nothing stored
+        return url_for(rule.endpoint, **dict.fromkeys(rule.arguments, "1"))
+
+
+def openapi_path(rule) -> str:
+    return re.sub(r"<(?:[^:<>]+:)?([^:<>]+)>", r"{\1}", rule.rule)
+
+
+def call(client, method, path, headers):
+    # A body no endpoint accepts (422 once past authorisation): nothing is written or started.
+    body = None if method == "GET" else []
     # Read and close: a streamed export left open would be finalised during a later request.
-    with getattr(client, method)(path, json=body, headers=headers) as response:
+    with client.open(path, method=method, json=body, headers=headers) as response:
         response.get_data()
     return response
 
 
-def test_every_endpoint_checks_its_roles(client, auth):
-    for method, path, body, allowed in ENDPOINTS:
-        for role in ROLES:
-            response = call(client, method, path, body, auth(role))
-            if role in allowed or role == "admin":
-                assert response.status_code not in (401, 403), (path, role, response.json)
-                continue
-            assert response.status_code == 403, (path, role, response.json)
-            detail = response.json["detail"]
-            assert f"API key 'erp-{role}' has role '{role}'" in detail
-            assert all(f"'{r}'" in detail for r in allowed), detail
+def test_every_route_declares_its_roles_or_is_public(app):
+    public = set()
+    for rule, method, roles in served_routes(app):
+        if roles is None:
+            assert rule.rule in PUBLIC, f"{method} {rule.rule} needs no key: require_role?"
+            public.add(rule.rule)
+        else:
+            assert "admin" in roles and set(roles) <= set(ROLES), (rule.rule, roles)
+    assert public == set(PUBLIC)
 
 
-def test_every_endpoint_needs_a_key(client):
-    for method, path, body, _ in ENDPOINTS:
-        response = call(client, method, path, body, {})
-        assert response.status_code == 401, path
+def test_every_route_needs_a_key_and_a_role_declared_for_it(app, client, auth):
+    routes = [(r, m, roles) for r, m, roles in served_routes(app) if roles is not None]
+    assert len(routes) >= 20
+    for rule, method, roles in routes:
+        path = sample_url(app, rule)
+        response = call(client, method, path, {})
+        assert response.status_code == 401, (method, path)
         assert response.mimetype == "application/problem+json"
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        for role in ROLES:
+            response = call(client, method, path, auth(role))
+            if role in roles:
+                assert response.status_code not in (401, 403), (method, path, role)
+                continue
+            assert response.status_code == 403, (method, path, role, response.json)
+            detail = response.json["detail"]
+            assert f"API key 'erp-{role}' has role '{role}'" in detail
+            assert all(f"'{r}'" in detail for r in roles if r != "admin"), detail
+
+
+def test_every_served_route_is_in_the_openapi_document_with_its_roles(app, client):
+    paths = client.get("/openapi.json").json["paths"]
+    served = set()
+    for rule, method, roles in served_routes(app):
+        if not PUBLIC.get(rule.rule, True):
+            assert openapi_path(rule) not in paths, rule.rule
+            continue
+        operation = paths[openapi_path(rule)][method.lower()]
+        served.add((openapi_path(rule), method.lower()))
+        if roles is not None:
+            assert operation["security"] == [{"bearerAuth": []}], rule.rule
+            assert f"Roles: {', '.join(roles)}." in operation["description"], rule.rule
+        else:
+            assert "security" not in operation, rule.rule
+    documented = {(p, m) for p, ops in paths.items() for m in ops if m != "parameters"}
+    assert documented == served  # and nothing documented is left unserved
+
+
+def test_the_working_directorys_static_folder_is_not_served(app, client, tmp_path, monkeypatch):
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "secret.txt").write_text("operator notes")
+    monkeypatch.chdir(tmp_path)
+    for path in ("/static/secret.txt", "/static/../static/secret.txt"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert b"operator notes" not in response.data
+    assert not any(rule.rule.startswith("/static") for rule in app.url_map.iter_rules())
 
 
 def test_bad_keys_are_401(client, keys):

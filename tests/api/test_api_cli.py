@@ -74,3 +74,38 @@ def test_serve_has_host_and_port_options():
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert result.exit_code == 0
     assert "--host" in result.output and "--port" in result.output
+
+
+def test_keys_create_refuses_a_taken_name_with_exit_2(run):
+    assert run("keys", "create", "--name", "erp", "--role", "decide").exit_code == 0
+    again = run("keys", "create", "--name", "erp", "--role", "admin")
+    assert again.exit_code == 2
+    assert "an API key named 'erp' exists already" in again.output
+    assert len(json.loads(run("keys", "list", "--json").stdout)) == 1
+
+
+def test_keys_create_refuses_hostile_names_with_exit_2(run):
+    for name in ("x" * 10_000, "erp\x00", "erp\ud800", "=cmd|' /C calc'!A0", "cli"):
+        result = run("keys", "create", "--name", name, "--role", "decide")
+        assert result.exit_code == 2, (name[:20], result.output)
+        assert "name: " in result.output
+    bad_owner = run("keys", "create", "--name", "erp", "--role", "decide", "--owner", "@SUM(1)")
+    assert bad_owner.exit_code == 2 and "owner: " in bad_owner.output
+    assert json.loads(run("keys", "list", "--json").stdout) == []
+
+
+def test_keys_list_shows_each_keys_owner(run):
+    run("keys", "create", "--name", "alice-analyst", "--role", "analyst", "--owner", "alice")
+    made = run("keys", "create", "--name", "erp", "--role", "decide", "--json")
+    assert json.loads(made.stdout)["owner"] == "erp"
+    listed = run("keys", "list")
+    assert "owner" in listed.stdout.splitlines()[0]
+    assert [line.split()[1:3] for line in listed.stdout.splitlines()[1:]] == [
+        ["alice-analyst", "alice"],
+        ["erp", "erp"],
+    ]
+    as_json = json.loads(run("keys", "list", "--json").stdout)
+    assert [(k["name"], k["owner"]) for k in as_json] == [
+        ("alice-analyst", "alice"),
+        ("erp", "erp"),
+    ]

@@ -218,8 +218,18 @@ def test_export_streams_jsonl_and_csv(client, auth, customer):
     response = client.get("/v1/decisions/export?format=csv", headers=headers)
     assert response.mimetype == "text/csv"
     assert 'filename="decisions.csv"' in response.headers["Content-Disposition"]
-    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    reader = csv.DictReader(io.StringIO(response.get_data(as_text=True)))
+    rows = list(reader)
+    assert (
+        reader.fieldnames
+        == (
+            "seq decision_id kind customer_id as_of created_at requested_by ruleset_kind "
+            "ruleset_version ruleset_sha256 outcome reasons fired_rules fired facts engine_us "
+            "format via earlier prev_hash hash"
+        ).split()
+    )  # as docs/erp.md lists them
     assert [r["decision_id"] for r in rows] == ids
+    assert (rows[0]["format"], rows[0]["via"], rows[0]["earlier"]) == ("4", "api", "[]")
     assert json.loads(rows[0]["facts"])["customer_id"] == customer
     assert rows[3]["customer_id"] == ""
 

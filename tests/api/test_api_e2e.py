@@ -1,7 +1,8 @@
 """End to end: a real server on a free loopback port, called over HTTP.
 
 One server runs in a thread (werkzeug's, threaded, as `credo serve` runs it); one is the
-`credo serve` command in a subprocess, with a key made by `credo keys create`.
+`credo serve` command in a subprocess, with a key made by `credo keys create`; one is gunicorn,
+the production server, in a subprocess.
 """
 
 from __future__ import annotations
@@ -96,6 +97,19 @@ def test_an_oversized_chunked_body_is_413(server, auth):
     assert problem["type"] == "urn:credo:problem:payload-too-large"
 
 
+def test_urls_that_are_not_text_over_http_are_422(server, auth):
+    """None of these reaches the database (PostgreSQL refuses NUL in text)."""
+    for path, name in (
+        ("/v1/customers/a%00b/facts", "customer_id"),
+        ("/v1/decisions?customer_id=%ED%A0%80", "customer_id"),
+        ("/v1/decisions/export?rule=a%00b", "rule"),
+    ):
+        status, headers, problem = request(server, "GET", path, headers=auth("auditor"))
+        assert status == 422, (path, problem)
+        assert headers["Content-Type"] == "application/problem+json"
+        assert name in problem["errors"], (path, problem)
+
+
 def test_concurrent_requests_with_one_idempotency_key_store_one_decision(server, auth):
     body = {"facts": complete_facts()}
 
@@ -174,6 +188,38 @@ def test_credo_serve_in_a_subprocess(settings, database_url):
         assert decision["requested_by"] == "erp"
         path = f"/v1/decisions/{decision['decision_id']}"
         assert request(base, "GET", path, headers=headers)[2] == decision
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+
+
+def test_bytes_not_utf8_in_urls_under_gunicorn_are_422(settings, database_url, auth):
+    """gunicorn hands a path's bytes over as they came (PEP 3333), werkzeug's own server as
+    U+FFFD: the production server is where a lone surrogate's bytes reach the app."""
+    port = _free_port()
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    process = subprocess.Popen(
+        [str(gunicorn), "-w", "1", "-b", f"127.0.0.1:{port}", "api.wsgi:app"],
+        env={**os.environ, "CREDO_DATABASE_URL": database_url},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(base, process)
+        for path, name in (
+            ("/v1/decisions/%ED%A0%80", "kind_or_id"),
+            ("/v1/customers/C%FF1/facts", "customer_id"),
+            ("/v1/decisions?customer_id=%ED%A0%80", "customer_id"),
+        ):
+            status, _, problem = request(base, "GET", path, headers=auth("auditor"))
+            assert status == 422, (path, problem)
+            assert name in problem["errors"], (path, problem)
     finally:
         process.terminate()
         try:

@@ -126,22 +126,6 @@ def test_oversized_body_is_413(db, database_url, tmp_path):
     assert_problem(response, 413, detail_has="larger than 2000 bytes (api.max_body_bytes)")
 
 
-def test_a_json_body_read_by_the_api_stays_readable_for_the_rest_of_the_request(app):
-    """read_body takes a body of stated length straight from the WSGI input: what it read is
-    there again for request.get_data(); an empty body reads as empty."""
-    from flask import request
-
-    from api.http.smorest import read_body
-
-    body = b'{"facts": {"open_balance": "10.00"}}'
-    with app.test_request_context("/x", method="POST", data=body):
-        assert read_body(request) == body
-        assert read_body(request) == body
-        assert request.get_data() == body
-    with app.test_request_context("/x", method="POST", data=b""):
-        assert read_body(request) == b"" == request.get_data()
-
-
 def test_an_unexpected_error_is_a_500_problem_without_internals(app, caplog):
     @app.get("/boom")
     def boom():

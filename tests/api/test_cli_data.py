@@ -23,7 +23,7 @@ def credo(database_url, monkeypatch):
 
 
 def _tables_and_counts(db) -> dict:
-    tables = [t for t in ("rule_set_version", "schema_version", "customer", "decision")]
+    tables = ("rule_set_version", "ruleset_event", "schema_version", "customer", "decision")
     return {t: db.execute_sql(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in tables}
 
 
@@ -35,7 +35,8 @@ def test_init_twice_changes_nothing(credo, empty_db):
     counts = _tables_and_counts(empty_db)
     second = credo("init")
     assert second.exit_code == 0
-    assert "up to date" in second.stdout and "kept version 1" in second.stdout
+    assert "up to date" in second.stdout
+    assert "rule set credit: version 1 active (as shipped)" in second.stdout
     assert _tables_and_counts(empty_db) == counts
     from storage import rulesets
 
@@ -87,3 +88,31 @@ def test_demo_decides_the_portfolio_and_refuses_other_data(credo, empty_db, tmp_
     Meta.delete().execute()  # now it looks like someone's real data
     refused = credo("demo", "--customers", "5")
     assert refused.exit_code == 2 and "did not make" in refused.output
+
+
+def test_import_stores_the_good_lines_around_unstorable_ones_and_exits_2(credo, empty_db, tmp_path):
+    def customer(customer_id: str, name: str) -> str:
+        record = {"type": "customer", "id": customer_id, "name": name, "currency": "EUR"}
+        return json.dumps({**record, "credit_limit": 10, "since": "2020-01-01"})
+
+    credo("init")
+    first = tmp_path / "first.jsonl"
+    first.write_text(customer("C0", "Stored before") + "\n", encoding="utf-8")
+    assert credo("import", str(first)).exit_code == 0
+    path = tmp_path / "ledger.jsonl"
+    lines = [("C1", "Good"), ("C2", "Bad \ud800"), ("C3", "Good"), ("C4", "Bad \x00"), ("C5", "Ok")]
+    path.write_text("\n".join(customer(*line) for line in lines) + "\n", encoding="ascii")
+    result = credo("import", str(path))
+    assert result.exit_code == 2, result.output
+    assert "line 2 (customer C2): name: must be valid Unicode: lone surrogate" in result.stderr
+    assert "line 4 (customer C4): name: must not contain a NUL character" in result.stderr
+    assert "3 inserted, 0 updated, 0 unchanged, 2 rejected" in result.stdout
+    report = json.loads(credo("import", str(path), "--json").stdout)
+    assert [(r["line"], list(r["errors"])) for r in report["rejected"]] == [
+        (2, ["name"]),
+        (4, ["name"]),
+    ]
+    from storage.models import Customer
+
+    stored = sorted(i for (i,) in Customer.select(Customer.id).tuples())
+    assert stored == ["C0", "C1", "C3", "C5"]

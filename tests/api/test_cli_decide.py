@@ -24,7 +24,8 @@ def test_decide_for_a_stored_customer_stores_the_decision(settings, monkeypatch,
     facts = tmp_path / "extra.json"
     facts.write_text(json.dumps({"requested_amount": 1500}))
     result = CliRunner().invoke(
-        main, ["decide", "credit", "--customer", "K-7", "--facts", str(facts), "--json"]
+        main,
+        ["decide", "credit", "--customer", "K-7", "--facts", str(facts), "--store", "--json"],
     )
     assert result.exit_code == 0, result.output
     decision = json.loads(result.output)
@@ -38,3 +39,17 @@ def test_decide_for_an_unknown_customer_is_a_usage_error(settings, monkeypatch):
     monkeypatch.setenv("CREDO_DATABASE_URL", settings.database_url)
     result = CliRunner().invoke(main, ["decide", "credit", "--customer", "NOPE"])
     assert result.exit_code == 2 and "unknown customer 'NOPE'" in result.output
+
+
+def test_a_facts_file_with_a_lone_surrogate_is_bad_input_naming_the_fact(
+    settings, monkeypatch, tmp_path
+):
+    from api_support import complete_facts
+
+    monkeypatch.setenv("CREDO_DATABASE_URL", settings.database_url)
+
+    facts = tmp_path / "facts.json"
+    facts.write_text(json.dumps(complete_facts(segment="smb\ud800")), encoding="ascii")
+    result = CliRunner().invoke(main, ["decide", "credit", "--facts", str(facts)])
+    assert result.exit_code == 2, result.output
+    assert "segment: must be valid Unicode: lone surrogate \\ud800" in result.output

@@ -332,3 +332,40 @@ def test_the_scheduler_fires_a_run_on_its_cron(settings):
     thread.join(timeout=60)
     assert run is not None and run.state == "finished"
     assert run.requested_by == "scheduler" and run.report["customers_evaluated"] > 0
+
+
+def test_a_failing_reminder_template_costs_only_its_messages(settings):
+    """Every reminder text of the active version recurses endlessly: the customers keep all
+    their decisions, the reminders are in the worklist with the render error, and the report
+    lists them. (The version is stored directly: the lifecycle refuses texts that fail on its
+    sample accounts, but a text may still fail on an account the samples do not have.)"""
+    from storage import rulesets
+    from storage.worklist import iter_actions
+
+    broken = {
+        path: "Subject: x\n{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}\n"
+        if path.startswith("reminder/") and not path.startswith("reminder/_")
+        else text
+        for path, text in rulesets.get_files("reminder", 1).items()
+    }
+    active = rulesets.get_active("reminder")
+    rulesets.create_version(
+        "reminder", active["source"], active["sha256"], created_by="t", state="active", files=broken
+    )
+    settings = small(settings)
+    portfolio(40)
+    run_id, result = run_once(settings)
+    report = result["report"]
+    reminders = list(iter_actions(run_id, "reminder"))
+    assert reminders and report["errors"] == [] and report["errors_count"] == 0
+    kinds: dict[str, set[str]] = {}
+    for customer_id, kind in results_of(run_id):
+        kinds.setdefault(customer_id, set()).add(kind)
+    for action in reminders:
+        assert kinds[action.customer_id] == {"credit", "reminder", "handoff"}
+        assert "message" not in action.payload
+        assert "line 2: recursion too deep" in action.payload["message_error"]
+    assert report["message_errors_count"] == len(reminders)
+    listed = {(e["customer_id"], e["template"]) for e in report["message_errors"]}
+    assert listed == {(a.customer_id, a.payload["message_template"]) for a in reminders}
+    assert sum(report["message_errors_by_template"].values()) == len(reminders)

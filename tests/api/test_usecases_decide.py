@@ -94,7 +94,9 @@ def test_build_decision_record_takes_version_info_as_a_mapping(portfolio):
     assert decisions.append_decision(record)["seq"] == 1
 
 
-def test_default_rule_sets_load_once_and_a_changed_file_is_only_reported(db, tmp_path):
+def test_default_rule_sets_load_once_and_a_changed_shipped_file_becomes_a_draft(db, tmp_path):
+    from api.usecases import credo_version
+
     rules = tmp_path / "rules"
     shutil.copytree(RULES_DIR, rules)
     first = load_default_rulesets(rules)
@@ -103,15 +105,23 @@ def test_default_rule_sets_load_once_and_a_changed_file_is_only_reported(db, tmp
         ("handoff", "loaded", 1),
         ("reminder", "loaded", 1),
     ]
+    assert [e["event"] for e in rulesets.events("credit")] == ["drafted", "activated"]
     credit = rules / "credit.toml"
     credit.write_text(credit.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
     second = load_default_rulesets(rules)
-    assert [(r["action"], r["file_differs"]) for r in second] == [
-        ("kept", True),
-        ("kept", False),
-        ("kept", False),
+    assert [(r["action"], r["version"], r["active"]) for r in second] == [
+        ("drafted", 2, 1),
+        ("kept", 1, 1),
+        ("kept", 1, 1),
     ]
-    assert [len(rulesets.history(k)) for k in ("credit", "handoff", "reminder")] == [1, 1, 1]
+    drafted = rulesets.get_version("credit", 2)
+    assert drafted["state"] == "draft"  # never activated silently
+    assert drafted["note"] == f"shipped default from credo {credo_version()} (credit.toml)"
+    assert rulesets.get_active("credit")["version"] == 1
+    assert [e["event"] for e in rulesets.events("credit", 2)] == ["drafted"]
+    third = load_default_rulesets(rules)  # the draft is a stored version now: nothing new
+    assert [(r["action"], r["version"]) for r in third] == [("kept", 2), ("kept", 1), ("kept", 1)]
+    assert [len(rulesets.history(k)) for k in ("credit", "handoff", "reminder")] == [2, 1, 1]
 
 
 def test_activation_check_refuses_a_version_dropping_what_an_active_rule_set_reads(db):

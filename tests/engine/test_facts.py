@@ -790,6 +790,10 @@ def test_check_missing_facts_are_listed_all_at_once():
         ("has_open_dispute", 1, "true or false, not a number"),
         ("has_open_dispute", "true", "true or false, not a string"),
         ("segment", 5, "string, not a number"),
+        ("segment", "x" * 201, "at most 200 characters"),
+        ("segment", "smb\ud800", "lone surrogate \\ud800 at character 4"),
+        ("last_reminder_tone", "\udfff", "lone surrogate \\udfff"),
+        ("customer_id", "C\x001", "NUL character (\\u0000 at character 2)"),
         ("days_past_due", None, "must not be null"),
     ],
 )
@@ -802,9 +806,16 @@ def test_check_rejects(name, value, message):
 
 def test_check_accepts_edge_values():
     result = check_facts(
-        {"open_balance": "999999999999.99", "days_past_due": 999_999_999, "credit_limit": 0},
+        {
+            "open_balance": "999999999999.99",
+            "days_past_due": 999_999_999,
+            "credit_limit": 0,
+            "segment": "x" * 200,
+            "country": "\U0001f600",  # an astral character (JSON's surrogate pair)
+        },
         complete=False,
     )
+    assert result["segment"] == "x" * 200
     assert result["open_balance"] == D("999999999999.99")
     assert result["days_past_due"] == 999_999_999
     assert result["credit_limit"] == D("0.00")
@@ -824,6 +835,13 @@ def test_check_unknown_names_with_did_you_mean():
     assert errors["zzz"] == ["unknown fact"]
     assert "open_balance" in errors  # every problem at once
     assert "days_pass_due: unknown fact (did you mean 'days_past_due'?)" in str(caught.value)
+
+
+def test_an_unknown_name_holding_a_lone_surrogate_is_named_printably():
+    with pytest.raises(FactError) as caught:
+        check_facts({"seg\ud800": "x"}, complete=False)
+    assert caught.value.errors == {"seg\\ud800": ["unknown fact"]}
+    str(caught.value).encode("utf-8")  # the CLI prints it
 
 
 def test_check_extra_names_are_accepted_only_when_listed():

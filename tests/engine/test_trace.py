@@ -18,7 +18,7 @@ _JSON = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.text(), _JSON, max_size=6))
 def test_an_object_from_its_members_texts_is_its_canonical_json(value):
     members = {key: canonical_json(member) for key, member in value.items()}

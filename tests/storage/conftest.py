@@ -218,7 +218,13 @@ def make_decision():
     return decision_record
 
 
-def append_format_1(records: list[dict], tags_table: str = "decision_tag") -> list[dict]:
+@pytest.fixture
+def append_format_1():
+    """`append_format_1(records, tags_table="decision_tag")`: see store_format_1."""
+    return store_format_1
+
+
+def store_format_1(records: list[dict], tags_table: str = "decision_tag") -> list[dict]:
     """Append decisions as credo did before record formats (migrations 1 to 7): the twelve
     SPEC §5 fields hashed, no format or via column, tags in `tags_table`. Returns them as
     stored."""

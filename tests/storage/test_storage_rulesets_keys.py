@@ -18,7 +18,7 @@ def test_versions_are_numbered_per_kind_and_activation_retires_the_previous(db):
     assert v2["state"] == "draft" and v2["source"] == "b"
 
     rulesets.set_state("credit", 2, "proposed", by="ann")
-    approved = rulesets.set_state("credit", 2, "approved", by="bob", note="checked")
+    approved = rulesets.set_state("credit", 2, "approved", by="bob")
     assert (approved["proposed_by"], approved["approved_by"]) == ("ann", "bob")
     active = rulesets.set_state("credit", 2, "active", by="bob")
     assert active["activated_at"] is not None
