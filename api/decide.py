@@ -17,7 +17,7 @@ from datetime import date
 from typing import Any
 
 from api.lifecycle_rules import InvalidInput, UnknownVersion, parsed, stored_version
-from api.usecases import ActiveRuleSet, build_decision_record, gather_facts
+from api.usecases import ActiveRuleSet, decide_one
 from engine.ruleset import RuleSet
 from engine.runtime import Engine
 from engine.trace import to_jsonable
@@ -64,24 +64,24 @@ def decide(
     values with `"dry_run": true` and without decision_id.
 
     `active` holds the active version of each kind (the snapshot one decision uses); `engine`
-    evaluates under its lock. Raises InvalidInput (`version` or `rules` without a dry run, a
-    rule text of another kind), UnknownKind, UnknownVersion, UnknownCustomer, FactError.
+    evaluates under its lock. For a stored customer the rule sets `kind` is ordered after
+    (`after`) decide first and give it their outcome as facts (api.usecases.decide_one).
+    Raises RuleFileError (the rule sets do not hold together), InvalidInput (`version` or
+    `rules` without a dry run, a rule text of another kind), UnknownKind, UnknownVersion,
+    UnknownCustomer, FactError.
     """
     ruleset, info = _version_for(request, active)
-    facts = gather_facts(request.customer_id, request.facts, request.as_of)
+    chosen = dict(active)  # the rule sets `kind` is after decide with their active versions
+    chosen[request.kind] = ActiveRuleSet(request.kind, info["version"], info["sha256"], ruleset)
     with engine.lock:
-        evaluation = engine.evaluate(ruleset, facts)
-        if ruleset.sha256 not in {a.ruleset.sha256 for a in active.values()}:
-            engine.unload(ruleset)  # a what-if's text: not kept in the engine
-    record = build_decision_record(
-        evaluation,
-        info,
-        facts,
-        request.customer_id,
-        request.as_of,
-        request.requested_by,
-        via=request.via,
-    )
+        try:
+            record = decide_one(
+                engine.evaluate, chosen, request.kind, request.customer_id, request.facts,
+                request.as_of, request.requested_by, via=request.via,
+            )  # fmt: skip
+        finally:
+            if ruleset.sha256 not in {a.ruleset.sha256 for a in active.values()}:
+                engine.unload(ruleset)  # a what-if's text: not kept in the engine
     if request.dry_run:
         return what_if(record)
     if store is None:

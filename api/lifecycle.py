@@ -311,7 +311,9 @@ def activate_version(
 ) -> dict[str, Any]:
     """approved or retired → active, retiring the active version in the same transaction.
     Activating a retired version, or one older than the active version, is a rollback: it
-    needs a note and is recorded as rolled_back."""
+    needs a note and is recorded as rolled_back. Refused when the active rule sets, with this
+    version in its kind's place, would not hold together (a rule set `after` it reads an
+    outcome field or word it no longer decides: api.usecases.cross_reference_problems)."""
     from storage import rulesets
 
     allow(actor, "activate")
@@ -323,6 +325,7 @@ def activate_version(
         require_state(
             row, ("approved", "retired"), "only an approved or retired version can be activated"
         )
+        _must_hold_together(row)
         active = rulesets.get_active(kind)
         newer = active is not None and active["version"] > version
         if row["state"] != "retired" and not newer:
@@ -336,3 +339,16 @@ def activate_version(
         return "rolled_back"
 
     return move(kind, version, "active", "activated", actor, note, check)
+
+
+def _must_hold_together(row: dict[str, Any]) -> None:
+    """Refused naming each problem (the rule set providing a field and the one reading it)
+    when `row` cannot become the active version of its kind beside the other active ones."""
+    from api.usecases import cross_reference_problems
+
+    problems = cross_reference_problems(parsed(row))
+    if problems:
+        raise Refused(
+            f"version {row['version']} of {row['kind']} cannot be activated: the active rule "
+            "sets would not hold together: " + "; ".join(str(p) for p in problems)
+        )

@@ -158,7 +158,7 @@ def validate_source(source: str, origin: str, kind: str | None = None) -> RuleSe
     if kind is not None:
         problems += _kind_problems(source, origin, kind)
     try:
-        ruleset = parse_ruleset(source, origin)
+        ruleset = parse_text(source, origin)
     except RuleFileError as exc:
         problems += exc.problems
     if problems:
@@ -190,11 +190,27 @@ def unstorable(text: str) -> str | None:
     return None
 
 
+def parse_text(source: str, origin: str, kind: str | None = None) -> RuleSet:
+    """parse_ruleset for a version's text, given the outcome fields of the active rule sets it
+    names in `after` (a reminder version reads the active hand-off's); RuleFileError."""
+    from engine.order import declared_after
+
+    names = declared_after(source)
+    earlier = {}
+    if names:
+        from api.usecases import parse_versions
+        from storage import rulesets
+
+        active, _ = parse_versions(rulesets.list_active())  # those that parse
+        earlier = {k: active[k].ruleset.outcome for k in names if k in active}
+    return parse_ruleset(source, origin, kind, earlier)
+
+
 def parsed(stored: dict[str, Any]) -> RuleSet:
     """A stored version parsed; InvalidRuleSet if it no longer validates (a stricter release)."""
     origin = f"{stored['kind']} version {stored['version']}"
     try:
-        return parse_ruleset(stored["source"], origin)
+        return parse_text(stored["source"], origin)
     except RuleFileError as exc:
         raise InvalidRuleSet(locate_problems(exc.problems, stored["source"])) from None
 

@@ -24,8 +24,9 @@ from typing import Any
 
 from api.impact import Impact
 from api.impact import side as side_of
+from api.lifecycle_rules import parse_text
 from api.settings import Settings
-from engine.ruleset import KIND_RE, RuleSet, parse_ruleset
+from engine.ruleset import KIND_RE, RuleSet
 from engine.runtime import Engine, prepare
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -101,7 +102,7 @@ def file_candidate(path: Path) -> Candidate:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise RuleFileError([Problem(str(path), f"cannot read file: {exc}")]) from None
-    return Candidate(parse_ruleset(text, str(path)), None, f"file {path}")
+    return Candidate(parse_text(text, str(path)), None, f"file {path}")
 
 
 def active_version(kind: str) -> Candidate:
@@ -119,7 +120,7 @@ def _parsed(stored: dict[str, Any]) -> Candidate:
 
     label = f"version {stored['version']}"
     try:
-        ruleset = parse_ruleset(stored["source"], f"{stored['kind']} {label}")
+        ruleset = parse_text(stored["source"], f"{stored['kind']} {label}")
     except RuleFileError as exc:
         raise InvalidVersion(
             f"rule set {stored['kind']} {label} does not validate: {exc}"
@@ -222,8 +223,8 @@ class _Evaluator:
 
     def __init__(self, spec: _Spec):
         self.as_of = spec.as_of
-        self.baseline = parse_ruleset(spec.baseline_source, "active version")
-        self.candidate = parse_ruleset(spec.candidate_source, spec.candidate_label)
+        self.baseline = parse_text(spec.baseline_source, "active version")
+        self.candidate = parse_text(spec.candidate_source, spec.candidate_label)
         self.engine = Engine()
 
     def compute(self, customer_ids: list[str]) -> Impact:

@@ -14,10 +14,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from engine.errors import EngineError
+from engine.errors import EngineError, Problem, RuleFileError
 from engine.facts import derive_facts
 from engine.ledger import Ledger
-from engine.ruleset import RuleSet, load_ruleset_file, parse_ruleset
+from engine.order import (
+    Evaluate,
+    Step,
+    check_cross_references,
+    decide_in_order,
+    needed_for,
+    parse_rulesets,
+)
+from engine.ruleset import RuleSet
 from engine.runtime import Engine
 from engine.trace import Evaluation, to_jsonable
 
@@ -43,16 +51,41 @@ class ActiveRuleSet:
     ruleset: RuleSet
 
 
+def parse_versions(
+    stored: Iterable[Mapping[str, Any]], ready: Mapping[str, RuleSet] | None = None
+) -> tuple[dict[str, ActiveRuleSet], list[Problem]]:
+    """Stored versions ({kind, version, sha256, source}) that decide together, parsed in their
+    declared order (engine.order.parse_rulesets), by kind; and the problems of those that do
+    not parse. `ready` holds rule sets parsed before that the versions may name in `after`."""
+    by_kind = {s["kind"]: s for s in stored}
+    sources = {k: (s["source"], f"{k} version {s['version']}") for k, s in by_kind.items()}
+    parsed, problems = parse_rulesets(sources, ready)
+    active = {
+        kind: ActiveRuleSet(kind, by_kind[kind]["version"], by_kind[kind]["sha256"], ruleset)
+        for kind, ruleset in parsed.items()
+    }
+    return active, problems
+
+
 def load_active_rulesets() -> dict[str, ActiveRuleSet]:
-    """Every kind's active version from storage, parsed, by kind."""
+    """Every kind's active version from storage, parsed, by kind (RuleFileError if one does
+    not parse)."""
     from storage import rulesets
 
-    active = {}
-    for stored in rulesets.list_active():
-        kind, version = stored["kind"], stored["version"]
-        parsed = parse_ruleset(stored["source"], f"{kind} version {version}")
-        active[kind] = ActiveRuleSet(kind, version, stored["sha256"], parsed)
+    active, problems = parse_versions(rulesets.list_active())
+    if problems:
+        raise RuleFileError(problems)
     return active
+
+
+def cross_reference_problems(candidate: RuleSet) -> list[Problem]:
+    """What would break if `candidate` became the active version of its kind: the active rule
+    sets, with the candidate in its kind's place, must hold together (engine.order.
+    check_cross_references: a rule set after another reads its outcome fields). Activation
+    must refuse a candidate with problems; each names the rule set that reads what is gone."""
+    together = {kind: a.ruleset for kind, a in load_active_rulesets().items()}
+    together[candidate.kind] = candidate
+    return check_cross_references(together)
 
 
 class UnknownCustomer(Exception):
@@ -64,23 +97,29 @@ class UnknownCustomer(Exception):
 
 
 def gather_facts(
-    customer_id: str | None, given: Mapping[str, Any] | None, as_of: date
+    customer_id: str | None,
+    given: Mapping[str, Any] | None,
+    as_of: date,
+    ruleset: RuleSet | None = None,
 ) -> dict[str, Any]:
     """The facts a decision request evaluates (HTTP and CLI alike).
 
     Without a customer: the given facts, which must be complete. With one: the facts derived
     from its stored ledger as of `as_of`, the given facts adding to or overriding them (None
-    makes a fact absent); new_exposure follows an overridden balance or requested amount.
+    makes a fact absent); new_exposure and undisputed_overdue_balance follow overridden
+    balances. Given facts may also hold the facts an earlier decision gives `ruleset`
+    (handoff_action for a rule set after handoff), checked against that decision's outcome.
     Raises FactError naming each bad fact, UnknownCustomer.
     """
     from engine.errors import FactError
-    from engine.facts import check_facts
+    from engine.facts import check_facts, fill_defaults
     from storage.ledger import load_ledger
 
+    earlier = ruleset.earlier_facts() if ruleset is not None else {}
     if customer_id is None:
-        return check_facts(dict(given or {}), complete=True)
+        return check_facts(dict(given or {}), complete=True, earlier=earlier)
     given = dict(given or {})
-    overrides = check_facts(given, complete=False)
+    overrides = check_facts(given, complete=False, earlier=earlier)
     if overrides.get("customer_id", customer_id) != customer_id:
         raise FactError({"customer_id": ["must equal customer_id when both are given"]})
     ledger = load_ledger(customer_id)
@@ -91,8 +130,7 @@ def gather_facts(
         if value is None:
             facts.pop(name, None)
     facts.update(overrides)
-    if "new_exposure" not in overrides:
-        facts["new_exposure"] = facts["open_balance"] + facts["requested_amount"]
+    fill_defaults(facts, overrides)
     return facts
 
 
@@ -106,11 +144,13 @@ def build_decision_record(
     facts_json: dict[str, Any] | None = None,
     *,
     via: str,
+    earlier: Iterable[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The decision to store (SPEC §5) for one evaluation: a new id, now as created_at, facts
     and outcome as JSON values. `ruleset_version_info` gives kind, version and sha256;
     `facts_json`, the facts already as JSON values, is shared by the records that pass it;
-    `via` is how the decision is made: "api", "run" or "cli"."""
+    `via` is how the decision is made: "api", "run" or "cli"; `earlier` lists where facts
+    came from earlier decisions ({kind, version, sha256, decision_id, facts})."""
     info = ruleset_version_info
     if isinstance(info, Mapping):
         ruleset = {"kind": info["kind"], "version": info["version"], "sha256": info["sha256"]}
@@ -130,7 +170,90 @@ def build_decision_record(
         "created_at": datetime.now(UTC),
         "engine_us": evaluation.engine_us,
         "via": via,
+        "earlier": [dict(e) for e in earlier],
     }
+
+
+def _ref(version: RuleSetVersionLike, decision_id: str | None, facts: Iterable[str]) -> dict:
+    """Where a decision's facts came from an earlier decision (the record's `earlier`)."""
+    return {
+        "kind": version.kind,
+        "version": version.version,
+        "sha256": version.sha256,
+        "decision_id": decision_id,
+        "facts": list(facts),
+    }
+
+
+def decide_account(
+    evaluate: Evaluate,
+    versions: Iterable[RuleSetVersionLike],
+    facts: dict[str, Any],
+    customer_id: str | None,
+    as_of: date,
+    requested_by: str,
+    *,
+    via: str,
+    facts_json: dict[str, Any] | None = None,
+) -> list[dict[str, Any]]:
+    """One account decided by several rule-set versions, each after those it names in
+    `after` (engine.order.decide_in_order): a decision record per version, in evaluation order,
+    ready to be stored together. A record whose rule set read earlier decisions holds them in
+    its facts and names them, with their decision ids, in `earlier`. `facts_json` (the facts
+    as JSON values) is shared by the records that read nothing earlier."""
+    by_sha = {v.ruleset.sha256: v for v in versions}
+    steps = decide_in_order(evaluate, [v.ruleset for v in by_sha.values()], facts)
+    made: dict[str, tuple[dict[str, Any], RuleSetVersionLike]] = {}
+    for step in steps:
+        version = by_sha[step.ruleset.sha256]
+        refs = [
+            _ref(made[e.kind][1], made[e.kind][0]["decision_id"], e.facts) for e in step.earlier
+        ]
+        shared = facts_json if not step.earlier else None
+        record = build_decision_record(
+            step.evaluation, version, step.facts, customer_id, as_of, requested_by, shared,
+            via=via, earlier=refs,
+        )  # fmt: skip
+        made[version.kind] = (record, version)
+    return [record for record, _ in made.values()]
+
+
+def decide_one(
+    evaluate: Evaluate,
+    active: Mapping[str, RuleSetVersionLike],
+    kind: str,
+    customer_id: str | None,
+    given: Mapping[str, Any] | None,
+    as_of: date,
+    requested_by: str,
+    *,
+    via: str,
+) -> dict[str, Any]:
+    """The decision record for one request (POST /v1/decisions/{kind}, `credo decide`), not
+    yet stored. For a stored customer, the rule sets `kind` is ordered after decide first, and
+    their outcome becomes its facts without being stored themselves; facts the caller gives
+    (handoff_action, or null to leave it absent) win. Facts given without a customer are
+    taken as they are: an earlier-decision fact not given is absent.
+    Raises FactError, UnknownCustomer, EngineError."""
+    version = active[kind]
+    facts = gather_facts(customer_id, given, as_of, version.ruleset)
+    earlier_names = version.ruleset.earlier_facts()
+    given_earlier = {k: facts.get(k) for k in given or {} if k in earlier_names}
+    if customer_id is None or not version.ruleset.after:
+        evaluation = evaluate(version.ruleset, facts)
+        return build_decision_record(
+            evaluation, version, facts, customer_id, as_of, requested_by, via=via
+        )
+    base = {k: v for k, v in facts.items() if k not in earlier_names}
+    chain = needed_for(kind, {k: v.ruleset for k, v in active.items()})
+    steps = decide_in_order(evaluate, chain, base, given_earlier)
+    by_kind: dict[str, Step] = {s.ruleset.kind: s for s in steps}
+    step = by_kind[kind]
+    refs = [_ref(active[e.kind], None, e.facts) for e in step.earlier if e.facts]
+    return build_decision_record(
+        step.evaluation, version, step.facts, customer_id, as_of, requested_by,
+        via=via, earlier=refs,
+    )  # fmt: skip
 
 
 def decide_customers(
@@ -147,7 +270,8 @@ def decide_customers(
     Facts are derived as of `as_of` (no requested amount). A customer whose facts or evaluation
     fail raises EngineError, or, with `on_error`, is reported there and skipped, so one bad
     account does not stop a batch. Takes `engine.lock` while evaluating. Returns the stored
-    decisions (with seq and hash, made via "run"), customer by customer, in rule-set order.
+    decisions (with seq and hash, made via "run"), customer by customer, in evaluation order
+    (each rule set after those it names in `after`).
     """
     from storage.decisions import append_decisions
 
@@ -157,18 +281,10 @@ def decide_customers(
         for customer_id, ledger in ledgers.items():
             try:
                 facts = derive_facts(ledger, as_of)
-                decided = [
-                    build_decision_record(
-                        engine.evaluate(v.ruleset, facts),
-                        v,
-                        facts,
-                        customer_id,
-                        as_of,
-                        requested_by,
-                        via="run",
-                    )
-                    for v in versions
-                ]
+                decided = decide_account(
+                    engine.evaluator(facts), versions, facts, customer_id, as_of,
+                    requested_by, via="run",
+                )  # fmt: skip
             except EngineError as exc:
                 if on_error is None:
                     raise
@@ -198,7 +314,7 @@ def load_default_rulesets(rules_dir: Path, created_by: str = "credo init") -> li
 
     actor = Credo(name=created_by, owner=created_by)
     files = sorted(Path(rules_dir).glob("*.toml"))
-    parsed = [load_ruleset_file(path) for path in files]
+    parsed = load_ruleset_files(files)
     shipped_templates = _shipped_templates(Path(rules_dir) / "templates")
     report = []
     for path, ruleset in zip(files, parsed, strict=True):
@@ -225,6 +341,27 @@ def load_default_rulesets(rules_dir: Path, created_by: str = "credo init") -> li
             stored = _store_shipped(ruleset, templates, actor, note, "draft")
             report.append({**entry, "action": "drafted", "version": stored["version"]})
     return report
+
+
+def load_ruleset_files(paths: Iterable[Path]) -> list[RuleSet]:
+    """Rule files that decide together (rules/*.toml), each validated against those it names
+    in `after`, in the order given; RuleFileError with every problem of every file, and with
+    those of the set as a whole (engine.order.check_cross_references)."""
+    paths = list(paths)
+    sources: dict[str, tuple[str, str]] = {}
+    problems: list[Problem] = []
+    for path in paths:
+        try:
+            sources[path.stem] = (path.read_text(encoding="utf-8"), str(path))
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(Problem(str(path), f"cannot read file: {exc}"))
+    parsed, more = parse_rulesets(sources)
+    problems += more
+    if not problems:
+        problems = check_cross_references(parsed)
+    if problems:
+        raise RuleFileError(problems)
+    return [parsed[path.stem] for path in paths]
 
 
 def _shipped_templates(directory: Path) -> dict[str, str] | None:

@@ -30,9 +30,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from bench.handwritten import DECIDERS  # noqa: E402
+from bench.handwritten import DECIDERS, decide_account, decide_handoff  # noqa: E402
 from engine.facts import check_facts  # noqa: E402
-from engine.ruleset import RuleSet, load_ruleset_file  # noqa: E402
+from engine.order import decide_in_order, parse_rulesets  # noqa: E402
+from engine.ruleset import RuleSet  # noqa: E402
 from engine.runtime import Engine  # noqa: E402
 
 KINDS = ("credit", "reminder", "handoff")
@@ -83,6 +84,7 @@ def random_facts(rng: random.Random, index: int) -> dict[str, Any]:
     buckets = [Decimal(0)] * 4
     buckets[min((late - 1) // 30, 3) if late else 0] = Decimal(overdue)
     disputed = rng.random() < 0.06 and open_balance > 0
+    in_dispute = (open_balance * Decimal("0.3")).quantize(Decimal("0.01")) if disputed else 0
     plan = rng.random() < (0.15 if late > 30 else 0.02)
     broken = rng.choices((0, 1, 2, 3, 4), weights=(80, 12, 5, 2, 1))[0]
     late_count = rng.choices(range(13), weights=(40, 15, 10, 8, 6, 5, 4, 3, 3, 2, 2, 1, 1))[0]
@@ -106,15 +108,16 @@ def random_facts(rng: random.Random, index: int) -> dict[str, Any]:
         "invoices_overdue": rng.randint(1, 5) if late else 0,
         "days_until_next_due": rng.randint(0, 30),
         "utilization": _utilization(open_balance, limit),
-        "disputed_amount": (open_balance * Decimal("0.3")).quantize(Decimal("0.01"))
-        if disputed
-        else Decimal(0),
+        "disputed_amount": Decimal(in_dispute),
         "has_open_dispute": disputed,
+        "undisputed_overdue_balance": max(Decimal(overdue) - in_dispute, Decimal(0)),
+        "oldest_dispute_days": rng.randint(0, 90),
         "on_payment_plan": plan,
         "plan_missed_installments": rng.choices((0, 1, 2), weights=(75, 15, 10))[0] if plan else 0,
         "has_active_promise": rng.random() < 0.06,
         "promises_broken_12m": broken,
         "late_payments_12m": late_count,
+        "invoices_paid_12m": late_count + rng.choice((0, 0, 1, 4, 12)),
         "avg_days_late_12m": round(rng.uniform(1, 60), 2) if late_count else 0.0,
         "days_since_last_payment": rng.randint(0, 200),
         "last_reminder_tone": tone,
@@ -147,6 +150,8 @@ def _drop_absent(rng: random.Random, facts: dict[str, Any], new: bool, broken: i
         del facts["days_since_last_reminder"]
     if not broken and rng.random() < 0.8:
         del facts["days_since_broken_promise"]
+    if not facts["has_open_dispute"]:
+        del facts["oldest_dispute_days"]
 
 
 def generate(n: int, seed: int) -> list[dict[str, Any]]:
@@ -208,18 +213,27 @@ class Results:
         self.rss: dict[str, float] = {}
 
 
+def with_handoff(facts: dict[str, Any]) -> dict[str, Any]:
+    """The facts the reminder rule set sees in a run: the account's and the hand-off
+    decision's outcome (handoff_action, handoff_agency)."""
+    outcome = decide_handoff(facts)[0]
+    return {**facts, "handoff_action": outcome["action"], "handoff_agency": outcome["agency"]}
+
+
 def per_account(engine: Engine, rulesets: list[RuleSet], fact_sets, results: Results) -> None:
-    """All three decisions per account, timed one account at a time; compares each decision
-    with the hand-written functions and counts the first outcome field's values."""
-    deciders = [DECIDERS[r.kind] for r in rulesets]
+    """All three decisions per account, in their declared order as a run makes them, timed
+    one account at a time; compares each decision with the hand-written functions and counts
+    the first outcome field's values."""
     clock = time.perf_counter_ns
     for index, facts in enumerate(fact_sets):
         started = clock()
-        evaluations = engine.evaluate_all(rulesets, facts)
+        steps = decide_in_order(engine.evaluator(facts), rulesets, facts)
         results.timings[index] = (clock() - started) / 1000
-        for evaluation, decide in zip(evaluations, deciders, strict=True):
+        expected = decide_account(facts)
+        for step in steps:
+            evaluation = step.evaluation
             results.walk_us += evaluation.engine_us
-            outcome, fired = decide(facts)
+            outcome, fired = expected[evaluation.kind]
             engine_fired = [f.id for f in evaluation.fired]
             results.counts[evaluation.kind, str(next(iter(evaluation.outcome.values())))] += 1
             if outcome != evaluation.outcome or fired != engine_fired:
@@ -233,19 +247,20 @@ def measure(rulesets: list[RuleSet], fact_sets: list[dict[str, Any]]) -> Results
     """Every figure the report prints."""
     results = Results(len(fact_sets))
     engine = Engine()
+    seen = [with_handoff(f) for f in fact_sets]  # what the reminder rule set reads
     for ruleset in rulesets:  # load, and warm up, outside the timings
-        for facts in fact_sets[:200]:
+        for facts in seen[:200]:
             engine.evaluate(ruleset, facts)
     results.rss["before"] = rss_mb()
     for ruleset in rulesets:
-        engine_us = time_loop(lambda f, r=ruleset: engine.evaluate(r, f), fact_sets)
-        hand_us = time_loop(DECIDERS[ruleset.kind], fact_sets)
+        sets = seen if ruleset.after else fact_sets
+        engine_us = time_loop(lambda f, r=ruleset: engine.evaluate(r, f), sets)
+        hand_us = time_loop(DECIDERS[ruleset.kind], sets)
         results.rows.append((f"{ruleset.kind} ({len(ruleset.rules)} rules)", engine_us, hand_us))
     results.rss["middle"] = rss_mb()
     per_account(engine, rulesets, fact_sets, results)
     results.rss["after"] = rss_mb()
-    deciders = [DECIDERS[r.kind] for r in rulesets]
-    hand_all = time_loop(lambda f: [decide(f) for decide in deciders], fact_sets)
+    hand_all = time_loop(decide_account, fact_sets)
     mean = sum(results.timings) / len(results.timings)
     results.rows.append(("all three per account", mean, hand_all))
     return results
@@ -305,7 +320,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.n < 1:
         parser.error("--n must be at least 1")
     rss_start = rss_mb()
-    rulesets = [load_ruleset_file(ROOT / "rules" / f"{kind}.toml") for kind in KINDS]
+    sources = {k: ((ROOT / "rules" / f"{k}.toml").read_text(), f"rules/{k}.toml") for k in KINDS}
+    parsed, problems = parse_rulesets(sources)
+    if problems:
+        sys.exit("\n".join(str(p) for p in problems))
+    rulesets = [parsed[kind] for kind in ("credit", "handoff", "reminder")]  # declared order
     started = time.perf_counter()
     fact_sets = generate(args.n, args.seed)
     elapsed = time.perf_counter() - started

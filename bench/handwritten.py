@@ -5,7 +5,9 @@ complete fact set as engine.facts.derive_facts returns it (only the facts the ca
 possibly absent may be missing) and returns (outcome, fired rule ids), exactly as the engine
 decides under `hit_policy = "first"`: the set-only rules that match fire first, then the first
 deciding rule. A rule that reads an absent fact does not match, as in the engine. Reasons are not
-rendered here. Keep these in step with the TOML files: bench/engine.py reports every mismatch.
+rendered here. The reminder rule set decides after the hand-off rule set: decide_reminder reads
+handoff_action from the facts, and decide_account makes the three decisions in that order.
+Keep these in step with the TOML files: bench/engine.py reports every mismatch.
 """
 
 from __future__ import annotations
@@ -17,102 +19,174 @@ Outcome = dict[str, Any]
 FINAL_TONES = ("final", "demand")
 HALF_AGAIN = Decimal("1.5")
 FOUR_FIFTHS = Decimal("0.8")
+HALF = Decimal("0.5")
 
 
-def _credit(decision: str, credit_limit: Decimal | None = None) -> Outcome:
-    return {"decision": decision, "credit_limit": credit_limit, "terms_days": 30}
+def _credit(
+    decision: str,
+    status: str,
+    review_days: int = 0,
+    credit_limit: Decimal | None = None,
+) -> Outcome:
+    return {
+        "decision": decision,
+        "status": status,
+        "credit_limit": credit_limit,
+        "terms_days": 30,
+        "review_days": review_days,
+    }
+
+
+def _risk_band(f: dict[str, Any]) -> tuple[str | None, list[str]]:
+    broken, late_days = f["promises_broken_12m"], f["days_past_due"]
+    late_count, avg_late = f["late_payments_12m"], f["avg_days_late_12m"]
+    paid = f.get("invoices_paid_12m")
+    if broken >= 2 or late_days > 60 or late_count >= 6 or avg_late > 30:
+        return "high", ["CR-001"]
+    if broken == 1 or late_days > 15 or late_count >= 3 or avg_late > 10:
+        return "medium", ["CR-002"]
+    if paid is not None and paid >= 1:
+        return "low", ["CR-003"]
+    if paid is not None and paid == 0:
+        return "none", ["CR-004"]
+    return None, []
+
+
+_STOPS = (
+    ("CR-100", lambda f: f["in_agency"]),
+    ("CR-110", lambda f: f["days_past_due"] > 90),
+    ("CR-120", lambda f: f["promises_broken_12m"] >= 3),
+    ("CR-130", lambda f: f["on_payment_plan"] and f["plan_missed_installments"] >= 1),
+    ("CR-140", lambda f: f.get("credit_score") is not None and f["credit_score"] < 300),
+)
+_WATCHES = (
+    ("CR-230", lambda f: f.get("credit_score") is not None and f["credit_score"] < 500),
+    ("CR-231", lambda f: f["has_open_dispute"]),
+    ("CR-232", lambda f: f["on_hold"]),
+    ("CR-233", lambda f: f["on_payment_plan"]),
+    ("CR-234", lambda f: f["credit_limit"] > 0 and f["open_balance"] > f["credit_limit"]),
+)
 
 
 def decide_credit(f: dict[str, Any]) -> tuple[Outcome, list[str]]:
-    """rules/credit.toml: approve, refer or decline a credit request."""
-    broken, late_days, late_count = (
-        f["promises_broken_12m"],
-        f["days_past_due"],
-        f["late_payments_12m"],
-    )
-    avg_late = f["avg_days_late_12m"]
-    if broken >= 2 or late_days > 60 or late_count >= 6 or avg_late > 30:
-        band, fired = "high", ["CR-001"]
-    elif broken == 1 or late_days > 15 or late_count >= 3 or avg_late > 10:
-        band, fired = "medium", ["CR-002"]
-    elif broken == 0 and late_days <= 15 and late_count < 3 and avg_late <= 10:
-        band, fired = "low", ["CR-003"]
-    else:
-        band, fired = None, []
+    """rules/credit.toml: the account's status and review cycle; an order or a limit asked."""
+    band, fired = _risk_band(f)
+    stops = [rule for rule, applies in _STOPS if applies(f)]
+    fired += stops
+    asked, wanted = f["requested_amount"], f.get("requested_limit")
     limit, exposure, score = f["credit_limit"], f["new_exposure"], f.get("credit_score")
+    if stops and asked > 0:
+        return _credit("decline", "stop"), fired + ["CR-150"]
+    if stops and wanted is not None and wanted > 0:
+        return _credit("decline", "stop"), fired + ["CR-155"]
     if f["in_agency"]:
-        return _credit("decline"), fired + ["CR-100"]
-    if late_days > 90:
-        return _credit("decline"), fired + ["CR-110"]
-    if broken >= 3:
-        return _credit("decline"), fired + ["CR-120"]
-    if f["on_payment_plan"] and f["plan_missed_installments"] >= 1:
-        return _credit("decline"), fired + ["CR-130"]
-    if score is not None and score < 300:
-        return _credit("decline"), fired + ["CR-140"]
-    if limit > 0 and exposure > limit * HALF_AGAIN:
-        return _credit("decline"), fired + ["CR-150"]
-    if (
-        limit == 0
-        and f["open_balance"] == 0
-        and f["requested_amount"] <= 5000
-        and score is not None
-        and score >= 700
-    ):
-        return _credit("approve", Decimal("5000.00")), fired + ["CR-200"]
-    if limit == 0:
-        return _credit("refer"), fired + ["CR-210"]
-    if exposure > limit:
-        return _credit("refer"), fired + ["CR-220"]
-    if f["has_open_dispute"]:
-        return _credit("refer"), fired + ["CR-230"]
-    if f["on_hold"]:
-        return _credit("refer"), fired + ["CR-240"]
+        return _credit("none", "stop", 0), fired + ["CR-160"]
+    if stops:
+        return _credit("none", "stop", 30), fired + ["CR-161"]
+    if asked > 0 and limit > 0 and exposure > limit * HALF_AGAIN:
+        return _credit("decline", "watch"), fired + ["CR-200"]
+    if limit == 0 and f["open_balance"] == 0 and 0 < asked <= 5000 and (score or 0) >= 700:
+        return _credit("approve", "ok", 0, Decimal("5000.00")), fired + ["CR-210"]
+    if limit == 0 and asked > 0:
+        return _credit("refer", "watch"), fired + ["CR-220"]
+    watches = [rule for rule, applies in _WATCHES if applies(f)]
+    fired += watches
+    if asked > 0:
+        return _order(band, bool(watches), exposure, limit, fired)
+    if wanted is not None and wanted > 0:
+        if band == "low" and wanted <= limit * 2:
+            return _credit("approve", "ok"), fired + ["CR-400"]
+        return _credit("refer", "watch"), fired + ["CR-410"]
     if band == "high":
-        return _credit("refer"), fired + ["CR-250"]
-    if score is not None and score < 500:
-        return _credit("refer"), fired + ["CR-260"]
+        return _credit("none", "watch", 30), fired + ["CR-500"]
+    if watches:
+        return _credit("none", "watch", 90), fired + ["CR-510"]
+    if band == "medium":
+        return _credit("none", "watch", 90), fired + ["CR-520"]
+    if band == "none":
+        return _credit("none", "ok", 90), fired + ["CR-530"]
+    if band == "low":
+        return _credit("none", "ok", 365), fired + ["CR-540"]
+    return _credit("none", "watch", 90), fired + ["CR-900"]
+
+
+def _order(band, watch: bool, exposure, limit, fired: list[str]) -> tuple[Outcome, list[str]]:
+    if exposure > limit:
+        return _credit("refer", "watch"), fired + ["CR-300"]
+    if watch:
+        return _credit("refer", "watch"), fired + ["CR-310"]
+    if band == "high":
+        return _credit("refer", "watch"), fired + ["CR-315"]
     if band == "medium" and exposure > limit * FOUR_FIFTHS:
-        return _credit("refer"), fired + ["CR-270"]
-    if f["on_payment_plan"]:
-        return _credit("refer"), fired + ["CR-280"]
-    if band == "low" and exposure <= limit:
-        return _credit("approve"), fired + ["CR-300"]
-    if band == "medium" and exposure <= limit * FOUR_FIFTHS:
-        return _credit("approve"), fired + ["CR-310"]
-    return _credit("refer"), fired + ["CR-900"]
+        return _credit("refer", "watch"), fired + ["CR-320"]
+    if band == "low":
+        return _credit("approve", "ok"), fired + ["CR-330"]
+    if band == "medium":
+        return _credit("approve", "watch"), fired + ["CR-340"]
+    if band == "none" and exposure <= limit * HALF:
+        return _credit("approve", "ok"), fired + ["CR-350"]
+    return _credit("refer", "watch"), fired + ["CR-390"]
 
 
-def _tone(tone: str, channel: str = "email", cadence_days: int = 7) -> Outcome:
-    return {"tone": tone, "channel": channel, "cadence_days": cadence_days}
+def _tone(tone: str, channel: str = "email", cadence: int = 7, notice: str = "reminder") -> Outcome:
+    return {"tone": tone, "channel": channel, "cadence_days": cadence, "notice": notice}
+
+
+_WAIT = {"friendly": 7, "firm": 7, "final": 10, "demand": 14}
+_AFTER_FRIENDLY = ("friendly", "firm", "final", "demand")
 
 
 def decide_reminder(f: dict[str, Any]) -> tuple[Outcome, list[str]]:
-    """rules/reminder.toml: the tone, channel and cadence of the next reminder."""
-    late_days, overdue = f["days_past_due"], f["overdue_balance"]
+    """rules/reminder.toml (after the hand-off: reads handoff_action, if given)."""
+    late_days, last = f["days_past_due"], f["last_reminder_tone"]
+    action = f.get("handoff_action")
+    undisputed = f.get("undisputed_overdue_balance")
     if f["in_agency"]:
         return _tone("none"), ["RT-010"]
+    if action == "handoff":
+        return _tone("none"), ["RT-015"]
     if f["on_hold"]:
         return _tone("none"), ["RT-020"]
-    if f["has_open_dispute"]:
+    if f["has_open_dispute"] and late_days == 0:
         return _tone("none"), ["RT-030"]
-    if f["on_payment_plan"] and f["plan_missed_installments"] == 0 and late_days >= 1:
+    if action == "offer_plan":
+        return _tone("final", "letter", 14, "plan_offer"), ["RT-035"]
+    plan, missed = f["on_payment_plan"], f["plan_missed_installments"]
+    if plan and missed == 0 and late_days >= 1:
         return _tone("friendly", "email", 14), ["RT-040"]
+    if plan and missed == 1:
+        return _tone("firm", "letter", 14, "plan_default"), ["RT-041"]
+    if plan and missed >= 2 and last not in FINAL_TONES:
+        return _tone("final", "letter", 10), ["RT-042"]
     if f["has_active_promise"] and late_days >= 1:
         return _tone("friendly", "email", 14), ["RT-050"]
-    if late_days >= 1 and overdue < 50:
+    broken, since = f.get("days_since_broken_promise"), f.get("days_since_last_reminder")
+    if late_days >= 1 and broken is not None and broken <= 14:
+        if last == "none":
+            return _tone("firm", "phone", 1, "promise_broken"), ["RT-055"]
+        if since is not None and broken < since and last in ("courtesy", "friendly"):
+            return _tone("firm", "phone", 1, "promise_broken"), ["RT-056"]
+        if since is not None and broken < since and last in ("firm", "final", "demand"):
+            return _tone("final", "phone", 1, "promise_broken"), ["RT-057"]
+    if late_days >= 1 and undisputed is not None and undisputed < 50:
         return _tone("friendly", "email", 30), ["RT-060"]
-    if late_days >= 61 and f["last_reminder_tone"] in FINAL_TONES:
+    if late_days >= 1 and since is not None and since < _WAIT.get(last, 0):
+        return _tone("none"), ["RT-090"]
+    return _ladder(late_days, last, undisputed, f.get("days_until_next_due"))
+
+
+def _ladder(late_days: int, last: str, undisputed, next_due) -> tuple[Outcome, list[str]]:
+    if late_days >= 61 and last in FINAL_TONES:
         return _tone("demand", "letter", 14), ["RT-100"]
-    if late_days >= 31:
+    if late_days >= 31 and last in ("firm", "final", "demand"):
         return _tone("final", "letter", 10), ["RT-110"]
-    if late_days >= 15 and overdue >= 10000:
-        return _tone("firm", "phone", 7), ["RT-120"]
-    if late_days >= 15:
+    if late_days >= 15 and last in _AFTER_FRIENDLY and undisputed is not None:
+        if undisputed >= 10000:
+            return _tone("firm", "phone", 7), ["RT-120"]
+    if late_days >= 15 and last in _AFTER_FRIENDLY:
         return _tone("firm", "email", 7), ["RT-130"]
     if late_days >= 1:
         return _tone("friendly", "email", 7), ["RT-140"]
-    next_due = f.get("days_until_next_due")
     if next_due is not None and 0 <= next_due <= 5:
         return _tone("courtesy", "email", 7), ["RT-150"]
     return _tone("none"), ["RT-900"]
@@ -123,32 +197,38 @@ def _action(action: str, agency: str = "") -> Outcome:
 
 
 def decide_handoff(f: dict[str, Any]) -> tuple[Outcome, list[str]]:
-    """rules/handoff.toml: hold, offer a payment plan or hand off to an agency."""
+    """rules/handoff.toml: hold, offer a plan, escalate a dispute or hand off to an agency."""
     late_days, overdue = f["days_past_due"], f["overdue_balance"]
+    plan, missed = f["on_payment_plan"], f["plan_missed_installments"]
+    dispute_days = f.get("oldest_dispute_days")
     if f["in_agency"]:
         return _action("none"), ["HO-010"]
+    if dispute_days is not None and dispute_days > 30:
+        return _action("review_dispute"), ["HO-015"]
     if late_days < 60:
         return _action("none"), ["HO-020"]
     if f["has_open_dispute"]:
         return _action("hold"), ["HO-030"]
     if f["on_hold"]:
         return _action("hold"), ["HO-040"]
-    if f["on_payment_plan"] and f["plan_missed_installments"] == 0:
+    if plan and missed == 0:
         return _action("none"), ["HO-050"]
-    if f["on_payment_plan"] and f["plan_missed_installments"] >= 1:
-        return _action("hold"), ["HO-060"]
+    if plan and missed == 1:
+        return _action("none"), ["HO-060"]
+    fired = ["HO-065"] if plan and missed >= 2 else []
     if f["has_active_promise"]:
-        return _action("none"), ["HO-070"]
+        return _action("none"), fired + ["HO-070"]
     if overdue < 250:
-        return _action("none"), ["HO-080"]
+        return _action("none"), fired + ["HO-080"]
     last_payment = f.get("days_since_last_payment")
     eligible = (
-        f["promises_broken_12m"] <= 1
+        not plan
+        and f["promises_broken_12m"] <= 1
         and f["tenure_months"] >= 12
         and last_payment is not None
         and last_payment <= 60
     )
-    fired = ["HO-090"] if eligible else []
+    fired += ["HO-090"] if eligible else []
     if eligible and late_days < 180:
         return _action("offer_plan"), fired + ["HO-100"]
     last_reminder = f.get("days_since_last_reminder")
@@ -165,3 +245,11 @@ def decide_handoff(f: dict[str, Any]) -> tuple[Outcome, list[str]]:
 
 
 DECIDERS = {"credit": decide_credit, "reminder": decide_reminder, "handoff": decide_handoff}
+
+
+def decide_account(f: dict[str, Any]) -> dict[str, tuple[Outcome, list[str]]]:
+    """The three decisions of one account as a run makes them: the reminder after the hand-off,
+    reading its outcome as handoff_action and handoff_agency."""
+    credit, handoff = decide_credit(f), decide_handoff(f)
+    seen = {**f, "handoff_action": handoff[0]["action"], "handoff_agency": handoff[0]["agency"]}
+    return {"credit": credit, "handoff": handoff, "reminder": decide_reminder(seen)}

@@ -25,11 +25,16 @@ from datetime import date, timedelta
 from decimal import Decimal
 from functools import cached_property
 
-from engine.ledger import Contact, Invoice, Ledger
+from engine.ledger import Contact, Dispute, Installment, Invoice, Ledger
 
 ZERO = Decimal(0)
 YEAR_DAYS = 365
 PLAN_LOOKBACK = timedelta(days=30)
+
+
+def _open_on(dispute: Dispute, day: date) -> bool:
+    """A dispute is open on a day from its opening until the day before it is resolved."""
+    return dispute.opened <= day and (dispute.resolved is None or dispute.resolved > day)
 
 
 def _due_order(invoice: Invoice) -> tuple[date, date, str]:
@@ -41,8 +46,9 @@ class Account:
 
     Attributes: `invoices` (in scope, oldest due first), `payments` (in scope, by date), `unpaid`
     (invoice id → amount still owed), `settled_on` (invoice id → settlement date), `open_balance`,
-    `overdue_balance`, `buckets` (the four aging buckets), `disputed_amount`, `days_past_due`,
-    `invoices_open`, `invoices_overdue`, `days_until_next_due` (None when nothing is coming due).
+    `overdue_balance`, `buckets` (the four aging buckets), `disputed_amount`,
+    `undisputed_overdue_balance`, `days_past_due`, `invoices_open`, `invoices_overdue`,
+    `days_until_next_due` (None when nothing is coming due).
     """
 
     def __init__(self, ledger: Ledger, as_of: date):
@@ -107,6 +113,7 @@ class Account:
         """One pass over open invoices for balances, buckets, counts and due dates."""
         as_of, disputed_ids = self.as_of, self.disputed_invoice_ids
         self.open_balance = self.overdue_balance = self.disputed_amount = ZERO
+        self.undisputed_overdue_balance = ZERO
         self.buckets = [ZERO, ZERO, ZERO, ZERO]
         self.days_past_due = self.invoices_open = self.invoices_overdue = 0
         self.days_until_next_due: int | None = None
@@ -127,18 +134,30 @@ class Account:
             self.invoices_overdue += 1
             self.overdue_balance += owed
             self.buckets[0 if days <= 30 else 1 if days <= 60 else 2 if days <= 90 else 3] += owed
-            if not disputed and days > self.days_past_due:
-                self.days_past_due = days
+            if not disputed:
+                self.undisputed_overdue_balance += owed
+                self.days_past_due = max(self.days_past_due, days)
 
     @cached_property
     def disputed_invoice_ids(self) -> set[str]:
         """Ids of invoices with a dispute open on as_of."""
-        as_of = self.as_of
-        return {
-            d.invoice_id
+        return {d.invoice_id for d in self.ledger.disputes if _open_on(d, self.as_of)}
+
+    @cached_property
+    def oldest_dispute_opened(self) -> date | None:
+        """When the oldest dispute open on as_of on an invoice still owed was opened."""
+        owed = {i for i, amount in self.unpaid.items() if amount > 0}
+        opened = [
+            d.opened
             for d in self.ledger.disputes
-            if d.opened <= as_of and (d.resolved is None or d.resolved > as_of)
-        }
+            if d.invoice_id in owed and _open_on(d, self.as_of)
+        ]
+        return min(opened, default=None)
+
+    @cached_property
+    def invoices_paid_12m(self) -> int:
+        """Invoices settled (by payments or credit notes) in the last 12 months, late or not."""
+        return sum(1 for day in self.settled_on.values() if self.in_last_year(day))
 
     @cached_property
     def late_days(self) -> list[int]:
@@ -173,6 +192,11 @@ class Account:
 
     @cached_property
     def plan_missed_installments(self) -> int:
+        """How many installments of active plans are missed (see missed_installments)."""
+        return len(self.missed_installments)
+
+    @cached_property
+    def missed_installments(self) -> list[Installment]:
         """Installments of active plans due before as_of that payments do not cover.
 
         Payments dated from 30 days before the first installment's due date up to as_of form one
@@ -190,17 +214,17 @@ class Account:
             key=lambda i: i.due_date,
         )
         if not installments:
-            return 0
+            return []
         start = installments[0].due_date - PLAN_LOOKBACK
         pool = sum((p.amount for p in self.payments if p.date >= start), ZERO)
-        missed = 0
+        missed = []
         for installment in installments:
             if installment.due_date >= self.as_of:
                 break
             if pool >= installment.amount:
                 pool -= installment.amount
             else:
-                missed += 1
+                missed.append(installment)
                 pool = ZERO
         return missed
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.errors import EngineError, Problem
 from engine.ruleset import RuleSet, format_value
+from engine.trace import to_jsonable
 
 SMOKE_TIMEOUT = 20.0
 
@@ -86,6 +87,30 @@ def smoke_corpus() -> list[dict[str, Any]]:
     ]
 
 
+def _with_earlier(cases: list[dict[str, Any]], ruleset: RuleSet) -> list[dict[str, Any]]:
+    """The corpus with the facts earlier decisions give (each allowed word in turn; typed
+    fields their default), and once without them."""
+    earlier = ruleset.earlier_facts()
+    if not earlier:
+        return cases
+    out = []
+    for index, facts in enumerate(cases):
+        added = dict(facts)
+        for name, (_, spec) in earlier.items():
+            value = spec.values[index % len(spec.values)] if spec.values else spec.default
+            if value is not None:
+                added[name] = value
+        out.append(added)
+    return [*out, *cases[:1]]
+
+
+def _earlier_json(ruleset: RuleSet) -> dict[str, dict[str, dict[str, Any]]]:
+    return {
+        kind: {name: to_jsonable(vars(spec)) for name, spec in fields.items()}
+        for kind, fields in ruleset.earlier.items()
+    }
+
+
 @dataclass(frozen=True)
 class VersionCheck:
     """What a rule set must pass before it is proposed: the smoke test's problems and the
@@ -112,7 +137,9 @@ def check_ruleset(ruleset: RuleSet, timeout: float = SMOKE_TIMEOUT) -> VersionCh
     calling process (an API worker, say). When the subprocess fails, `problems` says how and
     `cases` is empty.
     """
-    payload = json.dumps({"source": ruleset.source, "path": ruleset.path})
+    payload = json.dumps(
+        {"source": ruleset.source, "path": ruleset.path, "earlier": _earlier_json(ruleset)}
+    )
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "engine.checks"],
@@ -148,15 +175,20 @@ def _smoke_main() -> int:
     report errors and case results as JSON."""
     from dataclasses import asdict
 
-    from engine.ruleset import parse_ruleset
+    from engine.ruleset import OutcomeField, parse_ruleset
     from engine.runtime import Engine
     from engine.trace import to_jsonable
 
     request = json.loads(sys.stdin.read())
-    ruleset = parse_ruleset(request["source"], request["path"])
+    earlier = {
+        kind: {name: _outcome_field(OutcomeField, spec) for name, spec in fields.items()}
+        for kind, fields in request.get("earlier", {}).items()
+    }
+    ruleset = parse_ruleset(request["source"], request["path"], earlier=earlier)
     engine = Engine()
     errors: list[str] = []
-    cases = [("corpus", i, facts) for i, facts in enumerate(smoke_corpus())]
+    corpus = _with_earlier(smoke_corpus(), ruleset)
+    cases = [("corpus", i, facts) for i, facts in enumerate(corpus)]
     cases += [("test", case.name, case.facts) for case in ruleset.tests]
     for origin, label, facts in cases:
         try:
@@ -171,6 +203,15 @@ def _smoke_main() -> int:
     engine.unload(ruleset)
     print(json.dumps({"errors": errors, "cases": results}))
     return 0
+
+
+def _outcome_field(cls: Any, spec: dict[str, Any]) -> Any:
+    """An OutcomeField back from its JSON form (values a tuple, a money default a Decimal)."""
+    values = tuple(spec["values"]) if spec["values"] is not None else None
+    default = spec["default"]
+    if spec["type"] == "money" and default is not None:
+        default = Decimal(default)
+    return cls(spec["name"], spec["type"], values, default, spec["minimum"], spec["maximum"])
 
 
 def describe(value: Any) -> str:

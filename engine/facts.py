@@ -12,10 +12,11 @@ import calendar
 import difflib
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from engine.account import Account
 from engine.errors import FactError
@@ -35,12 +36,16 @@ MAX_TEXT_FACT = 200
 
 @dataclass(frozen=True)
 class FactSpec:
-    """A catalogue entry: name, type (one of FACT_TYPES), meaning, whether it may be absent."""
+    """A catalogue entry: name, type (one of FACT_TYPES), meaning, whether it may be absent
+    (`optional`: derived facts leave it out when there is nothing to say) and whether a complete
+    fact set given directly must hold it (`required`: facts added to the catalogue later are not,
+    so callers written before them go on working)."""
 
     name: str
     type: str
     description: str
     optional: bool = False
+    required: bool = True
 
 
 class _Context(Account):
@@ -55,16 +60,18 @@ FACTS: dict[str, FactSpec] = {}
 _DERIVERS: dict[str, Callable[[_Context], object]] = {}
 
 
-def fact(name: str, type: str, description: str, *, optional: bool = False):
+def fact(name: str, type: str, description: str, *, optional: bool = False, required: bool = True):
     """Register the decorated function as the derivation of fact `name` (in catalogue order).
 
-    An `optional` fact's function returns None when the fact is absent.
+    An `optional` fact's function returns None when the fact is absent; optional facts are
+    never required in a complete fact set given directly, and facts with `required=False`
+    neither (the facts added after callers were written).
     """
     if type not in FACT_TYPES or name in FACTS:
         raise ValueError(f"fact {name}: unknown type {type!r} or registered twice")
 
     def register(fn: Callable[[_Context], object]) -> Callable[[_Context], object]:
-        FACTS[name] = FactSpec(name, type, description, optional)
+        FACTS[name] = FactSpec(name, type, description, optional, required and not optional)
         _DERIVERS[name] = fn
         return fn
 
@@ -198,6 +205,28 @@ def _has_open_dispute(ctx: _Context) -> bool:
     return ctx.disputed_amount > 0
 
 
+@fact(
+    "undisputed_overdue_balance",
+    "money",
+    "Unpaid amounts of overdue invoices without an open dispute: what reminders may chase "
+    "(facts given directly: overdue_balance when has_open_dispute is false and it is omitted)",
+    required=False,
+)
+def _undisputed_overdue_balance(ctx: _Context) -> Decimal:
+    return ctx.undisputed_overdue_balance
+
+
+@fact(
+    "oldest_dispute_days",
+    "int",
+    "Days since the oldest dispute open on as_of (on an invoice still owed) was opened",
+    optional=True,
+)
+def _oldest_dispute_days(ctx: _Context) -> int | None:
+    opened = ctx.oldest_dispute_opened
+    return (ctx.as_of - opened).days if opened is not None else None
+
+
 @fact("on_payment_plan", "bool", "An active payment plan exists")
 def _on_payment_plan(ctx: _Context) -> bool:
     return any(plan.status == "active" for plan in ctx.ledger.payment_plans)
@@ -235,6 +264,17 @@ def _promises_broken_12m(ctx: _Context) -> int:
 )
 def _late_payments_12m(ctx: _Context) -> int:
     return len(ctx.late_days)
+
+
+@fact(
+    "invoices_paid_12m",
+    "int",
+    "Invoices settled (by payments or credit notes) in the last 12 months, on time or late: "
+    "0 is a customer without a payment history",
+    required=False,
+)
+def _invoices_paid_12m(ctx: _Context) -> int:
+    return ctx.invoices_paid_12m
 
 
 @fact(
@@ -304,6 +344,16 @@ def _new_exposure(ctx: _Context) -> Decimal:
     return ctx.open_balance + ctx.requested_amount
 
 
+@fact(
+    "requested_limit",
+    "money",
+    "Credit decisions: a credit limit the customer asks for; given by the caller, never derived",
+    optional=True,
+)
+def _requested_limit(ctx: _Context) -> None:
+    return None
+
+
 def derive_facts(
     ledger: Ledger, as_of: date, requested_amount: Decimal = ZERO
 ) -> dict[str, object]:
@@ -341,7 +391,13 @@ def derive_facts_and_account(
 _DEFAULTED = ("requested_amount", "new_exposure")
 
 
-def check_facts(raw: dict, *, complete: bool, extra_names: Iterable[str] = ()) -> dict[str, object]:
+def check_facts(
+    raw: dict,
+    *,
+    complete: bool,
+    extra_names: Iterable[str] = (),
+    earlier: Mapping[str, tuple[str, Any]] | None = None,
+) -> dict[str, object]:
     """Validate facts given directly as JSON values and convert them to their catalogue types.
 
     money: a JSON number or a string, at most 2 decimals, not negative → Decimal; int: a whole
@@ -349,25 +405,29 @@ def check_facts(raw: dict, *, complete: bool, extra_names: Iterable[str] = ()) -
     at most MAX_TEXT_FACT characters that can be stored (engine.text).
     NaN, infinities, |money| >= 1e12 and |int| >= 1e9 are refused. null stands for an absent fact
     and is allowed only for the facts that may be absent. Names outside the catalogue are refused
-    (with a did-you-mean suggestion) unless listed in `extra_names`, whose values pass unchanged.
-    With `complete`, every fact that cannot be absent must be given, except requested_amount
-    (default 0) and new_exposure (default open_balance + requested_amount).
+    (with a did-you-mean suggestion) unless listed in `extra_names`, whose values pass unchanged,
+    or in `earlier` (facts an earlier decision gives, name -> (kind, its OutcomeField)), whose
+    values must be allowed values of that outcome field (null: absent).
+    With `complete`, every fact that cannot be absent must be given; requested_amount defaults
+    to 0 and the facts that follow from others get their values (see fill_defaults).
 
-    Returns the converted facts, catalogue facts first in catalogue order, then the extra names.
+    Returns the converted facts, catalogue facts first in catalogue order, then the others.
     Raises FactError with every problem found, by fact name.
     """
     if not isinstance(raw, dict):
         raise FactError({"facts": ["must be an object mapping fact names to values"]})
-    extras = set(extra_names)
+    extras, earlier = set(extra_names), earlier or {}
     errors: dict[str, list[str]] = {}
     checked: dict[str, object] = {}
     for name, value in raw.items():
         spec = FACTS.get(name) if isinstance(name, str) else None
         if spec is None:
-            if name in extras:
+            if name in earlier:
+                _check_earlier(name, value, earlier[name], checked, errors)
+            elif name in extras:
                 checked[name] = value
             else:
-                errors[printable(str(name))] = [_unknown_name(str(name), extras)]
+                errors[printable(str(name))] = [_unknown_name(str(name), extras | set(earlier))]
         elif value is None:
             if not spec.optional:
                 errors[name] = ["must not be null: this fact is never absent"]
@@ -378,17 +438,57 @@ def check_facts(raw: dict, *, complete: bool, extra_names: Iterable[str] = ()) -
                 errors[name] = [str(exc)]
     if complete:
         for spec in FACTS.values():
-            if not (spec.optional or spec.name in raw or spec.name in _DEFAULTED):
+            if spec.required and spec.name not in raw and spec.name not in _DEFAULTED:
                 errors[spec.name] = ["missing: a complete fact set must include it"]
     if errors:
         raise FactError(errors)
     if complete:
         checked.setdefault("requested_amount", ZERO.quantize(CENT))
-        if "new_exposure" not in checked:
-            checked["new_exposure"] = checked["open_balance"] + checked["requested_amount"]
+        fill_defaults(checked, raw)
     ordered = {name: checked[name] for name in FACTS if name in checked}
     ordered.update((name, value) for name, value in checked.items() if name not in FACTS)
     return ordered
+
+
+def fill_defaults(facts: dict[str, object], given: Iterable[str]) -> None:
+    """Set the facts that follow from others, unless `given`: new_exposure (open_balance +
+    requested_amount) and, when no dispute is open, undisputed_overdue_balance
+    (= overdue_balance). With a dispute open and no undisputed_overdue_balance given, it is
+    left as it is (absent in a fact set given directly)."""
+    given = set(given)
+    if "new_exposure" not in given:
+        facts["new_exposure"] = facts["open_balance"] + facts["requested_amount"]  # type: ignore[operator]
+    if "undisputed_overdue_balance" not in given and facts.get("has_open_dispute") is False:
+        facts["undisputed_overdue_balance"] = facts["overdue_balance"]
+
+
+def _check_earlier(name, value, source, checked, errors) -> None:
+    from engine.ruleset import convert_outcome_value  # noqa: PLC0415 (ruleset imports facts)
+
+    if value is None:
+        return
+    kind, spec = source
+    converted, error = convert_outcome_value(spec, value)
+    if error is None and isinstance(converted, str):
+        error = _storable_text(converted)
+    if error:
+        errors[name] = [f"{error} (the {kind} decision's {spec.name})"]
+    else:
+        checked[name] = converted
+
+
+MAX_EARLIER_TEXT = 200
+
+
+def _storable_text(text: str) -> str | None:
+    """Why a word given for an earlier decision's field cannot be stored with the decision."""
+    if len(text) > MAX_EARLIER_TEXT:
+        return f"longer than {MAX_EARLIER_TEXT} characters"
+    if "\x00" in text:
+        return "NUL characters are not allowed"
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        return "a lone surrogate is not valid Unicode"
+    return None
 
 
 def _unknown_name(name: str, extras: set[str]) -> str:
@@ -488,10 +588,13 @@ _CONVERTERS: dict[str, Callable[[object], object]] = {
 
 
 def fact_catalogue_markdown() -> str:
-    """The catalogue as a Markdown table (fact, type, may be absent, meaning) for docs/rules.md."""
+    """The catalogue as a Markdown table (fact, type, may be absent, meaning) for docs/rules.md.
+
+    "when omitted": always derived, but facts given directly may leave it out.
+    """
     lines = ["| fact | type | may be absent | meaning |", "|---|---|---|---|"]
     for spec in FACTS.values():
         meaning = spec.description.replace("|", "\\|")
-        absent = "yes" if spec.optional else "no"
+        absent = "yes" if spec.optional else "no" if spec.required else "when omitted"
         lines.append(f"| `{spec.name}` | {spec.type} | {absent} | {meaning} |")
     return "\n".join(lines) + "\n"

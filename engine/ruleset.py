@@ -11,6 +11,7 @@ import hashlib
 import re
 import string
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -30,7 +31,8 @@ PRIORITY_RANGE = (-1_000_000, 1_000_000)
 KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}$")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-TOP_KEYS = {"kind", "title", "description", "hit_policy", "outcome", "rule", "test"}
+TOP_KEYS = {"kind", "title", "description", "hit_policy", "after", "outcome", "rule", "test"}
+MAX_AFTER = 10
 RULE_KEYS = {"id", "name", "priority", "when", "then", "set", "reason", "description"}
 TEST_KEYS = {"name", "facts", "expect", "fired"}
 
@@ -93,9 +95,38 @@ class RuleSet:
     path: str
     sha256: str
     derived: dict[str, str] = field(default_factory=dict)  # derived fact -> kind
+    # `after`: the rule sets that decide first for the same account; their outcome fields are
+    # facts here, named <kind>_<field>. `earlier` holds the outcome fields this file was
+    # validated against, by kind (the versions active, or the files beside it, at the time).
+    after: tuple[str, ...] = ()
+    earlier: dict[str, dict[str, OutcomeField]] = field(default_factory=dict)
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((r for r in self.rules if r.id == rule_id), None)
+
+    def earlier_facts(self) -> dict[str, tuple[str, OutcomeField]]:
+        """The facts an earlier decision gives this rule set: name -> (kind, outcome field)."""
+        return {
+            earlier_fact_name(kind, name): (kind, spec)
+            for kind, fields in self.earlier.items()
+            for name, spec in fields.items()
+        }
+
+    def earlier_facts_read(self) -> dict[str, list[str]]:
+        """The earlier-decision facts its rules read (in `when` or `reason`): name -> rule ids."""
+        names = self.earlier_facts()
+        read: dict[str, list[str]] = {}
+        for rule in self.rules:
+            used = set(expr.facts_read(rule.when))
+            used |= {name for _, name in _template_parts(rule.reason) if name}
+            for name in sorted(used & set(names)):
+                read.setdefault(name, []).append(rule.id)
+        return read
+
+
+def earlier_fact_name(kind: str, field_name: str) -> str:
+    """The fact under which a later rule set reads an earlier decision's outcome field."""
+    return f"{kind}_{field_name}"
 
 
 def format_value(value: Any) -> str:
@@ -126,8 +157,19 @@ def load_ruleset_file(path: str | Path, match_stem: bool = True) -> RuleSet:
     return parse_ruleset(text, str(path), expected_kind=path.stem if match_stem else None)
 
 
-def parse_ruleset(text: str, path: str = "<text>", expected_kind: str | None = None) -> RuleSet:
-    """Validate a rule file's text; raise RuleFileError listing every problem found."""
+def parse_ruleset(
+    text: str,
+    path: str = "<text>",
+    expected_kind: str | None = None,
+    earlier: Mapping[str, Mapping[str, OutcomeField]] | None = None,
+    kinds: Iterable[str] = (),
+) -> RuleSet:
+    """Validate a rule file's text; raise RuleFileError listing every problem found.
+
+    `earlier` gives the outcome fields of the rule sets this file may name in `after`, by kind
+    (each named kind must be there); `kinds` the other kinds known, for hints only.
+    engine.order.parse_rulesets parses several files in their declared order.
+    """
     from engine.ruleset_checks import Validator  # noqa: PLC0415 (keeps this module small)
 
     try:
@@ -140,7 +182,7 @@ def parse_ruleset(text: str, path: str = "<text>", expected_kind: str | None = N
         raise RuleFileError(
             [Problem(path, f"TOML syntax error: {message}", line=line, column=column)]
         ) from None
-    validator = Validator(path, expected_kind)
+    validator = Validator(path, expected_kind, earlier or {}, kinds)
     ruleset = validator.build(data, text)
     if validator.problems:
         raise RuleFileError(validator.problems)
@@ -191,11 +233,14 @@ def input_fact_kinds() -> dict[str, str]:
     return {name: expr.KIND_OF_TYPE[spec.type] for name, spec in FACTS.items()}
 
 
-def check_test_facts(raw: dict[str, Any]) -> dict[str, Any]:
-    """Facts of a [[test]] case: catalogue facts only, any subset (absent ones stay absent)."""
+def check_test_facts(
+    raw: dict[str, Any], earlier: Mapping[str, tuple[str, OutcomeField]] | None = None
+) -> dict[str, Any]:
+    """Facts of a [[test]] case: catalogue facts and the earlier-decision facts the rule set
+    may read (`earlier`: name -> (kind, field)), any subset (absent ones stay absent)."""
     from engine.facts import check_facts
 
-    return check_facts(raw, complete=False)
+    return check_facts(raw, complete=False, earlier=earlier or {})
 
 
 __all__ = [
@@ -206,6 +251,7 @@ __all__ = [
     "RuleTest",
     "compile_condition",
     "convert_outcome_value",
+    "earlier_fact_name",
     "format_value",
     "load_ruleset_file",
     "parse_ruleset",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import string
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from engine import expr
@@ -14,6 +15,7 @@ from engine.ruleset import (
     HIT_POLICIES,
     ID_RE,
     KIND_RE,
+    MAX_AFTER,
     MAX_COMPARISONS,
     MAX_DERIVED_FACTS,
     MAX_RULES,
@@ -30,6 +32,7 @@ from engine.ruleset import (
     RuleTest,
     check_test_facts,
     convert_outcome_value,
+    earlier_fact_name,
     input_fact_kinds,
     sha256_of,
 )
@@ -53,11 +56,23 @@ def _unknown_key(key: str, known: set[str]) -> str:
 
 
 class Validator:
-    """Collects problems while building a RuleSet from parsed TOML."""
+    """Collects problems while building a RuleSet from parsed TOML.
 
-    def __init__(self, path: str, expected_kind: str | None):
+    `earlier` holds the outcome fields of the rule sets the file may name in `after`, by kind;
+    `kinds` the other kinds known (for hints).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        expected_kind: str | None,
+        earlier: Mapping[str, Mapping[str, OutcomeField]],
+        kinds: Iterable[str] = (),
+    ):
         self.path = path
         self.expected_kind = expected_kind
+        self.earlier_outcomes = earlier
+        self.known_kinds = set(kinds) | set(earlier)
         self.problems: list[Problem] = []
 
     def problem(self, message: str, rule_id: str | None = None, field: str | None = None, **kw):
@@ -76,6 +91,13 @@ class Validator:
         policy = data.get("hit_policy", "first")
         if policy not in HIT_POLICIES:
             self.problem(f"hit_policy must be one of {list(HIT_POLICIES)}, not {policy!r}")
+        after = self._after(data.get("after"), kind)
+        earlier = {k: dict(self.earlier_outcomes[k]) for k in after if k in self.earlier_outcomes}
+        self.earlier_facts = {
+            earlier_fact_name(k, name): (k, spec)
+            for k, fields in earlier.items()
+            for name, spec in fields.items()
+        }
         outcome = self._outcome(data.get("outcome"))
         raw_rules = self._table_list(data.get("rule"), "rule")
         raw_tests = self._table_list(data.get("test"), "test")
@@ -88,6 +110,7 @@ class Validator:
             )
         derived = self._derived_kinds(raw_rules)
         kinds = {**input_fact_kinds(), **derived}
+        kinds.update((name, _kind_of_field(spec)) for name, (_, spec) in self.earlier_facts.items())
         self._duplicate_ids(raw_rules)
         rules = [self._rule(i, raw, outcome, kinds, derived) for i, raw in enumerate(raw_rules)]
         rules = [r for r in rules if r is not None]
@@ -114,6 +137,8 @@ class Validator:
             path=self.path,
             sha256=sha256_of(source),
             derived=derived,
+            after=after,
+            earlier=earlier,
         )
 
     def _kind(self, kind: Any) -> str:
@@ -126,6 +151,34 @@ class Validator:
         if self.expected_kind and kind != self.expected_kind:
             self.problem(f"kind '{kind}' must match the file name '{self.expected_kind}.toml'")
         return kind
+
+    def _after(self, raw: Any, kind: str) -> tuple[str, ...]:
+        """The kinds named in `after`: each a known rule set, not this one, named once."""
+        if raw is None:
+            return ()
+        if not isinstance(raw, list) or not all(isinstance(k, str) for k in raw):
+            self.problem('after must be a list of rule-set kinds, like after = ["handoff"]')
+            return ()
+        if len(raw) > MAX_AFTER:
+            self.problem(f"after names {len(raw)} rule sets: the limit is {MAX_AFTER}")
+            return ()
+        named: list[str] = []
+        for name in raw:
+            if name == kind:
+                self.problem(f"after: a rule set cannot come after itself ('{name}')")
+            elif name in named:
+                self.problem(f"after: '{name}' is named twice")
+            elif name not in self.earlier_outcomes:
+                known = sorted(self.known_kinds - {kind})
+                close = difflib.get_close_matches(name, known, n=1)
+                self.problem(
+                    f"after: no rule set '{name}' to decide first (known: "
+                    f"{', '.join(known) or 'none'})",
+                    suggestion=close[0] if close else None,
+                )
+            else:
+                named.append(name)
+        return tuple(named)
 
     def _table_list(self, value: Any, name: str) -> list[dict[str, Any]]:
         if value is None:
@@ -204,7 +257,7 @@ class Validator:
             for name, value in sets.items():
                 where = f"set.{name}"
                 kind = _kind_of_literal(value)
-                if name in inputs:
+                if name in inputs or name in self.earlier_facts:
                     self.problem(f"cannot overwrite the input fact '{name}'", rule_id, where)
                 elif not NAME_RE.match(name):
                     self.problem(
@@ -319,9 +372,15 @@ class Validator:
         except expr.ExprError as exc:
             self.problem(exc.message, rule_id, "when", column=exc.column, suggestion=exc.suggestion)
             return None, None
-        errors = expr.check(node, kinds)
+        errors = expr.check(node, kinds) + earlier_value_errors(node, self.earlier_facts)
         for exc in errors:
-            self.problem(exc.message, rule_id, "when", column=exc.column, suggestion=exc.suggestion)
+            self.problem(
+                exc.message + self._after_hint(exc.message),
+                rule_id,
+                "when",
+                column=exc.column,
+                suggestion=exc.suggestion,
+            )
         if errors:
             return None, None
         comparisons = sum(1 for _ in _comparisons(node))
@@ -354,6 +413,21 @@ class Validator:
             return None, None
         return node, condition
 
+    def _after_hint(self, message: str) -> str:
+        """For an unknown fact named like another rule set's outcome: how to read it."""
+        if not message.startswith("unknown fact '"):
+            return ""
+        return self._after_hint_for(message[len("unknown fact '") : -1])
+
+    def _after_hint_for(self, name: str) -> str:
+        for kind in sorted(self.known_kinds, key=len, reverse=True):
+            if name.startswith(f"{kind}_"):
+                return (
+                    f" (the {kind} decision's outcome is read as {kind}_<field> only with "
+                    f'after = ["{kind}"])'
+                )
+        return ""
+
     def _reason(self, template: Any, kinds: dict[str, str], rule_id: str) -> bool:
         if not isinstance(template, str):
             self.problem("must be a string", rule_id, "reason")
@@ -374,11 +448,12 @@ class Validator:
                 ok = False
             elif name not in kinds:
                 close = difflib.get_close_matches(name, list(kinds), n=1)
+                hint = self._after_hint_for(name)
                 self.problem(
-                    f"placeholder {{{name}}} is not a fact",
+                    f"placeholder {{{name}}} is not a fact{hint}",
                     rule_id,
                     "reason",
-                    suggestion=close[0] if close else None,
+                    suggestion=close[0] if close and not hint else None,
                 )
                 ok = False
         return ok
@@ -425,7 +500,7 @@ class Validator:
             self.problem(f"{label}: expect must be a non-empty table of outcome fields")
             return None
         try:
-            checked = check_test_facts(facts)
+            checked = check_test_facts(facts, self.earlier_facts)
         except FactError as exc:
             for fact, messages in exc.errors.items():
                 for message in messages:
@@ -453,6 +528,49 @@ class Validator:
         return RuleTest(
             str(name or f"#{index + 1}"), checked, converted, tuple(fired) if fired else None
         )
+
+
+def _kind_of_field(spec: OutcomeField) -> str:
+    """The `when` language's kind of an outcome field read as a fact."""
+    if spec.type == "bool":
+        return expr.BOOL
+    return expr.STR if spec.type == "string" else expr.NUM
+
+
+def earlier_value_errors(
+    node: expr.Node, earlier: Mapping[str, tuple[str, OutcomeField]]
+) -> list[expr.ExprError]:
+    """Words compared with an earlier decision's outcome field that the field cannot take
+    (`handoff_action == "hnadoff"`): one error each, naming the allowed values."""
+    errors = []
+    for name, word, column in _compared_words(node):
+        spec = earlier.get(name, (None, None))[1]
+        if spec is None or spec.values is None or word in spec.values:
+            continue
+        close = difflib.get_close_matches(word, list(spec.values), n=1)
+        errors.append(
+            expr.ExprError(
+                f"'{word}' is not a value of {name} (the {earlier[name][0]} rule set decides "
+                f"{spec.name} as one of {', '.join(spec.values)})",
+                column or None,
+                close[0] if close else None,
+            )
+        )
+    return errors
+
+
+def _compared_words(node: expr.Node):
+    """(fact, word, column) of every word a fact is compared with (==, !=, in)."""
+    for item in expr.subnodes(node):
+        if isinstance(item, expr.In):
+            for lit in item.items:
+                if isinstance(lit.value, str):
+                    yield item.fact.name, lit.value, lit.col
+        elif isinstance(item, expr.Cmp):
+            for fact, lit in ((item.left, item.right), (item.right, item.left)):
+                if isinstance(fact, expr.Fact) and isinstance(lit, expr.Lit):
+                    if isinstance(lit.value, str) and not isinstance(lit.value, bool):
+                        yield fact.name, lit.value, lit.col
 
 
 def _comparisons(node: expr.Node):

@@ -26,6 +26,7 @@ import itertools
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -112,6 +113,19 @@ class Engine:
         """Decide one account with several rule sets, converting its facts once."""
         prepared = prepare(facts)
         return [self.evaluate(ruleset, facts, prepared) for ruleset in rulesets]
+
+    def evaluator(self, facts: dict[str, Any]) -> Callable[[RuleSet, dict[str, Any]], Evaluation]:
+        """`evaluate` for one account's rule sets, with `facts` converted once: each call may
+        add facts to them (an earlier decision's outcome, engine.order.decide_in_order), and
+        only those are converted again."""
+        base = prepare(facts)
+
+        def evaluate(ruleset: RuleSet, seen: dict[str, Any]) -> Evaluation:
+            extra = {k: v for k, v in seen.items() if k not in facts or facts[k] is not v}
+            prepared = PreparedFacts({**base, **_engine_values(extra)}) if extra else base
+            return self.evaluate(ruleset, seen, prepared)
+
+        return evaluate
 
     def _get(self, ruleset: RuleSet) -> _Loaded:
         loaded = self._loaded.get(ruleset.sha256)

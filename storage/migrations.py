@@ -270,6 +270,12 @@ def _jobs(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
     db.create_tables([Job])
 
 
+def _earlier_decisions(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Decisions of record format 4 keep the facts they took from earlier decisions of the same
+    # account (storage.decisions.shape); older rows have none.
+    db.execute_sql('ALTER TABLE "decision" ADD COLUMN "earlier" TEXT')
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
@@ -287,6 +293,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     ),
     (12, "jobs: simulations and backtests run by a process of their own", _jobs),
     (13, "rule-set lifecycle events: their own append-only table", _ruleset_events),
+    (15, "decisions: the facts taken from earlier decisions (record format 4)", _earlier_decisions),
     (18, "rule-set files: reminder templates stored with their version", _ruleset_files),
 )
 LATEST = MIGRATIONS[-1][0]

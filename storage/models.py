@@ -254,6 +254,8 @@ class Decision(BaseModel):
     # written before formats existed.
     format = pw.SmallIntegerField()
     via = pw.CharField(max_length=8, null=True)  # api, run or cli; null in format 1
+    # Migration 15. The facts it took from earlier decisions of the account (format 4).
+    earlier = JSONField(null=True)
 
     class Meta:
         indexes = ((("customer_id", "kind", "seq"), False),)

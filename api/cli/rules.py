@@ -14,7 +14,7 @@ from api.cli.main import CliContext, pass_cli
 from api.lifecycle_rules import MAX_VERSION
 from engine.checks import describe, run_tests, smoke_test
 from engine.errors import FactError, Problem, RuleFileError
-from engine.ruleset import RuleSet, load_ruleset_file
+from engine.ruleset import RuleSet
 from engine.trace import to_jsonable
 
 
@@ -27,13 +27,57 @@ def _rule_files(ctx: CliContext, files: tuple[str, ...]) -> list[Path]:
     return found
 
 
-def _load(ctx: CliContext, path: Path) -> tuple[RuleSet | None, list[Problem]]:
-    """A rule file validated; a file in the rules directory must be named after its kind."""
-    in_rules_dir = path.resolve().parent == ctx.settings.rules_dir.resolve()
+def _load_all(
+    ctx: CliContext, paths: list[Path]
+) -> dict[Path, tuple[RuleSet | None, list[Problem]]]:
+    """Each rule file parsed after the rule sets it names in `after`, which are the files of
+    the same folder (the given files first), then those of the rules directory, and the whole
+    set checked for what one rule set reads of another (engine.order): by file, its rule set
+    (None if invalid) and problems. A file in the rules directory must be named after its
+    kind; one elsewhere (my.toml) stands for the kind it declares."""
+    from engine.order import check_cross_references, parse_rulesets
+
+    rules_dir = ctx.settings.rules_dir.resolve()
+    sources: dict[str, tuple[str, str]] = {}
+    problems: dict[str, list[Problem]] = {str(p): [] for p in paths}
+    siblings = sorted({s for p in paths for s in p.parent.glob("*.toml")} - set(paths))
+    shipped = sorted(set(rules_dir.glob("*.toml")) - {p.resolve() for p in [*paths, *siblings]})
+    for path in [*paths, *siblings, *shipped]:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.setdefault(str(path), []).append(
+                Problem(str(path), f"cannot read file: {exc}")
+            )
+            continue
+        kind = path.stem if path.resolve().parent == rules_dir else _declared_kind(text, path)
+        if kind not in sources:
+            sources[kind] = (text, str(path))
+    parsed, found = parse_rulesets(sources)
+    if not found:
+        found = check_cross_references(parsed)
+    for problem in found:
+        problems.setdefault(problem.path, []).append(problem)
+    by_path = {ruleset.path: ruleset for ruleset in parsed.values()}
+    result = {}
+    for path in paths:
+        mine = problems[str(path)]
+        ruleset = None if mine else by_path.get(str(path))
+        if ruleset is None and not mine:  # a sibling it waits on failed
+            mine = [Problem(str(path), "not checked: a rule set it names in `after` has problems")]
+        result[path] = (ruleset, mine)
+    return result
+
+
+def _declared_kind(text: str, path: Path) -> str:
+    """The kind a rule file's text declares, else its file name's stem (its parse says why)."""
+    import tomllib
+
     try:
-        return load_ruleset_file(path, match_stem=in_rules_dir), []
-    except RuleFileError as exc:
-        return None, exc.problems
+        kind = tomllib.loads(text).get("kind")
+    except tomllib.TOMLDecodeError:
+        return path.stem
+    return kind if isinstance(kind, str) and kind else path.stem
 
 
 def _problem_json(problem: Problem) -> dict[str, Any]:
@@ -61,8 +105,7 @@ def check(
     """Validate rule files and smoke-test them in the engine, and render the reminder texts
     with sample accounts; exit 2 listing every problem."""
     report = []
-    for path in _rule_files(ctx, files):
-        ruleset, problems = _load(ctx, path)
+    for path, (ruleset, problems) in _load_all(ctx, _rule_files(ctx, files)).items():
         if ruleset is not None:
             problems = smoke_test(ruleset, ctx.settings.engine.smoke_timeout_seconds)
         report.append(
@@ -119,8 +162,7 @@ def test(ctx: CliContext, files: tuple[str, ...], as_json: bool) -> None:
 
     engine = Engine()
     report, invalid = [], False
-    for path in _rule_files(ctx, files):
-        ruleset, problems = _load(ctx, path)
+    for path, (ruleset, problems) in _load_all(ctx, _rule_files(ctx, files)).items():
         if ruleset is None:
             invalid = True
             for problem in problems:
@@ -235,7 +277,7 @@ def _what_if_rules(ctx: CliContext, rules_file: str) -> RuleSet:
     path = Path(rules_file)
     if not path.exists():
         raise click.UsageError(f"--rules: {path} does not exist")
-    ruleset, problems = _load(ctx, path)
+    ruleset, problems = _load_all(ctx, [path])[path]  # after the rule sets of its folder it names
     if ruleset is None:
         raise click.UsageError("\n".join(str(p) for p in problems))
     return ruleset
@@ -246,7 +288,10 @@ def _active_rulesets(ctx: CliContext) -> dict[str, Any]:
     from api.usecases import load_active_rulesets
 
     _open_initialised(ctx)
-    return load_active_rulesets()
+    try:
+        return load_active_rulesets()
+    except RuleFileError as exc:
+        raise click.ClickException(f"the active rule sets do not load: {exc}") from None
 
 
 def _decided(decide_now) -> dict[str, Any]:
@@ -261,6 +306,8 @@ def _decided(decide_now) -> dict[str, Any]:
         raise click.UsageError(str(exc)) from None
     except FactError as exc:
         raise click.UsageError(f"facts: {exc}") from None
+    except RuleFileError as exc:  # the active versions do not hold together
+        raise click.ClickException(f"the active rule sets cannot decide: {exc}") from None
 
 
 def _print_decision(decision: dict[str, Any], rules_file: str | None) -> None:
@@ -276,6 +323,14 @@ def _print_decision(decision: dict[str, Any], rules_file: str | None) -> None:
         )
     if not decision["fired"]:
         click.echo("  no rule matched: defaults apply")
+    for earlier in decision.get("earlier") or ():
+        given = ", ".join(f"{n}={describe(decision['facts'].get(n))}" for n in earlier["facts"])
+        click.echo(
+            f"  facts from the {earlier['kind']} decision (version {earlier['version']}, "
+            f"not stored): {given or 'none'}"
+            if earlier["decision_id"] is None
+            else f"  facts from {earlier['kind']} decision {earlier['decision_id']}: {given}"
+        )
     if decision.get("decision_id"):
         click.echo(f"  stored as decision {decision['decision_id']}")
     else:

@@ -31,8 +31,9 @@ DEMO_KEY = "demo"
 IMPORT_BATCH = 5000
 DECIDE_BATCH = 500
 # The outcome field that sums up each default kind in the summary.
-HEADLINE = {"credit": "decision", "reminder": "tone", "handoff": "action"}
-_SEVERITY = {"handoff": 3, "offer_plan": 2, "hold": 1, "decline": 2, "refer": 1}
+# (The nightly credit decision asks nothing: its `decision` is none, its `status` says it all.)
+HEADLINE = {"credit": "status", "reminder": "tone", "handoff": "action"}
+_SEVERITY = {"handoff": 3, "offer_plan": 2, "hold": 1, "review_dispute": 1, "stop": 2, "watch": 1}
 
 
 class DemoRefused(Exception):

@@ -34,16 +34,20 @@ def find_replay(requested_by: str, key: str, request_sha: str) -> dict[str, Any]
 @contextmanager
 def problems() -> Iterator[None]:
     """The decide use case's refusals as problem+json: 404 unknown kind, customer or version,
-    422 a bad `version` request (FactError has its own handler: 422 naming each fact)."""
+    422 a bad `version` request (FactError has its own handler: 422 naming each fact), 409
+    active rule sets that do not hold together (never activated so)."""
     from api.decide import UnknownKind
     from api.http.rulesets import lifecycle_problems
     from api.usecases import UnknownCustomer
+    from engine.errors import RuleFileError
 
     try:
         with lifecycle_problems():
             yield
     except (UnknownKind, UnknownCustomer) as exc:
         raise ApiProblem(404, str(exc)) from exc
+    except RuleFileError as exc:
+        raise ApiProblem(409, f"the active rule sets cannot decide: {exc}") from exc
 
 
 class Stored(NamedTuple):

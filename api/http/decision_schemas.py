@@ -204,6 +204,24 @@ class RuleSetRefSchema(ma.Schema):
     sha256 = ma.fields.String(required=True)
 
 
+class EarlierDecisionSchema(ma.Schema):
+    """Where a decision's facts came from an earlier decision of the same account."""
+
+    kind = ma.fields.String(required=True)
+    version = ma.fields.Integer(required=True)
+    sha256 = ma.fields.String(required=True)
+    decision_id = ma.fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "the earlier decision, stored beside it in a run; else null"},
+    )
+    facts = ma.fields.List(
+        ma.fields.String(),
+        required=True,
+        metadata={"description": "the <kind>_<field> facts it gave", "example": ["handoff_action"]},
+    )
+
+
 class DecisionSchema(ma.Schema):
     """A stored decision with its full trace (SPEC §5)."""
 
@@ -224,10 +242,17 @@ class DecisionSchema(ma.Schema):
     created_at = ma.fields.String(required=True, metadata={"format": "date-time"})
     engine_us = ma.fields.Integer(required=True, metadata={"description": "engine time, µs"})
     format = ma.fields.Integer(
-        metadata={"description": "record format its hash signs: 2; absent on format 1"}
+        metadata={"description": "record format its hash signs: 4 (2 before it); absent on 1"}
     )
     via = ma.fields.String(
         metadata={"description": "how it was made: api, run or cli; absent on format 1"}
+    )
+    earlier = ma.fields.List(
+        ma.fields.Nested(EarlierDecisionSchema),
+        metadata={
+            "description": "facts taken from earlier decisions of the account (a rule set "
+            "decided `after` another); absent before format 4"
+        },
     )
     prev_hash = ma.fields.String(required=True)
     hash = ma.fields.String(required=True)

@@ -19,8 +19,7 @@ import time
 from typing import Any
 
 from api.usecases import ActiveRuleSet
-from engine.errors import RuleFileError
-from engine.ruleset import RuleSet, parse_ruleset
+from engine.ruleset import RuleSet
 from engine.runtime import Engine
 from engine.trace import Evaluation
 
@@ -52,15 +51,28 @@ class RuleSetCache:
     def refresh(self) -> None:
         """Ask the database for the active versions now; parse the ones not seen before.
 
-        A stored version that no longer parses (say, after an upgrade made validation
-        stricter) is logged once and its kind keeps the version it had, if any.
+        Versions are parsed in their declared order (a rule set after `handoff` is checked
+        against the active hand-off version's outcome). A stored version that no longer parses
+        (say, after an upgrade made validation stricter) is logged once and its kind keeps the
+        version it had, if any.
         """
         from storage import rulesets
 
         with self._lock:
+            fingerprint = rulesets.active_fingerprint()
+            ready = {
+                k: self._parsed[(k, sha)] for k, _, sha in fingerprint if (k, sha) in self._parsed
+            }
+            new = [
+                (kind, version, sha256)
+                for kind, version, sha256 in fingerprint
+                if (kind, sha256) not in self._parsed and (kind, sha256) not in self._broken
+            ]
+            if new:
+                self._parse(new, ready)
             active: dict[str, ActiveRuleSet] = {}
-            for kind, version, sha256 in rulesets.active_fingerprint():
-                ruleset = self._parse(kind, version, sha256)
+            for kind, version, sha256 in fingerprint:
+                ruleset = self._parsed.get((kind, sha256))
                 if ruleset is not None:
                     active[kind] = ActiveRuleSet(kind, version, sha256, ruleset)
                 elif kind in self._active:
@@ -69,23 +81,19 @@ class RuleSetCache:
             self._checked_at = time.monotonic()
             self._forget_inactive()
 
-    def _parse(self, kind: str, version: int, sha256: str) -> RuleSet | None:
+    def _parse(self, new: list[tuple[str, int, str]], ready: dict[str, RuleSet]) -> None:
+        from api.usecases import parse_versions
         from storage import rulesets
 
-        key = (kind, sha256)
-        if key in self._parsed or key in self._broken:
-            return self._parsed.get(key)
-        stored = rulesets.get_version(kind, version)
-        if stored is None:
-            return None
-        try:
-            ruleset = parse_ruleset(stored["source"], f"{kind} version {version}")
-        except RuleFileError as exc:
-            self._broken.add(key)
-            _log.error("active rule set %s version %s does not load: %s", kind, version, exc)
-            return None
-        self._parsed[key] = ruleset
-        return ruleset
+        stored = [rulesets.get_version(kind, version) for kind, version, _ in new]
+        parsed, problems = parse_versions([s for s in stored if s is not None], ready)
+        for kind, version, sha256 in new:
+            if kind in parsed and parsed[kind].sha256 == sha256:
+                self._parsed[(kind, sha256)] = parsed[kind].ruleset
+                continue
+            self._broken.add((kind, sha256))
+            why = "; ".join(str(p) for p in problems) or "not stored"
+            _log.error("active rule set %s version %s does not load: %s", kind, version, why)
 
     def _forget_inactive(self) -> None:
         """Drop retired versions from this cache and from the process engine."""
@@ -117,6 +125,11 @@ def process_engine() -> Engine:
 
 def evaluate(active: ActiveRuleSet, facts: dict[str, Any]) -> Evaluation:
     """Evaluate facts with one active rule set on the process Engine, under its lock."""
+    return evaluate_ruleset(active.ruleset, facts)
+
+
+def evaluate_ruleset(ruleset: RuleSet, facts: dict[str, Any]) -> Evaluation:
+    """Evaluate facts with one rule set on the process Engine, under its lock."""
     engine = process_engine()
     with engine.lock:
-        return engine.evaluate(active.ruleset, facts)
+        return engine.evaluate(ruleset, facts)

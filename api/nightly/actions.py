@@ -1,9 +1,13 @@
 """The worklist: actions derived from a customer's decisions, and when an action goes void.
 
-An action is something the ERP should do: send a reminder (with a ready message), offer a
-payment plan, hand the account to an agency, review a credit limit. The ERP acknowledges it by
+An action is something the ERP should do: send a reminder (with a ready message, or a call
+script for a call), offer a payment plan, hand the account to an agency, have a controller
+settle a dispute open too long, review the account's credit. The ERP acknowledges it by
 posting the contact it made (`POST /v1/contacts`), which the next night's facts read back
 (last_reminder_tone, days_since_last_reminder, in_agency).
+
+The actions follow the decisions, which already agree with each other (the reminder rule set
+decides after the hand-off rule set, SPEC §4 `after`): nothing here second-guesses a decision.
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from typing import Any
+from zlib import crc32
 
 from api.nightly.messages import MessageError, MessageRenderer, reminder_context
 from engine.account import Account
 from engine.ledger import Ledger
 from engine.trace import to_jsonable
 
-ACTION_TYPES = ("reminder", "offer_plan", "handoff", "credit_review")
+ACTION_TYPES = ("reminder", "offer_plan", "handoff", "review_dispute", "credit_review")
+HANDOFF_ACTIONS = ("offer_plan", "handoff", "review_dispute")  # handoff outcomes with an action
 NO_REMINDER = ("none", "", None)
 
 
@@ -43,10 +49,10 @@ def derive_actions(
     plan_offered = bool(handoff and handoff["outcome"].get("action") == "offer_plan")
     if reminder and _reminder_due(reminder["outcome"], facts):
         actions.append(_reminder(reminder, facts, account, renderer, plan_offered))
-    if handoff and handoff["outcome"].get("action") in ("offer_plan", "handoff"):
+    if handoff and handoff["outcome"].get("action") in HANDOFF_ACTIONS:
         actions.append(_handoff(handoff, facts, account))
     credit = decisions.get("credit")
-    if credit and _credit_review_due(credit["outcome"], facts):
+    if credit and _credit_review_due(credit["outcome"], facts, as_of):
         actions.append(_credit_review(credit, facts))
     return actions
 
@@ -73,12 +79,15 @@ class _LazyAccount:
         return self._account
 
 
-def _invoices(lazy: _LazyAccount) -> list[dict[str, Any]]:
+def _invoices(lazy: _LazyAccount, disputed: bool | None = None) -> list[dict[str, Any]]:
+    """The open invoices, each with `disputed`; only the disputed ones or only the others
+    when `disputed` says so."""
     account, as_of = lazy.get(), lazy.as_of
     rows = []
     for invoice in account.invoices:
         unpaid = account.unpaid[invoice.id]
-        if unpaid > 0:
+        in_dispute = invoice.id in account.disputed_invoice_ids
+        if unpaid > 0 and (disputed is None or disputed == in_dispute):
             rows.append(
                 {
                     "invoice_id": invoice.id,
@@ -86,31 +95,45 @@ def _invoices(lazy: _LazyAccount) -> list[dict[str, Any]]:
                     "amount": to_jsonable(invoice.amount),
                     "unpaid": to_jsonable(unpaid),
                     "days_past_due": max((as_of - invoice.due_date).days, 0),
+                    "disputed": in_dispute,
                 }
             )
     return rows
 
 
 def _amounts(facts: dict[str, Any]) -> dict[str, Any]:
+    overdue = facts.get("overdue_balance", Decimal(0))
     return to_jsonable(
         {
             "open_balance": facts.get("open_balance", Decimal(0)),
-            "overdue_balance": facts.get("overdue_balance", Decimal(0)),
+            "overdue_balance": overdue,
+            "undisputed_overdue_balance": facts.get("undisputed_overdue_balance", overdue),
+            "disputed_amount": facts.get("disputed_amount", Decimal(0)),
             "days_past_due": facts.get("days_past_due", 0),
         }
     )
+
+
+def template_name(outcome: dict[str, Any]) -> str:
+    """The text of a reminder: the notice's own (plan_offer, plan_default, promise_broken),
+    else the call script for a reminder by phone, else the tone's letter."""
+    notice = outcome.get("notice") or "reminder"
+    if notice != "reminder":
+        return notice
+    return "call" if outcome.get("channel") == "phone" else outcome["tone"]
 
 
 def _reminder(decision, facts, lazy: _LazyAccount, renderer, plan_offered) -> dict[str, Any]:
     outcome = decision["outcome"]
     tone = outcome["tone"]
     ledger, as_of = lazy.ledger, lazy.as_of
-    invoices = _invoices(lazy)
+    invoices = _invoices(lazy, disputed=False)  # a reminder never chases a disputed invoice
     overdue = [i for i in invoices if i["days_past_due"] > 0]
     payload: dict[str, Any] = {
         "tone": tone,
         "channel": outcome.get("channel", "email"),
         "cadence_days": outcome.get("cadence_days"),
+        "notice": outcome.get("notice") or "reminder",
         **_amounts(facts),
         "oldest_invoice": overdue[0] if overdue else (invoices[0] if invoices else None),
         "invoices": overdue if tone != "courtesy" else invoices,
@@ -123,7 +146,7 @@ def _reminder(decision, facts, lazy: _LazyAccount, renderer, plan_offered) -> di
         language = renderer.language_for(ledger.customer.country)
         try:
             context = reminder_context(ledger, as_of, tone, discount, plan, lazy.get())
-            message = renderer.render(tone, context, language)
+            message = renderer.render(template_name(outcome), context, language)
             payload["message"] = {
                 "subject": message.subject,
                 "body": message.body,
@@ -146,28 +169,46 @@ def _discount(outcome: dict[str, Any], as_of: date) -> dict[str, Any] | None:
 
 def _handoff(decision, facts, lazy: _LazyAccount) -> dict[str, Any]:
     outcome = decision["outcome"]
+    action = outcome["action"]
+    invoices = [i for i in _invoices(lazy) if i["days_past_due"] > 0 or i["disputed"]]
+    if action == "review_dispute":  # the controller settles the disputed invoices
+        invoices = [i for i in invoices if i["disputed"]]
     payload = {
-        "action": outcome["action"],
+        "action": action,
         "agency": outcome.get("agency", ""),
         **_amounts(facts),
-        "invoices": [i for i in _invoices(lazy) if i["days_past_due"] > 0],
+        "oldest_dispute_days": facts.get("oldest_dispute_days"),
+        "invoices": invoices,
         "decision_id": decision["decision_id"],
         "reasons": decision["reasons"],
     }
-    return {"type": outcome["action"], "customer_id": lazy.ledger.customer.id, "payload": payload}
+    return {"type": action, "customer_id": lazy.ledger.customer.id, "payload": payload}
 
 
-def _credit_review_due(outcome: dict[str, Any], facts: dict[str, Any]) -> bool:
+def _credit_review_due(outcome: dict[str, Any], facts: dict[str, Any], as_of: date) -> bool:
+    """A review when the decision proposes another limit, or on the account's turn in its
+    review cycle: every `review_days` (the credit rule set sets it by risk band; 0 or absent:
+    none), each account on a day of its own within the cycle, so a cycle's reviews spread
+    evenly over its days instead of all falling on one night."""
     proposed = outcome.get("credit_limit")
     current = facts.get("credit_limit")
     changed = proposed not in (None, "") and Decimal(str(proposed)) != Decimal(str(current or 0))
-    return outcome.get("decision") in ("decline",) or changed
+    cycle = outcome.get("review_days") or 0
+    return changed or (cycle > 0 and review_turn(str(facts.get("customer_id", "")), as_of, cycle))
+
+
+def review_turn(customer_id: str, as_of: date, cycle_days: int) -> bool:
+    """Whether `as_of` is the customer's day in a review cycle of `cycle_days` days: the same
+    day every cycle, from a stable hash of its id (the same in every process and run)."""
+    return (as_of.toordinal() + crc32(customer_id.encode("utf-8"))) % cycle_days == 0
 
 
 def _credit_review(decision, facts) -> dict[str, Any]:
     outcome = decision["outcome"]
     payload = {
         "decision": outcome.get("decision"),
+        "status": outcome.get("status"),
+        "review_days": outcome.get("review_days"),
         "current_limit": to_jsonable(facts.get("credit_limit", Decimal(0))),
         "proposed_limit": outcome.get("credit_limit"),
         "utilization": facts.get("utilization"),
@@ -178,22 +219,36 @@ def _credit_review(decision, facts) -> dict[str, Any]:
     return {"type": "credit_review", "customer_id": facts.get("customer_id"), "payload": payload}
 
 
-def void_reason(action_type: str, payload: dict[str, Any], facts: dict[str, Any]) -> str | None:
+def void_reason(
+    action_type: str,
+    payload: dict[str, Any],
+    facts: dict[str, Any],
+    disputed_ids: frozenset[str] | set[str] = frozenset(),
+) -> str | None:
     """Why a pending action no longer holds for the customer's current facts, or None.
 
-    The worklist must never ask to chase a customer who has paid, disputes an invoice, is on
-    hold, or has been placed with an agency in the meantime.
+    The worklist must never ask to chase a customer who has paid, disputes an invoice it
+    names, is on hold, or has been placed with an agency in the meantime. `disputed_ids`: the
+    invoices with a dispute open now (a reminder names only undisputed ones; a dispute on
+    another invoice leaves it standing).
     """
     if action_type == "credit_review":
         return None
-    if facts.get("has_open_dispute"):
+    if action_type == "review_dispute":
+        return None if facts.get("has_open_dispute") else "the dispute is resolved"
+    if action_type == "reminder":
+        named = {i.get("invoice_id") for i in payload.get("invoices") or ()}
+        if named & set(disputed_ids):
+            return "an invoice it names is now disputed"
+    elif facts.get("has_open_dispute"):
         return "an invoice is now disputed"
     if facts.get("on_hold"):
         return "a collections hold now covers the account"
     if facts.get("in_agency"):
         return "the account is now with an agency"
     courtesy = payload.get("tone") == "courtesy"
-    owed = facts.get("open_balance" if courtesy else "overdue_balance", Decimal(0))
+    chased = "undisputed_overdue_balance" if action_type == "reminder" else "overdue_balance"
+    owed = facts.get("open_balance" if courtesy else chased, Decimal(0))
     if Decimal(str(owed)) <= 0:
         return "the customer has paid" if not courtesy else "nothing is coming due any more"
     if action_type in ("handoff", "offer_plan"):

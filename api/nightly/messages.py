@@ -27,9 +27,12 @@ from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
 from api.nightly.limits import DEFAULT_LIMITS, RenderLimits, TemplateLimitError
 from api.nightly.sandbox import LimitedEnvironment, SizedDictLoader
 from engine.account import Account
-from engine.ledger import Customer, Invoice, Ledger
+from engine.ledger import Customer, Dispute, Installment, Invoice, Ledger, PaymentPlan
 
 TONES_WITH_MESSAGES = ("courtesy", "friendly", "firm", "final", "demand")
+# Texts of their own, chosen by the reminder rule set's `notice` field, and the call script
+# for a reminder by phone (api.nightly.actions.template_name).
+NOTICES = ("plan_offer", "plan_default", "promise_broken", "call")
 DEFAULT_LANGUAGE = "en"
 COMPANY_FILE = "company.toml"
 COURTESY_WINDOW_DAYS = 14
@@ -185,7 +188,7 @@ class MessageRenderer:
                 except MessageError as exc:
                     problems.append(MessageError(exc.problem, name, exc.file, exc.line, label))
                     break
-        for tone in TONES_WITH_MESSAGES:
+        for tone in (*TONES_WITH_MESSAGES, *NOTICES):
             name = f"reminder/{tone}.{DEFAULT_LANGUAGE}.j2"
             if name not in self.files:
                 problems.append(MessageError(f"missing: the {tone} tone needs a text", name))
@@ -217,17 +220,22 @@ def reminder_context(
     """What a reminder template may use: the customer, the invoices it is about, totals, offers.
 
     A courtesy reminder lists invoices falling due within the next two weeks; every other tone
-    lists the overdue ones, oldest first. Amounts are what is still unpaid.
+    lists the overdue ones, oldest first, but not those in dispute, which are listed apart
+    (`disputed`): a reminder never chases an invoice under dispute. Amounts are what is still
+    unpaid. `missed_installments` lists the active plan's missed installments (due date,
+    amount).
     """
     account = account or Account(ledger, as_of)
-    rows = []
+    rows, disputed = [], []
     for invoice in account.invoices:
         unpaid = account.unpaid[invoice.id]
         if unpaid <= 0:
             continue
         days = (as_of - invoice.due_date).days
         coming = -COURTESY_WINDOW_DAYS <= days <= 0
-        if (tone == "courtesy" and coming) or (tone != "courtesy" and days > 0):
+        if invoice.id in account.disputed_invoice_ids:
+            disputed.append(_row(invoice, unpaid, days))
+        elif (tone == "courtesy" and coming) or (tone != "courtesy" and days > 0):
             rows.append(_row(invoice, unpaid, days))
     customer = ledger.customer
     total = sum((r["unpaid_amount"] for r in rows), Decimal(0))
@@ -241,6 +249,11 @@ def reminder_context(
         "next_due_date": min((r["due_date"] for r in rows), default=as_of.isoformat()),
         "discount": discount,
         "plan": plan,
+        "disputed": disputed,
+        "missed_installments": [
+            {"due_date": i.due_date.isoformat(), "amount": f"{i.amount:,.2f}"}
+            for i in account.missed_installments
+        ],
     }
 
 
@@ -264,8 +277,13 @@ def sample_contexts() -> dict[str, dict[str, Any]]:
     invoices = (
         Invoice("INV-1", "C-1", today - timedelta(60), today - timedelta(30), Decimal("1200.00")),
         Invoice("INV-2", "C-1", today - timedelta(20), today + timedelta(10), Decimal("300.50")),
+        Invoice("INV-3", "C-1", today - timedelta(50), today - timedelta(20), Decimal("150.00")),
     )
-    small = reminder_context(Ledger(customer, invoices), today, "friendly")
+    disputes = (Dispute("X-1", "INV-3", today - timedelta(12)),)
+    installments = (Installment(today - timedelta(5), Decimal("400.00")),)
+    plans = (PaymentPlan("PL-1", "C-1", "active", installments),)
+    ledger = Ledger(customer, invoices, disputes=disputes, payment_plans=plans)
+    small = reminder_context(ledger, today, "friendly")
     offers = {
         **small,
         "discount": {"percent": 2, "until": (today + timedelta(5)).isoformat()},

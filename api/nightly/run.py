@@ -29,10 +29,9 @@ from api.nightly.messages import MessageError, MessageRenderer
 from api.nightly.report import add_figures
 from api.nightly.templates import pinned_templates
 from api.settings import Settings
-from api.usecases import ActiveRuleSet, build_decision_record
+from api.usecases import ActiveRuleSet, decide_account, parse_versions
 from engine.facts import derive_facts_and_account
 from engine.ledger import Ledger
-from engine.ruleset import parse_ruleset
 from engine.runtime import Engine
 from engine.trace import canonical_json, canonical_json_plain, to_jsonable
 
@@ -333,13 +332,16 @@ class WorkerContext:
     def load(cls, settings: Settings, run: Any) -> WorkerContext:
         from storage.rulesets import get_version
 
-        versions = []
+        pinned_versions = []
         for kind, pinned in sorted(run.rulesets.items()):
             stored = get_version(kind, pinned["version"])
             if stored is None or stored["sha256"] != pinned["sha256"]:
                 raise RunError(f"rule set {kind} version {pinned['version']} is missing or changed")
-            parsed = parse_ruleset(stored["source"], f"{kind} version {pinned['version']}")
-            versions.append(ActiveRuleSet(kind, pinned["version"], pinned["sha256"], parsed))
+            pinned_versions.append(stored)
+        parsed, problems = parse_versions(pinned_versions)  # each after those it names
+        if problems:
+            raise RunError("; ".join(str(p) for p in problems))
+        versions = [parsed[kind] for kind in sorted(parsed)]
         try:
             renderer = MessageRenderer(pinned_templates(run.rulesets))
         except MessageError as exc:
@@ -358,7 +360,6 @@ class WorkerContext:
         output.errors.extend(failed)
         totals: dict[str, Decimal] = {}
         requested_by = f"run:{self.run_id}"
-        rulesets = [v.ruleset for v in self.versions]
         for customer_id in customer_ids:
             ledger = ledgers.get(customer_id)
             try:
@@ -367,14 +368,10 @@ class WorkerContext:
                         continue
                     raise RunError("customer not found")
                 facts, account = derive_facts_and_account(ledger, self.as_of)
-                evaluations = self.engine.evaluate_all(rulesets, facts)
-                facts_json = to_jsonable(facts)
-                records = [
-                    build_decision_record(
-                        ev, v, facts, customer_id, self.as_of, requested_by, facts_json, via="run"
-                    )
-                    for ev, v in zip(evaluations, self.versions, strict=True)
-                ]
+                records = decide_account(  # one account's rule sets, in their declared order
+                    self.engine.evaluator(facts), self.versions, facts, customer_id, self.as_of,
+                    requested_by, via="run", facts_json=to_jsonable(facts),
+                )  # fmt: skip
                 by_kind = {r["kind"]: r for r in records}
                 actions = derive_actions(by_kind, facts, ledger, self.as_of, self.renderer, account)
                 # encoded here, not by the writer, and sent to it without facts and trace

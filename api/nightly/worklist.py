@@ -135,13 +135,13 @@ def _acknowledgements(
 
 def _void(actions: list[Any], today: date, run_dates: _RunDates) -> int:
     """Void the actions whose customer's current facts give a reason; how many."""
-    from engine.facts import derive_facts
+    from engine.facts import derive_facts_and_account
     from storage.ledger import load_ledgers
 
     if not actions:
         return 0
     ledgers = load_ledgers(sorted({a.customer_id for a in actions}))
-    facts_by: dict[tuple[str, date], dict[str, Any] | None] = {}
+    facts_by: dict[tuple[str, date], tuple[dict[str, Any], frozenset[str]] | None] = {}
     reasons: dict[int, str] = {}
     for action in actions:
         ledger = ledgers.get(action.customer_id)
@@ -150,12 +150,13 @@ def _void(actions: list[Any], today: date, run_dates: _RunDates) -> int:
         key = (action.customer_id, max(today, run_dates.of(action)))
         if key not in facts_by:
             try:
-                facts_by[key] = derive_facts(ledger, key[1])
+                facts, account = derive_facts_and_account(ledger, key[1])
+                facts_by[key] = (facts, frozenset(account.disputed_invoice_ids))
             except Exception:  # noqa: BLE001 - one broken account must not block the others
                 log.warning("worklist: facts of %s failed", action.customer_id, exc_info=True)
                 facts_by[key] = None
-        facts = facts_by[key]
-        reason = void_reason(action.type, action.payload, facts) if facts is not None else None
+        found = facts_by[key]
+        reason = void_reason(action.type, action.payload, *found) if found is not None else None
         if reason:
             reasons[action.id] = reason
     return _set_state(reasons, "void")

@@ -28,9 +28,12 @@ from storage.decisions.queries import (
     query_decisions,
     to_record,
 )
+from storage.decisions.shape import FORMAT, VIAS
 
 __all__ = [
     "CHAIN_LOCK",
+    "FORMAT",
+    "VIAS",
     "ChainProblem",
     "DecisionFilter",
     "DecisionPage",

@@ -12,6 +12,10 @@ field existed still verify: each row is read back, and hashed, with its own form
 - format 1: the twelve fields of SPEC §5, no `format` member (rows written before formats
   existed; their `format` column says 1);
 - format 2: adds `format` and `via` (how the decision was made: api, run or cli).
+- format 4: adds `earlier`, the facts the decision took from earlier decisions of the same
+  account (SPEC §4, `after`): a list of {kind, version, sha256, decision_id, facts}, where
+  decision_id is the earlier decision's when it was stored too (a run), else null, and facts
+  the <kind>_<field> names it gave. (Format 3 is another field's, on another branch.)
 
 To add a field to the decisions written from now on:
 1. one line in FIELDS with `since=` the next format number, and FORMAT raised to it;
@@ -208,8 +212,9 @@ FIELDS = (
     Field("engine_us", Count()),
     Field("format", Count(), since=2),
     Field("via", Text(8, choices=VIAS), since=2),
+    Field("earlier", Json(list), since=4),
 )
-FORMAT = 2  # the format of the decisions written now
+FORMAT = 4  # the format of the decisions written now
 
 _BY_FORMAT = {n: tuple(f for f in FIELDS if f.since <= n) for n in range(1, FORMAT + 1)}
 # The Decision columns a decision's fields fill, in FIELDS order (all but seq and the hashes).

@@ -37,6 +37,7 @@ def edited_reminder(tag: str = "the agency chases") -> str:
 def failing_reminder() -> str:
     """Valid, but one of its [[test]] cases fails (a kept plan's cadence 14 → 21 days)."""
     source = reminder_source()
-    failing = source.replace("cadence_days = 14", "cadence_days = 21", 1)
+    kept_plan = 'then = { tone = "friendly", channel = "email", cadence_days = 14 }'
+    failing = source.replace(kept_plan, kept_plan.replace("14", "21"), 1)
     assert failing != source
     return failing

@@ -209,7 +209,7 @@ def test_a_version_whose_tests_fail_cannot_be_proposed(client, as_, lc):
     response = lc("alice-analyst", "propose", version)
     assert response.status_code == 409
     assert response.json["detail"].startswith(
-        "tests must pass before version 2 is proposed: 1 of 20 [[test]] cases fail: "
+        "tests must pass before version 2 is proposed: 1 of 34 [[test]] cases fail: "
         "'a kept payment plan stays friendly however late' (cadence_days: expected 14, got 21)"
     )
     assert response.json["cases"] == failed
@@ -321,7 +321,7 @@ def test_diff_names_rules_added_removed_and_changed_field_by_field(client, as_, 
     end = source.index("[[rule]]", start + 1)
     source = source[:start] + source[end:]
     source = source.replace(
-        'priority = 90\nwhen = "has_open_dispute"', 'priority = 91\nwhen = "has_open_dispute"'
+        'priority = 90\nwhen = "has_open_dispute', 'priority = 91\nwhen = "has_open_dispute'
     )
     source += (
         '\n[[rule]]\nid = "RT-999"\nname = "Call big debtors"\npriority = 1\n'
@@ -407,3 +407,37 @@ def test_a_case_that_the_version_decides_otherwise_is_refused(client, as_, auth,
     assert response.status_code == 409
     assert f"tone: expected {tone}, got none" in response.json["detail"]
     assert len(client.get(BASE, headers=as_("dave-auditor")).json["history"]) == version
+
+
+def test_activation_is_refused_when_an_active_rule_set_reads_what_the_version_drops(client, as_):
+    """A hand-off version that no longer decides `offer_plan`, which the active reminder rule
+    set (after handoff) compares handoff_action with: 409 naming both rule sets, nothing moved
+    (api.usecases.cross_reference_problems, checked under the lock)."""
+    from api_support import RULES_DIR
+
+    source = (RULES_DIR / "handoff.toml").read_text(encoding="utf-8")
+    dropped = source.replace(
+        '"review_dispute", "offer_plan", "handoff"]', '"review_dispute", "handoff"]'
+    )
+    dropped = dropped[: dropped.index('[[rule]]\nid = "HO-100"')]  # the plan offer and tests
+    dropped += '[[rule]]\nid = "HO-999"\nname = "Else"\npriority = 0\nwhen = "true"\n'
+    dropped += 'then = { action = "none" }\nreason = "nothing"\n'
+    base = "/v1/rulesets/handoff/versions"
+    drafted = client.post(
+        base, json={"source": dropped, "note": "no plans"}, headers=as_("alice-analyst")
+    )
+    assert drafted.status_code == 201, drafted.json
+    version = drafted.json["version"]
+    moved = client.post(f"{base}/{version}/propose", headers=as_("alice-analyst"))
+    assert moved.status_code == 200, moved.json
+    moved = client.post(f"{base}/{version}/approve", headers=as_("bob-approver"))
+    assert moved.status_code == 200, moved.json
+
+    refused = client.post(f"{base}/{version}/activate", headers=as_("bob-approver"))
+    assert refused.status_code == 409, refused.json
+    detail = refused.json["detail"]
+    assert detail.startswith(f"version {version} of handoff cannot be activated")
+    assert f"handoff version {version}" in detail and "rule set reminder" in detail
+    assert "'offer_plan'" in detail
+    history = client.get("/v1/rulesets/handoff", headers=as_("dave-auditor")).json["history"]
+    assert [(v["version"], v["state"]) for v in history] == [(1, "active"), (version, "approved")]

@@ -47,7 +47,7 @@ def test_publish_approve_activate_and_history(credo, my_rules, client, auth):
         "reminder version 2: proposed (by alice-analyst, owner alice)",
         "next: an approver runs `credo rules approve reminder 2`",
     ]
-    assert "20 [[test]] cases pass, smoke test passes" in published.stdout
+    assert "34 [[test]] cases pass, smoke test passes" in published.stdout
     approved = credo("rules", "approve", "reminder", "2", "--json", key="bob-approver")
     assert approved.exit_code == 0 and json.loads(approved.stdout)["state"] == "approved"
     activated = credo("rules", "activate", "reminder", "2", key="bob-approver")
@@ -139,7 +139,7 @@ def test_publishing_failing_or_invalid_rules_stores_nothing(credo, tmp_path):
     draft_version("reminder", failing_reminder(), "stored as a draft", Credo())
     proposed = credo("rules", "propose", "reminder", "2", key="alice-analyst")
     assert proposed.exit_code == 1
-    assert "tests must pass before version 2 is proposed: 1 of 20 [[test]] cases fail" in (
+    assert "tests must pass before version 2 is proposed: 1 of 34 [[test]] cases fail" in (
         proposed.stderr
     )
 

@@ -69,10 +69,10 @@ def test_a_failing_customer_is_reported_and_the_others_are_decided(portfolio):
     ledgers = ledger.load_ledgers(portfolio[:3])
 
     class Broken(Engine):
-        def evaluate(self, ruleset, facts):
+        def evaluate(self, ruleset, facts, prepared=None):
             if facts["customer_id"] == portfolio[1]:
                 raise EngineError("rules engine error 303")
-            return super().evaluate(ruleset, facts)
+            return super().evaluate(ruleset, facts, prepared)
 
     failures = []
     stored = decide_customers(
@@ -122,3 +122,36 @@ def test_default_rule_sets_load_once_and_a_changed_shipped_file_becomes_a_draft(
     third = load_default_rulesets(rules)  # the draft is a stored version now: nothing new
     assert [(r["action"], r["version"]) for r in third] == [("kept", 2), ("kept", 1), ("kept", 1)]
     assert [len(rulesets.history(k)) for k in ("credit", "handoff", "reminder")] == [2, 1, 1]
+
+
+def test_activation_check_refuses_a_version_dropping_what_an_active_rule_set_reads(db):
+    """api.usecases.cross_reference_problems: what activation must call (engine.order.
+    check_cross_references against the active versions, the candidate in its kind's place)."""
+    from api.usecases import cross_reference_problems
+    from engine.ruleset import parse_ruleset
+
+    load_default_rulesets(RULES_DIR)
+    source = (RULES_DIR / "handoff.toml").read_text(encoding="utf-8")
+    same = parse_ruleset(source + "\n# a comment\n", "handoff version 2", "handoff")
+    assert cross_reference_problems(same) == []
+    dropped = source.replace(
+        '"review_dispute", "offer_plan", "handoff"]', '"review_dispute", "handoff"]'
+    )
+    dropped = dropped[: dropped.index('[[rule]]\nid = "HO-100"')]  # cut the plan offer and tests
+    dropped += CATCH_ALL
+    candidate = parse_ruleset(dropped, "handoff version 2", "handoff")
+    (problem,) = cross_reference_problems(candidate)
+    assert str(problem).startswith(
+        "handoff version 2: rule set reminder (reminder version 1, rule RT-035) compares "
+        "handoff_action with a value this version no longer decides: 'offer_plan' is not a value"
+    )
+
+
+CATCH_ALL = """[[rule]]
+id = "HO-999"
+name = "Else"
+priority = 0
+when = "true"
+then = { action = "none" }
+reason = "nothing"
+"""

@@ -24,13 +24,15 @@ FACTS = complete_facts(
     days_since_last_reminder=9,
 )
 AS_OF = "2024-05-20"
+FIRM = "16 days past due, 1000.00 overdue; after the friendly reminder a firm one is next"
 SAME = ("kind", "customer_id", "as_of", "outcome", "reasons", "fired", "ruleset", "facts")
 
 
 def reworded() -> str:
     source = reminder_source()
     changed = source.replace(
-        "Oldest invoice {days_past_due} days", "Eldest invoice {days_past_due} days"
+        "Oldest undisputed invoice {days_past_due} days",
+        "Eldest undisputed invoice {days_past_due} days",
     )
     assert changed != source
     return changed
@@ -38,9 +40,9 @@ def reworded() -> str:
 
 def store_version(source: str, state: str) -> int:
     """A version stored directly (the lifecycle's moves are tested elsewhere)."""
-    from engine.ruleset import parse_ruleset
+    from api.lifecycle_rules import parse_text
 
-    parsed = parse_ruleset(source, "test")
+    parsed = parse_text(source, "test")  # after the active hand-off rule set
     files = rulesets.get_files("reminder", 1)
     stored = rulesets.create_version(
         "reminder", source, parsed.sha256, created_by="t", state=state, files=files
@@ -93,7 +95,7 @@ def test_the_cli_and_the_api_decide_the_same_facts_with_the_active_version(clien
     what_if = json.loads(cli.stdout)
     assert {k: what_if[k] for k in SAME} == {k: api.json[k] for k in SAME}
     assert what_if["ruleset"]["version"] == version
-    assert what_if["reasons"] == ["Eldest invoice 16 days past due, 1000.00 overdue"]
+    assert what_if["reasons"] == [f"Eldest undisputed invoice {FIRM}"]
 
     stored_api = client.post(
         "/v1/decisions/reminder", json={"facts": FACTS, "as_of": AS_OF}, headers=auth("decide")
@@ -105,7 +107,7 @@ def test_the_cli_and_the_api_decide_the_same_facts_with_the_active_version(clien
     assert {k: stored[k] for k in SAME} == {k: what_if[k] for k in SAME}
     assert stored["requested_by"] == "cli" and stored_api.json["requested_by"] == "erp-decide"
     assert (stored["via"], stored_api.json["via"], api.json["via"]) == ("cli", "api", "api")
-    assert stored["format"] == stored_api.json["format"] == 2
+    assert stored["format"] == stored_api.json["format"] == 4
 
 
 def test_a_what_if_is_marked_and_leaves_the_decision_table_and_chain_untouched(
@@ -161,10 +163,10 @@ def test_a_draft_or_retired_version_is_evaluated_as_a_what_if(client, auth, cred
         "version": draft,
         "sha256": rulesets.get_version("reminder", draft)["sha256"],
     }
-    assert drafted.json["reasons"] == ["Eldest invoice 16 days past due, 1000.00 overdue"]
+    assert drafted.json["reasons"] == [f"Eldest undisputed invoice {FIRM}"]
     active = client.post("/v1/decisions/reminder", json=body, headers=auth("decide"))
     assert active.json["ruleset"]["version"] == 1
-    assert active.json["reasons"] == ["Oldest invoice 16 days past due, 1000.00 overdue"]
+    assert active.json["reasons"] == [f"Oldest undisputed invoice {FIRM}"]
 
     rulesets.set_state("reminder", draft, "active", by="t")  # version 1 is retired now
     retired = client.post(
@@ -184,7 +186,7 @@ def test_a_rule_file_is_a_what_if_only(credo, tmp_path):
     assert decided.exit_code == 0, decided.output
     answer = json.loads(decided.stdout)
     assert answer["ruleset"]["version"] is None and answer["dry_run"] is True
-    assert answer["reasons"][0].startswith("Eldest invoice")
+    assert answer["reasons"][0].startswith("Eldest undisputed invoice")
     for what in (("--rules", str(mine)), ("--version", "1")):
         refused = credo("decide", "reminder", *what, "--store", facts=FACTS)
         assert refused.exit_code == 2

@@ -61,7 +61,8 @@ def actions_of(customer_id: str) -> dict[str, tuple[str, str]]:
 
 @pytest.fixture
 def late_payer(client, auth, settings) -> str:
-    """W1 owes one invoice 20 days past due on AS_OF: the run asks for a firm reminder."""
+    """W1 owes one invoice 20 days past due on AS_OF, never reminded: the run asks for a
+    friendly reminder (the first step)."""
     records = [customer("W1"), invoice("W1-1", "W1", -20, "1200.00")]
     response = client.post("/v1/ledger/batch", json={"records": records}, headers=auth("decide"))
     assert response.status_code == 200, response.json
@@ -83,9 +84,16 @@ def test_a_payment_covering_the_overdue_amount_voids_the_reminder(client, auth, 
     assert actions_of(late_payer) == {"reminder": ("void", "the customer has paid")}
 
 
-def test_a_dispute_voids_the_reminder(client, auth, late_payer):
+def test_a_dispute_voids_the_reminder_that_names_its_invoice(client, auth, late_payer):
     post(client, auth, "/v1/disputes", {"id": "D1", "invoice_id": "W1-1", "opened": day(1)})
-    assert actions_of(late_payer) == {"reminder": ("void", "an invoice is now disputed")}
+    assert actions_of(late_payer) == {"reminder": ("void", "an invoice it names is now disputed")}
+
+
+def test_a_dispute_on_another_invoice_leaves_the_reminder_standing(client, auth, late_payer):
+    """The reminder chases W1-1; a dispute on a later invoice does not change what it says."""
+    post(client, auth, "/v1/ledger/batch", {"records": [invoice("W1-2", late_payer, -5, "150.00")]})
+    post(client, auth, "/v1/disputes", {"id": "D2", "invoice_id": "W1-2", "opened": day(1)})
+    assert actions_of(late_payer) == {"reminder": ("pending", "")}
 
 
 def test_a_hold_voids_the_reminder(client, auth, late_payer):
@@ -96,24 +104,24 @@ def test_a_hold_voids_the_reminder(client, auth, late_payer):
 
 def test_a_reminder_contact_acknowledges_the_reminder(client, auth, late_payer):
     contact = {"id": "K1", "customer_id": late_payer, "type": "reminder", "date": day(0)}
-    post(client, auth, "/v1/contacts", {**contact, "tone": "friendly"})  # not what was asked
-    post(client, auth, "/v1/contacts", {**contact, "id": "K0", "date": day(-1), "tone": "firm"})
+    post(client, auth, "/v1/contacts", {**contact, "tone": "firm"})  # not what was asked
+    post(client, auth, "/v1/contacts", {**contact, "id": "K0", "date": day(-1), "tone": "friendly"})
     assert actions_of(late_payer)["reminder"][0] == "pending"  # another tone; before the run
-    post(client, auth, "/v1/contacts", {**contact, "id": "K2", "tone": "firm"})
+    post(client, auth, "/v1/contacts", {**contact, "id": "K2", "tone": "friendly"})
     assert actions_of(late_payer) == {
         "reminder": ("acknowledged", f"reminder contact K2 of {day(0)}")
     }
     # the same contact again changes nothing, and a payment no longer voids it
-    post(client, auth, "/v1/contacts", {**contact, "id": "K2", "tone": "firm"})
+    post(client, auth, "/v1/contacts", {**contact, "id": "K2", "tone": "friendly"})
     payment = {"id": "P9", "customer_id": late_payer, "date": day(1), "amount": "1200.00"}
     post(client, auth, "/v1/payments", payment)
     assert actions_of(late_payer)["reminder"][0] == "acknowledged"
 
 
 def test_an_agency_placement_acknowledges_the_hand_off(client, auth, settings):
-    """Long overdue after a final notice: a hand-off (and a demand letter) are asked for; the
-    ERP places the account with the agency, which acknowledges the hand-off and voids the
-    reminder (the agency chases now)."""
+    """Long overdue after a final notice: a hand-off is asked for, and no reminder the same
+    night (the reminder rule set decides after the hand-off); the ERP places the account with
+    the agency, which acknowledges the hand-off."""
     final_notice = {
         "type": "reminder",
         "id": "K-final",
@@ -126,13 +134,12 @@ def test_an_agency_placement_acknowledges_the_hand_off(client, auth, settings):
     assert response.status_code == 200, response.json
     run_night(settings)
     before = actions_of("H1")
-    assert before["reminder"] == before["handoff"] == ("pending", "")
+    assert before["handoff"] == ("pending", "") and "reminder" not in before
     placement = {"id": "K-agency", "customer_id": "H1", "type": "agency_placement", "date": day(1)}
     post(client, auth, "/v1/contacts", placement)
     assert actions_of("H1") == {
-        **before,  # a credit review (the credit decision declines) stays asked for
+        **before,  # a credit review, if one fell due, stays asked for
         "handoff": ("acknowledged", f"agency_placement contact K-agency of {day(1)}"),
-        "reminder": ("void", "the account is now with an agency"),
     }
 
 
@@ -158,7 +165,7 @@ def test_credo_import_voids_and_acknowledges(client, auth, late_payer, settings,
     path = tmp_path / "erp.jsonl"
     lines = [
         {"type": "payment", "id": "P1", "customer_id": "W1", "date": day(1), "amount": "1200"},
-        {"type": "reminder", "id": "K1", "customer_id": "W2", "date": day(1), "tone": "firm"},
+        {"type": "reminder", "id": "K1", "customer_id": "W2", "date": day(1), "tone": "friendly"},
         {"type": "payment", "id": "P2", "customer_id": "nobody", "date": day(1), "amount": "1"},
     ]
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))

@@ -50,11 +50,14 @@ SPEC_TABLE = [
     ("utilization", "float"),
     ("disputed_amount", "money"),
     ("has_open_dispute", "bool"),
+    ("undisputed_overdue_balance", "money"),  # beyond SPEC §3: disputes per invoice
+    ("oldest_dispute_days", "int"),  # beyond SPEC §3
     ("on_payment_plan", "bool"),
     ("plan_missed_installments", "int"),
     ("has_active_promise", "bool"),
     ("promises_broken_12m", "int"),
     ("late_payments_12m", "int"),
+    ("invoices_paid_12m", "int"),  # beyond SPEC §3: no history is its own risk band
     ("avg_days_late_12m", "float"),
     ("days_since_last_payment", "int"),
     ("last_reminder_tone", "str"),
@@ -64,8 +67,13 @@ SPEC_TABLE = [
     ("days_since_broken_promise", "int"),
     ("requested_amount", "money"),
     ("new_exposure", "money"),
+    ("requested_limit", "money"),  # beyond SPEC §3: a limit asked for, given only
 ]
+# Always derived, but a complete fact set given directly may leave them out (item 9).
+NOT_REQUIRED = {"undisputed_overdue_balance", "invoices_paid_12m"}
 OPTIONAL = {
+    "oldest_dispute_days",
+    "requested_limit",
     "credit_score",
     "days_until_next_due",
     "days_since_last_payment",
@@ -104,6 +112,7 @@ def facts(led: Ledger, as_of: date = AS_OF, **kw) -> dict[str, object]:
 def test_catalogue_is_the_spec_table_in_order():
     assert [(s.name, s.type) for s in FACTS.values()] == SPEC_TABLE
     assert {s.name for s in FACTS.values() if s.optional} == OPTIONAL
+    assert {s.name for s in FACTS.values() if not s.required} == OPTIONAL | NOT_REQUIRED
 
 
 def test_every_fact_has_a_description():
@@ -116,13 +125,14 @@ def test_derive_returns_only_catalogue_names_in_catalogue_order():
     assert list(bare) == [n for n in FACTS if n not in OPTIONAL]
     full = facts(_busy_ledger(), d("2024-03-20"))
     assert list(full) == [n for n in FACTS if n in full]
-    assert OPTIONAL - {"credit_score"} <= set(full)  # this ledger has every optional but a score
+    # this ledger has every optional fact but a score, a dispute and a requested limit
+    assert OPTIONAL - {"credit_score", "oldest_dispute_days", "requested_limit"} <= set(full)
 
 
 def test_money_facts_are_decimals_with_two_places():
     result = facts(_busy_ledger(), d("2024-03-20"))
     for name, spec in FACTS.items():
-        if spec.type == "money":
+        if spec.type == "money" and name != "requested_limit":  # given only, never derived
             assert isinstance(result[name], Decimal) and result[name].as_tuple().exponent == -2
 
 
@@ -365,6 +375,36 @@ def test_disputed_invoice_counts_in_balances_but_not_days_past_due():
     assert (result["invoices_open"], result["invoices_overdue"]) == (2, 2)
     assert result["disputed_amount"] == D("100.00")
     assert result["has_open_dispute"] is True
+    assert result["undisputed_overdue_balance"] == D("50.00")  # B: what reminders may chase
+    assert result["oldest_dispute_days"] == 43  # D1 on A, open since Feb 1 (D2's C is paid)
+
+
+def test_undisputed_overdue_and_oldest_dispute_follow_partial_payments_and_resolutions():
+    # as_of Mar 15. A 5000 due Feb 14 (30 days), 1000 paid; B 150 due Feb 1, disputed Feb 10;
+    # C 70 due Feb 20, disputed Mar 1 and resolved Mar 10; D 40 not yet due, disputed Mar 12.
+    led = ledger(
+        invoices=[
+            inv("A", "2024-02-14", "5000"),
+            inv("B", "2024-02-01", "150"),
+            inv("C", "2024-02-20", "70"),
+            inv("D", "2024-03-30", "40"),
+        ],
+        payments=[pay("P1", "2024-03-01", "1000", ("A", "1000"))],
+        disputes=[
+            Dispute("X1", "B", d("2024-02-10")),
+            Dispute("X2", "C", d("2024-03-01"), resolved=d("2024-03-10")),
+            Dispute("X3", "D", d("2024-03-12")),
+        ],
+    )
+    result = facts(led)
+    assert result["overdue_balance"] == D("4220.00")
+    assert result["undisputed_overdue_balance"] == D("4070.00")  # A's 4000 and C's 70
+    assert result["disputed_amount"] == D("190.00")  # B and D (not yet due)
+    assert result["oldest_dispute_days"] == 34  # X1
+    assert result["days_past_due"] == 30
+    no_dispute = facts(ledger(invoices=[inv("A", "2024-02-14", "80")]))
+    assert no_dispute["undisputed_overdue_balance"] == no_dispute["overdue_balance"] == D("80.00")
+    assert "oldest_dispute_days" not in no_dispute
 
 
 @pytest.mark.parametrize(
@@ -431,7 +471,9 @@ def test_late_payments_and_average_days_late():
     assert result["late_payments_12m"] == 3  # A, C, D
     assert result["avg_days_late_12m"] == 16.33  # (10 + 10 + 29) / 3 = 16.333…
     assert result["open_balance"] == D("50.00")  # F
+    assert result["invoices_paid_12m"] == 4  # A, B, C, D settled in 12 months; E too long ago
     assert facts(ledger())["avg_days_late_12m"] == 0.0
+    assert facts(ledger())["invoices_paid_12m"] == 0  # no payment history
 
 
 def test_late_payment_window_is_the_365_days_ending_on_as_of():
@@ -648,9 +690,9 @@ def _busy_ledger() -> Ledger:
 
 
 def _complete_raw() -> dict[str, object]:
-    """A complete fact set as JSON would give it: every non-optional fact but the defaulted two."""
+    """A complete fact set as JSON would give it: every required fact but the defaulted two."""
     values = {"str": "x", "int": 3, "money": "10.50", "float": 0.25, "bool": False}
-    skip = OPTIONAL | {"requested_amount", "new_exposure"}
+    skip = OPTIONAL | NOT_REQUIRED | {"requested_amount", "new_exposure"}
     return {name: values[kind] for name, kind in SPEC_TABLE if name not in skip}
 
 
@@ -666,6 +708,42 @@ def test_check_complete_facts_converts_and_defaults():
     assert result["requested_amount"] == D("0.00")
     assert result["new_exposure"] == D("100.00")  # open_balance + requested_amount
     assert list(result) == [n for n in FACTS if n in result]  # catalogue order
+
+
+def test_check_complete_facts_may_omit_the_facts_added_after_callers_were_written():
+    """Item 9: a caller written before undisputed_overdue_balance, oldest_dispute_days,
+    invoices_paid_12m and requested_limit existed goes on working: nothing missing, and
+    undisputed_overdue_balance follows overdue_balance while no dispute is open."""
+    raw = _complete_raw() | {"overdue_balance": "800.00"}
+    assert not set(raw) & (NOT_REQUIRED | {"oldest_dispute_days", "requested_limit"})
+    result = check_facts(raw, complete=True)
+    assert result["undisputed_overdue_balance"] == D("800.00")
+    assert "invoices_paid_12m" not in result and "oldest_dispute_days" not in result
+    disputed = check_facts(raw | {"has_open_dispute": True}, complete=True)
+    assert "undisputed_overdue_balance" not in disputed  # unknown: absent
+    given = check_facts(raw | {"undisputed_overdue_balance": "10"}, complete=True)
+    assert given["undisputed_overdue_balance"] == D("10.00")
+
+
+def test_check_earlier_decision_facts_against_their_outcome_field():
+    from engine.ruleset import OutcomeField
+
+    action = OutcomeField("action", "string", ("none", "handoff"), "none")
+    earlier = {"handoff_action": ("handoff", action)}
+    assert check_facts({"handoff_action": "handoff"}, complete=False, earlier=earlier) == {
+        "handoff_action": "handoff"
+    }
+    assert check_facts({"handoff_action": None}, complete=False, earlier=earlier) == {}
+    with pytest.raises(FactError) as info:
+        check_facts(
+            {"handoff_action": "hnadoff", "handof_action": 1}, complete=False, earlier=earlier
+        )
+    assert info.value.errors == {
+        "handoff_action": [
+            "'hnadoff' is not one of ['none', 'handoff'] (the handoff decision's action)"
+        ],
+        "handof_action": ["unknown fact (did you mean 'handoff_action'?)"],
+    }
 
 
 def test_check_given_new_exposure_and_requested_amount_are_kept():

@@ -23,7 +23,8 @@ from engine.ledger import (
     PaymentPlan,
     Promise,
 )
-from engine.ruleset import RuleSet, load_ruleset_file
+from engine.order import decide_in_order, parse_rulesets
+from engine.ruleset import RuleSet
 from engine.runtime import Engine
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
@@ -37,9 +38,17 @@ def engine() -> Engine:
     return Engine()
 
 
+def load_defaults() -> dict[str, RuleSet]:
+    """rules/*.toml, each parsed after the rule sets it names in `after`."""
+    sources = {kind: ((RULES / f"{kind}.toml").read_text(), f"rules/{kind}.toml") for kind in KINDS}
+    parsed, problems = parse_rulesets(sources)
+    assert problems == []
+    return parsed
+
+
 @pytest.fixture(scope="module")
 def rulesets() -> dict[str, RuleSet]:
-    return {kind: load_ruleset_file(RULES / f"{kind}.toml") for kind in KINDS}
+    return load_defaults()
 
 
 # ---- the files ------------------------------------------------------------------------------
@@ -47,9 +56,9 @@ def rulesets() -> dict[str, RuleSet]:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_default_file_validates_with_a_moderate_number_of_rules(kind):
-    ruleset = load_ruleset_file(RULES / f"{kind}.toml")  # raises RuleFileError if invalid
+    ruleset = load_defaults()[kind]
     assert ruleset.kind == kind
-    assert 10 <= len(ruleset.rules) <= 25
+    assert 10 <= len(ruleset.rules) <= 40
     assert len(ruleset.tests) >= 10
     for rule in ruleset.rules:
         assert rule.name and rule.reason, rule.id
@@ -83,21 +92,26 @@ def test_credit_grades_history_into_a_derived_risk_band(rulesets, engine):
         "late_payments_12m": 0,
         "avg_days_late_12m": 0.0,
         "credit_limit": D("10000.00"),
+        "open_balance": D("7000.00"),
+        "requested_amount": D("2000.00"),
         "new_exposure": D("9000.00"),
     }
     evaluation = engine.evaluate(rulesets["credit"], facts)
     assert evaluation.derived == {"risk_band": "medium"}
-    assert [f.id for f in evaluation.fired] == ["CR-002", "CR-270"]
+    assert [f.id for f in evaluation.fired] == ["CR-002", "CR-320"]
     assert "medium risk band" in evaluation.reasons[1]
 
 
 def test_a_rule_reading_an_absent_score_does_not_match(rulesets, engine):
     history = {
+        "invoices_paid_12m": 5,
         "promises_broken_12m": 0,
         "days_past_due": 0,
         "late_payments_12m": 0,
         "avg_days_late_12m": 0.0,
         "credit_limit": D("10000.00"),
+        "open_balance": D("0.00"),
+        "requested_amount": D("2000.00"),
         "new_exposure": D("2000.00"),
     }
     scored = engine.evaluate(rulesets["credit"], {**history, "credit_score": 250})
@@ -130,8 +144,10 @@ def reminder(id: str, tone: str, days_ago: int) -> Contact:
 
 
 def decide(rulesets, engine, ledger: Ledger, requested: str = "0") -> dict[str, dict]:
+    """One account's outcomes by kind, each rule set after those it names (as a run decides)."""
     facts = derive_facts(ledger, AS_OF, D(requested))
-    return {kind: engine.evaluate(rulesets[kind], facts).outcome for kind in KINDS}
+    steps = decide_in_order(engine.evaluate, rulesets.values(), facts)
+    return {step.ruleset.kind: step.evaluation.outcome for step in steps}
 
 
 def long_overdue(**records) -> Ledger:
@@ -145,9 +161,13 @@ def long_overdue(**records) -> Ledger:
     )
 
 
+def tone(tone: str, channel: str = "email", cadence: int = 7, notice: str = "reminder") -> dict:
+    return {"tone": tone, "channel": channel, "cadence_days": cadence, "notice": notice}
+
+
 def test_ten_days_overdue_gets_a_friendly_reminder(rulesets, engine):
     decided = decide(rulesets, engine, Ledger(customer(), invoices=(invoice("I1", 10),)))
-    assert decided["reminder"] == {"tone": "friendly", "channel": "email", "cadence_days": 7}
+    assert decided["reminder"] == tone("friendly")
     assert decided["handoff"]["action"] == "none"
 
 
@@ -156,29 +176,62 @@ def test_an_invoice_due_in_three_days_gets_a_courtesy_reminder(rulesets, engine)
     assert decided["reminder"]["tone"] == "courtesy"
 
 
-def test_reminders_escalate_with_age(rulesets, engine):
+def test_reminders_escalate_one_step_at_a_time_with_age(rulesets, engine):
     tones = []
     for age, last in ((10, None), (20, "friendly"), (40, "firm"), (70, "final")):
-        contacts = (reminder("K1", last, 9),) if last else ()
+        contacts = (reminder("K1", last, 14),) if last else ()
         ledger = Ledger(customer(), invoices=(invoice("I1", age),), contacts=contacts)
         tones.append(decide(rulesets, engine, ledger)["reminder"]["tone"])
     assert tones == ["friendly", "firm", "final", "demand"]
 
 
-def test_a_disputed_invoice_pauses_reminders_until_resolved(rulesets, engine):
+def test_no_skipped_step_after_a_friendly_reminder_the_next_is_firm_not_final(rulesets, engine):
+    ledger = Ledger(
+        customer(), invoices=(invoice("I1", 45),), contacts=(reminder("K", "friendly", 9),)
+    )
+    decided = decide(rulesets, engine, ledger)
+    assert decided["reminder"] == tone("firm")
+
+
+def test_a_disputed_invoice_alone_pauses_reminders_until_resolved(rulesets, engine):
     invoices = (invoice("I1", 40),)
+    contacts = (reminder("K1", "firm", 10),)
     disputed = Ledger(customer(), invoices=invoices, disputes=(Dispute("X1", "I1", days(5)),))
     resolved = Ledger(
-        customer(), invoices=invoices, disputes=(Dispute("X1", "I1", days(30), days(2)),)
+        customer(),
+        invoices=invoices,
+        disputes=(Dispute("X1", "I1", days(30), days(2)),),
+        contacts=contacts,
     )
     assert decide(rulesets, engine, disputed)["reminder"]["tone"] == "none"
     assert decide(rulesets, engine, resolved)["reminder"]["tone"] == "final"
 
 
-def test_120_days_with_a_final_notice_and_no_plan_is_handed_off(rulesets, engine):
+def test_a_small_dispute_does_not_silence_the_undisputed_overdue_balance(rulesets, engine):
+    """150.00 disputed on one invoice, 5,000.00 undisputed and 40 days overdue on another."""
+    ledger = Ledger(
+        customer(),
+        invoices=(invoice("I1", 40, "5000.00"), invoice("I2", 45, "150.00")),
+        disputes=(Dispute("X1", "I2", days(40)),),
+        contacts=(reminder("K1", "firm", 9),),
+    )
+    facts = derive_facts(ledger, AS_OF)
+    assert (facts["undisputed_overdue_balance"], facts["overdue_balance"]) == (
+        D("5000.00"),
+        D("5150.00"),
+    )
+    decided = decide(rulesets, engine, ledger)
+    assert decided["reminder"] == tone("final", "letter", 10)
+    assert decided["handoff"]["action"] == "review_dispute"  # open 40 days: a controller settles it
+
+
+def test_120_days_with_a_final_notice_and_no_plan_is_handed_off_without_a_reminder(
+    rulesets, engine
+):
     decided = decide(rulesets, engine, long_overdue())
     assert decided["handoff"] == {"action": "handoff", "agency": "standard"}
-    assert decided["credit"]["decision"] == "decline"
+    assert decided["reminder"]["tone"] == "none"
+    assert decided["credit"] == {**decided["credit"], "decision": "none", "status": "stop"}
 
 
 def test_the_same_account_keeping_a_payment_plan_is_not_handed_off(rulesets, engine):
@@ -190,7 +243,36 @@ def test_the_same_account_keeping_a_payment_plan_is_not_handed_off(rulesets, eng
     )
     decided = decide(rulesets, engine, long_overdue(payment_plans=(plan,)))
     assert decided["handoff"]["action"] == "none"
-    assert decided["reminder"] == {"tone": "friendly", "channel": "email", "cadence_days": 14}
+    assert decided["reminder"] == tone("friendly", cadence=14)
+
+
+def test_a_missed_installment_gets_the_plans_default_notice_and_a_second_breaks_it(
+    rulesets, engine
+):
+    def plan(*due: int) -> PaymentPlan:
+        return PaymentPlan(
+            "P1", "C1", "active", tuple(Installment(days(n), D("1000.00")) for n in due)
+        )
+
+    contacts = (reminder("K3", "friendly", 20),)
+    one = decide(rulesets, engine, long_overdue(payment_plans=(plan(5, -25),), contacts=contacts))
+    assert one["reminder"] == tone("firm", "letter", 14, "plan_default")
+    assert one["handoff"]["action"] == "none"
+    two = decide(rulesets, engine, long_overdue(payment_plans=(plan(35, 5),), contacts=contacts))
+    assert two["reminder"] == tone("final", "letter", 10)  # the plan is broken: final notice
+    assert two["handoff"]["action"] == "none"  # the hand-off waits ten days for it
+
+
+def test_a_broken_promise_gets_a_call(rulesets, engine):
+    promise = Promise("R1", "C1", days(20), days(5), D("4200.00"))
+    ledger = Ledger(
+        customer(),
+        invoices=(invoice("I1", 25),),
+        promises=(promise,),
+        contacts=(reminder("K1", "friendly", 12),),
+    )
+    decided = decide(rulesets, engine, ledger)
+    assert decided["reminder"] == tone("firm", "phone", 1, "promise_broken")
 
 
 def test_an_active_promise_stops_the_hand_off(rulesets, engine):
@@ -208,10 +290,11 @@ def test_an_open_dispute_or_a_hold_holds_the_hand_off(rulesets, engine):
     assert decide(rulesets, engine, held)["reminder"]["tone"] == "none"
 
 
-def test_a_recent_partial_payment_earns_a_plan_offer_first(rulesets, engine):
+def test_a_recent_partial_payment_earns_a_plan_offer_which_is_the_letter(rulesets, engine):
     payment = Payment("M1", "C1", days(25), D("500.00"))
     decided = decide(rulesets, engine, long_overdue(payments=(payment,)))
     assert decided["handoff"]["action"] == "offer_plan"
+    assert decided["reminder"] == tone("final", "letter", 14, "plan_offer")
 
 
 def test_an_account_with_an_agency_gets_nothing_more(rulesets, engine):
@@ -219,22 +302,52 @@ def test_an_account_with_an_agency_gets_nothing_more(rulesets, engine):
     decided = decide(rulesets, engine, long_overdue(contacts=(placed,)))
     assert decided["reminder"]["tone"] == "none"
     assert decided["handoff"]["action"] == "none"
-    assert decided["credit"]["decision"] == "decline"
+    assert decided["credit"]["decision"] == "none"
+    assert (decided["credit"]["status"], decided["credit"]["review_days"]) == ("stop", 0)
+    assert (
+        decide(rulesets, engine, long_overdue(contacts=(placed,)), "100")["credit"]["decision"]
+        == "decline"
+    )
 
 
 def test_credit_follows_exposure_against_the_limit(rulesets, engine):
-    ledger = Ledger(customer("10000"), invoices=(invoice("I1", -20, "2000.00"),))
+    paid = Payment("M1", "C1", days(40), D("1000.00"))
+    history = Invoice("I0", "C1", days(80), days(50), D("1000.00"))
+    ledger = Ledger(
+        customer("10000"), invoices=(history, invoice("I1", -20, "2000.00")), payments=(paid,)
+    )
     outcomes = [
         decide(rulesets, engine, ledger, requested)["credit"]["decision"]
-        for requested in ("3000.00", "9000.00", "20000.00")
+        for requested in ("0", "3000.00", "9000.00", "20000.00")
     ]
-    assert outcomes == ["approve", "refer", "decline"]
+    assert outcomes == ["none", "approve", "refer", "decline"]
+
+
+def test_credit_without_an_order_gives_the_status_and_no_decision(rulesets, engine):
+    credit = decide(rulesets, engine, long_overdue())["credit"]
+    assert (credit["decision"], credit["status"], credit["review_days"]) == ("none", "stop", 30)
+
+
+def test_no_history_is_its_own_band_not_good_history(
+    rulesets,
+    engine,
+):
+    facts = derive_facts(Ledger(customer(), invoices=(invoice("I1", -10),)), AS_OF)
+    evaluation = engine.evaluate(rulesets["credit"], facts)
+    assert evaluation.derived["risk_band"] == "none"
+    assert not any("Low risk" in reason for reason in evaluation.reasons)
 
 
 def test_a_new_customer_with_a_good_score_gets_a_starter_limit(rulesets, engine):
     ledger = Ledger(customer("0", since=days(20), score=760))
     credit = decide(rulesets, engine, ledger, "2500.00")["credit"]
-    assert credit == {"decision": "approve", "credit_limit": D("5000.00"), "terms_days": 30}
+    assert credit == {
+        "decision": "approve",
+        "status": "ok",
+        "credit_limit": D("5000.00"),
+        "terms_days": 30,
+        "review_days": 0,
+    }
     unscored = Ledger(customer("0", since=days(20), score=None))
     assert decide(rulesets, engine, unscored, "2500.00")["credit"]["decision"] == "refer"
 

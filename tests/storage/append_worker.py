@@ -31,6 +31,7 @@ def record(worker: str, n: int) -> dict:
         "created_at": datetime.now(UTC),
         "engine_us": 1,
         "via": "api",
+        "earlier": [],
     }
 
 

@@ -206,6 +206,7 @@ def decision_record(n: int, **changes) -> dict:
         "created_at": datetime(2024, 4, 15, 2, 0, n % 60, 1000 * n, tzinfo=UTC),
         "engine_us": 31,
         "via": "api",
+        "earlier": [],
     }
     record.update(changes)
     return record
@@ -236,10 +237,10 @@ def store_format_1(records: list[dict], tags_table: str = "decision_tag") -> lis
     last, prev = head.fetchone() or (0, GENESIS_HASH)
     stored = []
     for seq, decision in enumerate(prepare_decisions(records), start=last + 1):
-        record = {k: v for k, v in decision.record.items() if k not in ("format", "via")}
+        record = {k: v for k, v in decision.record.items() if k not in ("format", "via", "earlier")}
         digest = chain_hash(record, prev)
         row = dict(zip([c.name for c in shape.COLUMNS], decision.row, strict=True))
-        del row["format"], row["via"]
+        del row["format"], row["via"], row["earlier"]
         _DecisionV1.insert(**row, seq=seq, prev_hash=prev, hash=digest).execute()
         mark = database.param
         insert = (

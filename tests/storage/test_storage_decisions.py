@@ -31,7 +31,7 @@ def test_append_chains_each_decision_to_the_previous(db, make_decision):
     for before, after in zip(chain, chain[1:], strict=False):
         assert after["prev_hash"] == before["hash"]
     assert first["hash"] == chain_hash(hashed(first), GENESIS_HASH)
-    assert (first["format"], first["via"]) == (2, "api")
+    assert (first["format"], first["via"], first["earlier"]) == (decisions.FORMAT, "api", [])
     assert decisions.chain_head() == (5, rest[-1]["hash"])
     assert decisions.verify_chain() == []
 
@@ -128,13 +128,33 @@ def format_1_row(record: dict) -> dict:
     }
 
 
+def test_a_decision_of_format_2_still_verifies_and_the_chain_grows_after_it(db, make_decision):
+    """Format 4 added `earlier`: rows written as format 2 (no `earlier` member, the column
+    NULL) read back without it and verify; a new decision chains after them with it."""
+    record = {k: v for k, v in make_decision(1).items() if k != "earlier"}
+    row = {**format_1_row(record), "via": "api", "format": 2}
+    row["hash"] = chain_hash({**record, "format": 2}, GENESIS_HASH)
+    Decision.insert(**row).execute()
+    old = decisions.get_decision("dec-1")
+    assert old["format"] == 2 and "earlier" not in old
+    assert old["hash"] == chain_hash(hashed(old), GENESIS_HASH)
+    ref = {"kind": "handoff", "version": 3, "sha256": "cd" * 32, "decision_id": "d-9"}
+    new = decisions.append_decision(make_decision(2, earlier=[{**ref, "facts": ["a_b"]}]))
+    assert new["prev_hash"] == old["hash"] and new["earlier"][0]["decision_id"] == "d-9"
+    assert decisions.get_decision("dec-2") == new
+    assert decisions.verify_chain() == []
+    # `earlier` is signed like any other member: altering it is found.
+    db.execute_sql('UPDATE "decision" SET "earlier" = \'[]\' WHERE "seq" = 2')
+    assert [p.seq for p in decisions.verify_chain()] == [2]
+
+
 def test_a_decision_hashed_before_formats_existed_still_verifies(db, make_decision):
     Decision.insert(**format_1_row(make_decision(1)), format=1, via=None).execute()
     old = decisions.get_decision("dec-1")
     assert "format" not in old and "via" not in old  # format 1: the twelve SPEC §5 fields
     assert old["hash"] == chain_hash(hashed(old), GENESIS_HASH) == FORMAT_1_HASH
     new = decisions.append_decision(make_decision(2))
-    assert new["prev_hash"] == FORMAT_1_HASH and new["format"] == 2
+    assert new["prev_hash"] == FORMAT_1_HASH and new["format"] == decisions.FORMAT
     assert decisions.verify_chain() == []
     # The format is signed: relabelling a row's format is an alteration like any other.
     db.execute_sql('UPDATE "decision" SET "format" = 1 WHERE "seq" = 2')

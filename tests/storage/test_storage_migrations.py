@@ -104,7 +104,7 @@ def test_decisions_of_an_earlier_release_keep_verifying_and_their_staged_tags_ar
     decision_tag_recent join decision_tag and the staging table is gone."""
     from engine.trace import GENESIS_HASH
     from storage import decisions
-    from storage.decisions import DecisionFilter
+    from storage.decisions import FORMAT, DecisionFilter
     from storage.migrations import table_exists
 
     assert migrate(empty_db, target=7) == list(range(1, 8))
@@ -119,7 +119,7 @@ def test_decisions_of_an_earlier_release_keep_verifying_and_their_staged_tags_ar
     tagged = decisions.query_decisions(DecisionFilter(rule_id="RT-040")).items
     assert [d["decision_id"] for d in tagged] == [f"dec-{n}" for n in range(1, 6)]
     new = decisions.append_decision(make_decision(6))
-    assert (new["seq"], new["prev_hash"], new["format"]) == (6, old[-1]["hash"], 2)
+    assert (new["seq"], new["prev_hash"], new["format"]) == (6, old[-1]["hash"], FORMAT)
     assert decisions.count_decisions(DecisionFilter(outcome={"tone": "friendly"})) == 3
     assert decisions.verify_chain() == []
 
