@@ -10,7 +10,7 @@ from typing import Any
 
 from engine import expr
 from engine.errors import EngineError
-from engine.ruleset import RuleSet, parse_ruleset
+from engine.ruleset import RuleSet
 
 ID_LENGTH = 64
 
@@ -64,13 +64,14 @@ def find_decision(decision_id: str) -> dict[str, Any] | None:
 
 @functools.lru_cache(maxsize=64)
 def _parsed(kind: str, version: int, sha256: str) -> RuleSet | None:
+    from api.lifecycle_rules import parse_text
     from storage.rulesets import get_version
 
     stored = get_version(kind, version)
     if stored is None or stored["sha256"] != sha256:
         return None
     try:
-        return parse_ruleset(stored["source"], f"{kind} version {version}")
+        return parse_text(stored["source"], f"{kind} version {version}")
     except EngineError:  # a version that no longer parses still has its decisions shown
         return None
 

@@ -154,9 +154,10 @@ def test_the_decision_page_shows_each_fired_rules_condition_and_the_values_it_te
     fired = decision["fired"][0]
     sign_in(client, keys["analyst"])
     html = client.get(f"/console/decisions/{decision['decision_id']}").get_data(as_text=True)
-    from engine.ruleset import load_ruleset_file
+    from api.usecases import load_ruleset_files
 
-    rule = load_ruleset_file(RULES_DIR / "reminder.toml").rule(fired["id"])
+    rulesets = load_ruleset_files(sorted(RULES_DIR.glob("*.toml")))
+    rule = next(r for r in rulesets if r.kind == "reminder").rule(fired["id"])
     assert fired["id"] in html and rule.name in html
     from markupsafe import escape
 
