@@ -27,6 +27,7 @@ from engine.trace import (
     to_jsonable,
 )
 from storage.db import (
+    LockKey,
     database,
     insert_rows,
     insert_sql,
@@ -52,7 +53,7 @@ DECISION_FIELDS = (
     "created_at",
     "engine_us",
 )
-CHAIN_LOCK = 0x6372_6564_6F02  # "credo" + 2: the advisory lock key for the decision chain
+CHAIN_LOCK = LockKey.DECISION_CHAIN  # appends to the decision chain queue on it
 _READ_CHUNK = 1000
 
 

@@ -330,3 +330,48 @@ def test_the_scheduler_fires_a_run_on_its_cron(settings):
     thread.join(timeout=60)
     assert run is not None and run.state == "finished"
     assert run.requested_by == "scheduler" and run.report["customers_evaluated"] > 0
+
+
+def run_env(database_url: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CREDO_DATABASE_URL": database_url,
+        "CREDO_RUN_BATCH_SIZE": "5",
+        "CREDO_RUN_WORKERS": "1",
+        "CREDO_PATHS_RULES_DIR": str(ROOT / "rules"),
+        **extra,
+    }
+
+
+def test_runs_started_at_once_make_one_run_and_decide_each_customer_once(settings, database_url):
+    """Three `credo run` of one date released together: one claims the date and runs it, the
+    others find the lock taken (exit 2) or the run finished (exit 0) and make nothing; the next
+    start of the date finds it finished. Each customer and kind is decided once."""
+    from api_support import decision_counts, wait_until_held_back, writers_held
+
+    from storage.runs import Run
+
+    portfolio(30)
+    cmd = [sys.executable, "-m", "api", "run", "--as-of", AS_OF.isoformat()]
+    env = run_env(database_url)
+    with writers_held(database_url):
+        starters = [
+            subprocess.Popen(
+                cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(3)
+        ]
+        wait_until_held_back(starters, database_url)
+    outcomes = [(p.communicate(timeout=180)[1], p.returncode)[::-1] for p in starters]
+    assert sorted(code for code, _ in outcomes)[0] == 0, outcomes
+    for code, err in outcomes:
+        assert code == 0 or (code == 2 and "another run is in progress" in err), outcomes
+    runs = list(Run.select().where(Run.as_of == AS_OF))
+    assert [(r.attempt, r.state) for r in runs] == [(1, "finished")]
+    decided, pairs = decision_counts(AS_OF)
+    assert decided == pairs == 3 * runs[0].customers_total > 0
+
+    again = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "already finished" in again.stdout, again.stderr
+    assert decision_counts(AS_OF) == (decided, pairs)
+    assert Run.select().where(Run.as_of == AS_OF).count() == 1

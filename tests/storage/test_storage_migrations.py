@@ -7,15 +7,17 @@ from datetime import date
 from decimal import Decimal
 
 from storage import ledger
-from storage.migrations import LATEST, current_version, migrate
+from storage.migrations import LATEST, MIGRATIONS, current_version, migrate
 from storage.models import Customer, Invoice, SchemaVersion
+
+VERSIONS = [version for version, _name, _apply in MIGRATIONS]  # numbered with gaps
 
 
 def test_migrate_twice_changes_nothing(empty_db):
-    assert migrate(empty_db) == list(range(1, LATEST + 1))
+    assert migrate(empty_db) == VERSIONS
     assert migrate(empty_db) == []
     assert current_version(empty_db) == LATEST
-    assert SchemaVersion.select().count() == LATEST
+    assert SchemaVersion.select().count() == len(VERSIONS)
 
 
 def test_version_1_database_upgrades_without_losing_rows(empty_db, records):
@@ -29,7 +31,7 @@ def test_version_1_database_upgrades_without_losing_rows(empty_db, records):
         "invoices": list(Invoice.select().order_by(Invoice.id).dicts()),
     }
 
-    assert migrate(empty_db) == list(range(2, LATEST + 1))
+    assert migrate(empty_db) == VERSIONS[1:]
 
     assert list(Customer.select().order_by(Customer.id).dicts()) == before["customers"]
     assert list(Invoice.select().order_by(Invoice.id).dicts()) == before["invoices"]
@@ -82,7 +84,7 @@ def test_decision_tags_of_an_earlier_release_are_rekeyed_without_losing_rows(
     tagged_before = empty_db.execute_sql('SELECT count(*) FROM "decision_tag"').fetchone()[0]
     assert stored[0]["prev_hash"] == GENESIS_HASH and before and tagged_before
 
-    assert migrate(empty_db) == list(range(5, LATEST + 1))
+    assert migrate(empty_db) == [v for v in VERSIONS if v >= 5]
     assert empty_db.execute_sql('SELECT count(*) FROM "decision_tag"').fetchone()[0] == (
         tagged_before
     )
@@ -91,3 +93,25 @@ def test_decision_tags_of_an_earlier_release_are_rekeyed_without_losing_rows(
     tagged = decisions.query_decisions(DecisionFilter(rule_id="RT-040")).items
     assert {d["seq"] for d in tagged} == {d["seq"] for d in [*stored, *more]}
     assert decisions.verify_chain() == []
+
+
+def test_runs_of_an_earlier_release_count_as_planned(empty_db):
+    """Migration 10: runs made before it listed their customers in one transaction, so each
+    is planned (planned_at = started_at); a new run is not until its customers are listed."""
+    from datetime import UTC, datetime
+
+    from storage.runs import Run
+
+    assert migrate(empty_db, target=7)[-1] == 7
+    empty_db.execute_sql('ALTER TABLE "run" DROP COLUMN "planned_at"')  # as releases before made it
+    started = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
+    empty_db.execute_sql(
+        'INSERT INTO "run" ("run_id", "as_of", "attempt", "state", "requested_by", "rulesets", '
+        '"batch_size", "customers_total", "report", "error", "started_at") '
+        "VALUES ('r1', '2026-03-02', 1, 'finished', 'test', '{}', 500, 0, '{}', '', "
+        "'2026-03-02 01:30:00')"
+    )
+
+    assert migrate(empty_db) == [v for v in VERSIONS if v > 7]
+    run = Run.get_by_id("r1")
+    assert run.planned_at == run.started_at == started
