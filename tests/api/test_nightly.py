@@ -375,3 +375,69 @@ def test_runs_started_at_once_make_one_run_and_decide_each_customer_once(setting
     assert again.returncode == 0 and "already finished" in again.stdout, again.stderr
     assert decision_counts(AS_OF) == (decided, pairs)
     assert Run.select().where(Run.as_of == AS_OF).count() == 1
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uses POSIX signals and /proc")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_workers_end_with_the_run_process(settings, database_url, sig):
+    """The process of `credo run` is killed or stopped mid-run: its worker processes end with
+    it, and no batch is committed once it is gone (on PostgreSQL workers commit batches)."""
+    from storage.models import Decision
+    from storage.nightly import latest_run
+    from storage.runs import RunBatch
+
+    portfolio(150)
+    env = run_env(database_url, CREDO_RUN_BATCH_SIZE="3", CREDO_RUN_WORKERS="2")
+    cmd = [sys.executable, "-m", "api", "run", "--as-of", AS_OF.isoformat()]
+    main = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while time.monotonic() < deadline and main.poll() is None:
+        run = latest_run(AS_OF)
+        done = (
+            run
+            and RunBatch.select()
+            .where((RunBatch.run == run.run_id) & (RunBatch.state == "done"))
+            .count()
+        )
+        workers = children(main.pid)
+        if done and len(workers) >= 1:
+            break
+        time.sleep(0.05)
+    assert main.poll() is None and workers, "the run ended before it could be stopped"
+    main.send_signal(sig)
+    main.wait(timeout=120)
+    stored = Decision.select().count()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(alive(pid) for pid in workers):
+        time.sleep(0.05)
+    assert not [pid for pid in workers if alive(pid)], "worker processes outlived the run's"
+    time.sleep(1.0)
+    assert Decision.select().count() == stored
+    assert latest_run(AS_OF).state == "running"  # resumable
+
+
+def children(pid: int) -> list[int]:
+    """Pids of the live processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for its reaper does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"

@@ -268,6 +268,49 @@ def test_a_run_process_that_cannot_start_is_reported_and_nothing_is_left_behind(
     assert run["state"] == "finished" and run["error"] is None
 
 
+def test_posts_at_once_make_one_run_and_decide_each_customer_once(app, auth, database_url):
+    """Four POST /v1/runs of one date at once: one run is made and runs, the other answers
+    say another run is in progress (nothing was started: no run is left failed or running)
+    or give the same run; asking again answers the finished run. Each customer and kind is
+    decided once."""
+    import threading
+
+    from api_support import decision_counts, writers_held
+
+    from storage.runs import Run
+
+    portfolio(20)
+    answers = []
+
+    def post() -> None:
+        client = app.test_client()
+        response = client.post("/v1/runs", json={"as_of": "2026-03-02"}, headers=auth("admin"))
+        answers.append((response.status_code, response.json))
+
+    with writers_held(database_url):
+        threads = [threading.Thread(target=post) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(2)  # every request reaches the database before it lets go
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(answers) == 4 and {code for code, _ in answers} <= {200, 202, 409}, answers
+    started = {body["run_id"] for code, body in answers if code in (200, 202)}
+    assert len(started) == 1, answers
+    for code, body in answers:
+        assert code != 409 or "nothing was started" in body["detail"], body
+    client = app.test_client()
+    run = wait_finished(client, auth, started.pop())
+    runs = list(Run.select().where(Run.as_of == AS_OF))
+    assert [(r.run_id, r.attempt, r.state) for r in runs] == [(run["run_id"], 1, "finished")]
+    decided, pairs = decision_counts(AS_OF)
+    assert decided == pairs == 3 * run["customers_total"] > 0
+
+    again = client.post("/v1/runs", json={"as_of": "2026-03-02"}, headers=auth("admin"))
+    assert again.status_code == 200 and again.json["run_id"] == run["run_id"]
+    assert decision_counts(AS_OF) == (decided, pairs)
+
+
 def test_the_run_process_gets_the_apps_settings(run_settings, tmp_path):
     from api.http.run_launch import child_env
     from api.settings import load_settings
