@@ -166,14 +166,17 @@ class _Announcer:
 
     def _say(self, message: dict[str, Any]) -> None:
         if self.stream is not None:
-            self.stream.write(json.dumps(message) + "\n")
+            try:
+                self.stream.write(json.dumps(message) + "\n")
+            except OSError:  # the reader has gone: nothing to tell
+                pass
             self.close()  # one message; the reader gets it with the end of the pipe
 
     def close(self) -> None:
         if self.stream is not None:
             try:
                 self.stream.close()
-            except OSError:  # the reader has gone: nothing to tell
+            except OSError:
                 pass
             self.stream = None
 
