@@ -17,7 +17,6 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -25,7 +24,7 @@ import peewee as pw
 
 from storage.db import RUN_LOCK_CLASS, LockKey, database, insert_rows, is_postgres, write_lock
 from storage.decisions import PreparedDecision, append_prepared
-from storage.errors import Conflict, StorageError
+from storage.errors import Conflict
 from storage.models import JSONText, now_utc
 from storage.runs import Action, Run, RunBatch, RunLock, RunResult
 
@@ -34,10 +33,6 @@ from storage.runs import Action, Run, RunBatch, RunLock, RunResult
 PG_RUN_LOCK = f"SELECT {{fn}}({RUN_LOCK_CLASS}, hashtext(current_schema()))"
 LOCK_NAME = "nightly"
 PLAN_ROWS_PER_COMMIT = 200  # batches listed per transaction while a run is planned
-
-
-class RunBusy(StorageError):
-    """Another run holds the run lock."""
 
 
 def owner_id() -> str:
@@ -341,15 +336,3 @@ def finish_run(run_id: str, state: str, report: dict[str, Any], error: str = "")
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-@contextmanager
-def run_lock(owner: str, ttl_seconds: float = 120):
-    """Hold the run lock for a block; RunBusy when another live run holds it."""
-    if not try_run_lock(owner, ttl_seconds):
-        holder = run_lock_holder()
-        raise RunBusy(f"another run is in progress{f' ({holder})' if holder else ''}")
-    try:
-        yield
-    finally:
-        release_run_lock(owner)

@@ -98,7 +98,7 @@ def run_command(
 ) -> None:
     """Re-evaluate every open account now, with every active rule set (resumes a stopped run)."""
     from api.cli.data import _open_initialised
-    from api.nightly.run import RunError, StopFlag, join_run, start_run
+    from api.nightly.run import RunError, RunLockBusy, StopFlag, join_run, start_run
 
     announcer = _Announcer(announce_fd)
     _open_initialised(ctx)
@@ -125,7 +125,8 @@ def run_command(
         )
     except RunError as exc:
         announcer.refused(str(exc))
-        click.echo(f"credo run: {exc}", err=True)
+        hint = "; try again later or --wait" if isinstance(exc, RunLockBusy) else ""
+        click.echo(f"credo run: {exc}{hint}", err=True)
         sys.exit(2)
     finally:
         announcer.close()

@@ -50,6 +50,10 @@ class RunError(Exception):
     """A run cannot start or cannot go on (no rule sets, lock busy, ...)."""
 
 
+class RunLockBusy(RunError):
+    """Another run holds the run lock: nothing was claimed."""
+
+
 @dataclass
 class StopFlag:
     """Set by SIGTERM/SIGINT: workers finish the batch in hand, commit it and stop."""
@@ -172,11 +176,12 @@ def _reload(run: Any) -> Any:
 def _run_lock(owner: str, wait: bool) -> Iterator[None]:
     """Hold the run lock for a block; RunError when another run holds it (after waiting for
     it to be free, with `wait`)."""
-    from storage.nightly import RunBusy, release_run_lock, try_run_lock
+    from storage.nightly import release_run_lock, run_lock_holder, try_run_lock
 
     while not try_run_lock(owner):
         if not wait:
-            raise RunError(str(RunBusy("another run is in progress; try again later or --wait")))
+            holder = run_lock_holder()
+            raise RunLockBusy(f"another run is in progress{f' ({holder})' if holder else ''}")
         time.sleep(2)
     try:
         yield

@@ -441,3 +441,37 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_run_stopped_while_listing_its_customers_lists_them_again(settings, monkeypatch):
+    """The listing is committed a few hundred batches at a time: a run whose listing stopped
+    halfway is not executed as it is, but listed again, and every customer decided once."""
+    from storage.ledger import iter_open_customer_ids
+    from storage.nightly import create_run, owner_id, plan_run
+    from storage.runs import RunBatch
+
+    portfolio(40)
+    settings = small(settings, batch_size=2)
+    run = create_run(AS_OF, "test", pinned_versions(), 2)
+
+    def broken():
+        for number, ids in enumerate(iter_open_customer_ids(2, as_of=AS_OF)):
+            if number == 3:
+                raise OSError("power cut")
+            yield ids
+
+    monkeypatch.setattr("storage.nightly.PLAN_ROWS_PER_COMMIT", 2)
+    with pytest.raises(OSError):
+        plan_run(run.run_id, broken(), owner_id())
+    assert RunBatch.select().where(RunBatch.run == run.run_id).count() == 2
+    run_id, result = run_once(settings)
+    assert run_id == run.run_id and result["state"] == "finished"
+    seen = results_of(run_id)
+    expected = [c for ids in iter_open_customer_ids(1000, as_of=AS_OF) for c in ids]
+    assert len(seen) == len(set(seen)) == 3 * len(expected) == 3 * result["customers_total"]
+
+
+def pinned_versions() -> dict:
+    from storage.rulesets import list_active
+
+    return {r["kind"]: {"version": r["version"], "sha256": r["sha256"]} for r in list_active()}
