@@ -11,8 +11,9 @@ customers per second, the peak memory of the run's process and of its busiest wo
 the run (Linux VmHWM: this process's peak is reset after the portfolio's load, the workers'
 sampled while they live), the ratio of the run's rate to the bare engine's rate for the same
 three decisions (facts derivation and evaluation only, measured in this process), and how busy
-the machine's CPUs were during the run (the database server's work included). Target: 100k customers in under
-60 s on two cores, peak memory under 500 MB, cost linear in the number of customers.
+the machine's CPUs were during the run (the database server's work included).
+Target: 100k customers in under 60 s on two cores, peak memory under 500 MB and flat with the
+portfolio's size, cost linear in the number of customers.
 PostgreSQL: TEST_DATABASE_URL or postgresql://postgres@127.0.0.1:5432/test, in a fresh schema.
 """
 
