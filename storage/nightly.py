@@ -305,7 +305,7 @@ def headline(outcome: dict[str, Any]) -> str:
 
 
 def progress(run_id: str) -> dict[str, int]:
-    """Batches and customers done so far, and the run's number of customers."""
+    """Batches and customers done so far."""
     done = RunBatch.select(
         pw.fn.COUNT(RunBatch.id), pw.fn.COALESCE(pw.fn.SUM(RunBatch.customers_evaluated), 0)
     ).where((RunBatch.run == run_id) & (RunBatch.state == "done"))
@@ -317,12 +317,10 @@ def progress(run_id: str) -> dict[str, int]:
             (RunBatch.run == run_id) & (RunBatch.state == "done")
         )
     )
-    total = Run.select(Run.customers_total).where(Run.run_id == run_id).scalar()
     return {
         "batches_done": batches_done,
         "batches_total": batches_total,
         "customers_done": int(customers_done) + errors,
-        "customers_total": total or 0,
         "errors": errors,
     }
 

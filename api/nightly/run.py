@@ -281,10 +281,10 @@ def _claim_loop(settings, run, owner, progress, stop, context) -> None:
         if batch is None:
             return
         output = context.compute(batch.customer_ids)
-        _commit(run.run_id, batch.id, owner, output, progress)
+        _commit(run, batch.id, owner, output, progress)
 
 
-def _commit(run_id: str, batch_id: int, owner: str, output: BatchOutput, progress) -> None:
+def _commit(run: Any, batch_id: int, owner: str, output: BatchOutput, progress) -> None:
     """Store a computed batch, keep the run lock alive, report progress."""
     from storage.nightly import commit_batch, renew_run_lock
     from storage.nightly import progress as run_progress
@@ -300,7 +300,7 @@ def _commit(run_id: str, batch_id: int, owner: str, output: BatchOutput, progres
     )
     renew_run_lock(owner)
     if progress:
-        progress(run_progress(run_id))
+        progress({**run_progress(run.run_id), "customers_total": run.customers_total})
 
 
 def _work_postgres(settings, run, owner, count, progress, stop) -> None:
@@ -426,7 +426,7 @@ def _work_sqlite(settings, run, owner, count, progress, stop) -> None:
                 break
             batch, pending = in_flight.pop(0)
             output = pending.get()
-            _commit(run.run_id, batch.id, owner, output, progress)
+            _commit(run, batch.id, owner, output, progress)
         if stop.stopped:
             # batches claimed but not committed go back to the queue at once
             from storage.nightly import reset_stale_leases
