@@ -7,6 +7,7 @@ import`) can share one file. Servers take connections from a pool (open_pooled).
 
 from __future__ import annotations
 
+import enum
 import io
 import os
 from collections.abc import Sequence
@@ -224,8 +225,27 @@ def _execute_many(sql: str, width: int, params: list) -> None:
             cursor.executemany(sql, params)
 
 
+@enum.unique  # two purposes sharing a key would wait for each other: refused at import
+class LockKey(enum.IntEnum):
+    """Every advisory-lock key credo takes ("credo" + n), in one table so no two collide.
+
+    PostgreSQL: keys of `write_lock` (transaction-level, database-wide). SQLite: write_lock is
+    the file's one writer lock whatever the key. The nightly run's own lock on PostgreSQL is
+    a session lock in the separate two-key space: (RUN_LOCK_CLASS, the schema's hash).
+    """
+
+    MIGRATIONS = 0x6372_6564_6F01
+    DECISION_CHAIN = 0x6372_6564_6F02
+    RULESET_NUMBERING = 0x6372_6564_6F03
+    RUN_QUEUE = 0x6372_6564_6F04  # claiming and committing a run's batches
+    RUN = 0x6372_6564_6F05  # the run lock row (SQLite) and a run's creation
+
+
+RUN_LOCK_CLASS = 0x6372_6564  # "cred": pg_advisory_lock(RUN_LOCK_CLASS, hashtext(schema))
+
+
 @contextmanager
-def write_lock(key: int):
+def write_lock(key: LockKey):
     """A transaction that holds the database-wide writer lock named by `key`.
 
     PostgreSQL: a transaction-level advisory lock (other holders of `key` wait; everyone else
@@ -237,7 +257,7 @@ def write_lock(key: int):
         raise StorageError("no database: call storage.db.connect(url) first")
     if is_postgres(db):
         with db.atomic():
-            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (key,))
+            db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (int(key),))
             yield db
     elif db.in_transaction():
         with db.atomic():

@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 LOAD_CHUNK = 500
+# Customers looked at per range when listing a run's customers: a few megabytes of ids.
+PLAN_CHUNK = 10_000
 
 
 def load_ledger(customer_id: str) -> Ledger | None:
@@ -287,9 +289,13 @@ def _by_customer(cls: type):
 
 
 def iter_open_customer_ids(
-    batch_size: int = 500, *, as_of: date | None = None, after: str | None = None
+    batch_size: int = 500,
+    *,
+    as_of: date | None = None,
+    after: str | None = None,
+    chunk: int = PLAN_CHUNK,
 ) -> Iterator[list[str]]:
-    """Ids of the customers the nightly run evaluates, sorted, in lists of `batch_size`.
+    """Ids of the customers the nightly run evaluates, in id order, in lists of `batch_size`.
 
     A customer is included when it may have an open invoice, has an active payment plan, or
     its latest agency contact is a placement. "May have an open invoice" errs on the side of
@@ -297,20 +303,64 @@ def iter_open_customer_ids(
     payments without any allocation (dated on or before `as_of` when given); so no customer
     with an open invoice is left out, and a customer with nothing open costs one evaluation.
     `after` resumes after that id.
+
+    The customer table is walked in ranges of `chunk` ids (keyset pagination on its primary
+    key), each range asked for its open customers on its own: memory stays the same whatever
+    the size of the portfolio. Ranges follow the database's order of ids and every id falls
+    in exactly one range, so no customer is listed twice or left out.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
-    ids = sorted(_open_by_balance(as_of) | _on_plan() | _in_agency())
-    if after is not None:
-        ids = [i for i in ids if i > after]
-    for start in range(0, len(ids), batch_size):
-        yield ids[start : start + batch_size]
+    pending: list[str] = []
+    for low, high in _id_ranges(after, chunk):
+        pending += sorted(
+            _open_by_balance(as_of, low, high) | _on_plan(low, high) | _in_agency(low, high)
+        )
+        while len(pending) >= batch_size:
+            yield pending[:batch_size]
+            del pending[:batch_size]
+    if pending:
+        yield pending
 
 
-def _open_by_balance(as_of: date | None) -> set[str]:
+def _id_ranges(after: str | None, size: int) -> Iterator[tuple[str | None, str | None]]:
+    """Consecutive ranges (low, high] of `size` customer ids each, from `after` on; None is
+    unbounded (the last range has no upper bound, so an id beyond the table's is covered)."""
+    c = m.Customer
+    low = after
+    while True:
+        query = c.select(c.id).order_by(c.id).offset(size - 1).limit(1)
+        if low is not None:
+            query = query.where(c.id > low)
+        high = query.scalar()
+        yield low, high
+        if high is None:
+            return
+        low = high
+
+
+def _in_range(column: pw.Field, low: str | None, high: str | None) -> pw.Expression:
+    """`column` in (low, high], None meaning unbounded."""
+    condition = pw.Value(True)
+    if low is not None:
+        condition = column > low
+    if high is not None:
+        condition = (column <= high) if low is None else condition & (column <= high)
+    return condition
+
+
+def _open_by_balance(as_of: date | None, low: str | None, high: str | None) -> set[str]:
     inv, cn, al, pay = m.Invoice, m.CreditNote, m.PaymentAllocation, m.Payment
-    credited = cn.select(cn.invoice, pw.fn.SUM(cn.amount).alias("total"))
-    allocated = al.select(al.invoice, pw.fn.SUM(al.amount).alias("total")).join(pay)
+    # A credit note's or allocation's invoice belongs to the customer of the note or payment
+    # (storage.upsert checks it), so each table is read by its own customer index.
+    credited = cn.select(cn.invoice, pw.fn.SUM(cn.amount).alias("total")).where(
+        _in_range(cn.customer, low, high)
+    )
+    allocated = (
+        al.select(al.invoice, pw.fn.SUM(al.amount).alias("total"))
+        .join(pay)
+        .where(_in_range(pay.customer, low, high))
+    )
     if as_of is not None:
         credited = credited.where(cn.date <= as_of)
         allocated = allocated.where(pay.date <= as_of)
@@ -326,15 +376,17 @@ def _open_by_balance(as_of: date | None) -> set[str]:
         )
         .join(credited, pw.JOIN.LEFT_OUTER, on=(credited.c.invoice_id == inv.id))
         .join_from(inv, allocated, pw.JOIN.LEFT_OUTER, on=(allocated.c.invoice_id == inv.id))
+        .where(_in_range(inv.customer, low, high))
         .group_by(inv.customer)
     )
     unallocated = pay.select(pay.customer, pw.fn.SUM(pay.amount).alias("paid")).where(
-        ~pw.fn.EXISTS(al.select(al.id).where(al.payment == pay.id))
+        _in_range(pay.customer, low, high)
+        & ~pw.fn.EXISTS(al.select(al.id).where(al.payment == pay.id))
     )
     if as_of is not None:
         unallocated = unallocated.where(pay.date <= as_of)
-    owed_by: dict[str, Any] = dict(owed.tuples())
-    for customer_id, paid in unallocated.group_by(pay.customer).tuples():
+    owed_by: dict[str, Any] = dict(owed.tuples().iterator())
+    for customer_id, paid in unallocated.group_by(pay.customer).tuples().iterator():
         if customer_id in owed_by:
             owed_by[customer_id] -= paid
     # SQLite sums money as floats: half a cent absorbs their rounding.
@@ -346,21 +398,22 @@ def _open_by_balance(as_of: date | None) -> set[str]:
     }
 
 
-def _on_plan() -> set[str]:
+def _on_plan(low: str | None, high: str | None) -> set[str]:
     p = m.PaymentPlan
-    return {c for (c,) in p.select(p.customer).where(p.status == "active").distinct().tuples()}
+    query = p.select(p.customer).where((p.status == "active") & _in_range(p.customer, low, high))
+    return {c for (c,) in query.distinct().tuples().iterator()}
 
 
-def _in_agency() -> set[str]:
+def _in_agency(low: str | None, high: str | None) -> set[str]:
     c = m.Contact
     query = (
         c.select(c.customer, c.type, pw.fn.MAX(c.date))
-        .where(c.type.in_(("agency_placement", "agency_recall")))
+        .where(c.type.in_(("agency_placement", "agency_recall")) & _in_range(c.customer, low, high))
         .group_by(c.customer, c.type)
     )
     placed: dict[str, date] = {}
     recalled: dict[str, date] = {}
-    for customer_id, kind, day in query.tuples():
+    for customer_id, kind, day in query.tuples().iterator():
         (placed if kind == "agency_placement" else recalled)[customer_id] = day
     # A placement and a recall on the same day: include (evaluating once too often is harmless).
     return {cid for cid, day in placed.items() if cid not in recalled or day >= recalled[cid]}

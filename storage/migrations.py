@@ -13,7 +13,7 @@ from collections.abc import Callable
 import peewee as pw
 from playhouse import migrate as pwm
 
-from storage.db import database, is_postgres, write_lock
+from storage.db import LockKey, database, is_postgres, write_lock
 from storage.jobs import Job
 from storage.models import (
     ID_LENGTH,
@@ -38,9 +38,9 @@ from storage.models import (
     UtcDateTimeField,
     now_utc,
 )
-from storage.runs import RUN_MODELS
+from storage.runs import RUN_MODELS, Run
 
-MIGRATION_LOCK = 0x6372_6564_6F01  # "credo" + 1: the advisory lock key for migrations
+MIGRATION_LOCK = LockKey.MIGRATIONS
 
 Migration = Callable[[pw.Database, pwm.SchemaMigrator], None]
 
@@ -276,6 +276,15 @@ def _earlier_decisions(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
     db.execute_sql('ALTER TABLE "decision" ADD COLUMN "earlier" TEXT')
 
 
+def _run_planned_at(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
+    # A run's customers are listed into batches in several transactions now (api.nightly.run);
+    # planned_at marks a run whose listing is complete. Runs made before were complete at once.
+    # Migration 1 creates the run table from today's model, which has the column already.
+    if "planned_at" not in {c.name for c in db.get_columns("run")}:
+        pwm.migrate(migrator.add_column("run", "planned_at", Run.planned_at))
+    Run.update(planned_at=Run.started_at).where(Run.planned_at.is_null()).execute()
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
@@ -291,6 +300,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
         "API keys: an owner each; names unique (later duplicates renamed name-2, …)",
         _key_owners_and_unique_names,
     ),
+    (10, "runs: planned_at, set once a run's customers are all in batches", _run_planned_at),
     (12, "jobs: simulations and backtests run by a process of their own", _jobs),
     (13, "rule-set lifecycle events: their own append-only table", _ruleset_events),
     (15, "decisions: the facts taken from earlier decisions (record format 4)", _earlier_decisions),

@@ -2,7 +2,9 @@
 
 Only one run at a time across processes and machines: a session advisory lock on PostgreSQL
 (released by the server if the holder dies), a lock row with an expiry on SQLite (renewed while
-the run works; a holder on this machine whose process is gone is taken over at once).
+the run works; a holder on this machine whose process is gone is taken over at once). A run of
+a date is claimed (resumed, or made with `create_run`) and its customers listed (`plan_run`)
+by the holder of that lock only, so two starters never make two runs of one date.
 Batches are claimed under a lease: `SELECT ... FOR UPDATE SKIP LOCKED` on PostgreSQL, a
 BEGIN IMMEDIATE transaction on SQLite. A batch is committed in one transaction with its
 decisions, results and actions, after checking the committing worker still holds its lease.
@@ -10,32 +12,27 @@ decisions, results and actions, after checking the committing worker still holds
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import peewee as pw
 
-from storage.db import database, insert_rows, is_postgres, write_lock
+from storage.db import RUN_LOCK_CLASS, LockKey, database, insert_rows, is_postgres, write_lock
 from storage.decisions import PreparedDecision, append_prepared
-from storage.errors import Conflict, StorageError
-from storage.models import now_utc
+from storage.errors import Conflict
+from storage.models import JSONText, now_utc
 from storage.runs import Action, Run, RunBatch, RunLock, RunResult
 
-RUN_LOCK_KEY = 0x6372_6564_6F03  # "credo" + 3: the lock key of the nightly run
-# PostgreSQL: (class, object) advisory lock, the object being the schema, so that credo
-# instances in separate schemas of one database never block each other.
-PG_RUN_LOCK = "SELECT {fn}(1668441091, hashtext(current_schema()))"
-QUEUE_LOCK_KEY = 0x6372_6564_6F04  # batches are claimed under this (PostgreSQL: SKIP LOCKED too)
+# PostgreSQL: a (class, object) session advisory lock, the object being the schema, so that
+# credo instances in separate schemas of one database never block each other.
+PG_RUN_LOCK = f"SELECT {{fn}}({RUN_LOCK_CLASS}, hashtext(current_schema()))"
 LOCK_NAME = "nightly"
-
-
-class RunBusy(StorageError):
-    """Another run holds the run lock."""
+PLAN_ROWS_PER_COMMIT = 200  # batches listed per transaction while a run is planned
 
 
 def owner_id() -> str:
@@ -66,7 +63,7 @@ def try_run_lock(owner: str, ttl_seconds: float = 120) -> bool:
     if is_postgres(db):
         return bool(db.execute_sql(PG_RUN_LOCK.format(fn="pg_try_advisory_lock")).fetchone()[0])
     now = now_utc()
-    with write_lock(RUN_LOCK_KEY):
+    with write_lock(LockKey.RUN):
         held = RunLock.get_or_none(RunLock.name == LOCK_NAME)
         if held and held.owner != owner and held.expires_at > now and not _owner_gone(held.owner):
             return False
@@ -80,7 +77,7 @@ def renew_run_lock(owner: str, ttl_seconds: float = 120) -> None:
     """Keep the SQLite lock row alive while the run works (PostgreSQL needs nothing)."""
     if is_postgres():
         return
-    with write_lock(RUN_LOCK_KEY):
+    with write_lock(LockKey.RUN):
         RunLock.update(expires_at=now_utc() + timedelta(seconds=ttl_seconds)).where(
             (RunLock.name == LOCK_NAME) & (RunLock.owner == owner)
         ).execute()
@@ -91,7 +88,7 @@ def release_run_lock(owner: str) -> None:
     if is_postgres(db):
         db.execute_sql(PG_RUN_LOCK.format(fn="pg_advisory_unlock"))
         return
-    with write_lock(RUN_LOCK_KEY):
+    with write_lock(LockKey.RUN):
         RunLock.delete().where((RunLock.name == LOCK_NAME) & (RunLock.owner == owner)).execute()
 
 
@@ -111,16 +108,14 @@ def latest_run(as_of: date) -> Run | None:
 
 
 def create_run(
-    as_of: date,
-    requested_by: str,
-    rulesets: dict[str, dict[str, Any]],
-    batches: Iterator[list[str]],
-    batch_size: int,
+    as_of: date, requested_by: str, rulesets: dict[str, dict[str, Any]], batch_size: int
 ) -> Run:
-    """A new run (the next attempt for its date) with its batches, in one transaction."""
-    with write_lock(RUN_LOCK_KEY + 16):
+    """A new run of `as_of` (the next attempt for its date), its customers not listed yet
+    (`plan_run` does that). Call it holding the run lock: the lock makes "is there a run of
+    this date?" and the new run one step."""
+    with write_lock(LockKey.RUN):
         previous = latest_run(as_of)
-        run = Run.create(
+        return Run.create(
             run_id=str(uuid.uuid4()),
             as_of=as_of,
             attempt=(previous.attempt + 1) if previous else 1,
@@ -130,18 +125,38 @@ def create_run(
             started_at=now_utc(),
             heartbeat_at=now_utc(),
         )
-        total, rows = 0, []
-        for number, ids in enumerate(batches, start=1):
-            total += len(ids)
-            rows.append({"run": run.run_id, "number": number, "customer_ids": ids})
-            if len(rows) >= 200:
-                RunBatch.insert_many(rows).execute()
-                rows = []
-        if rows:
+
+
+def plan_run(run_id: str, batches: Iterator[list[str]], owner: str) -> int:
+    """Record `batches` of customer ids as the run's batches, a few hundred per transaction
+    (writers are never held up for long, memory stays flat), then mark the run planned;
+    return its number of customers. Call it holding the run lock. Batches recorded by a
+    listing that stopped halfway are dropped first: no batch of an unplanned run has been
+    worked on, since a run is executed only once planned."""
+    with write_lock(LockKey.RUN):
+        RunBatch.delete().where(RunBatch.run == run_id).execute()
+    total, rows = 0, []
+
+    def record() -> None:
+        with write_lock(LockKey.RUN):
             RunBatch.insert_many(rows).execute()
-        run.customers_total = total
-        run.save(only=[Run.customers_total])
-    return run
+        renew_run_lock(owner)  # listing a large portfolio takes a while
+        rows.clear()
+
+    for number, ids in enumerate(batches, start=1):
+        total += len(ids)
+        rows.append({"run": run_id, "number": number, "customer_ids": JSONText(_id_list(ids))})
+        if len(rows) >= PLAN_ROWS_PER_COMMIT:
+            record()
+    if rows:
+        record()
+    Run.update(customers_total=total, planned_at=now_utc()).where(Run.run_id == run_id).execute()
+    return total
+
+
+def _id_list(ids: list[str]) -> str:
+    """A batch's ids as the JSON text JSONField stores (compact)."""
+    return json.dumps(ids, separators=(",", ":"), ensure_ascii=False)
 
 
 def reset_stale_leases(run_id: str) -> int:
@@ -155,7 +170,7 @@ def reset_stale_leases(run_id: str) -> int:
         if b.lease_expires_at <= now or _owner_gone(b.lease_owner or "")
     ]
     if stale:
-        with write_lock(QUEUE_LOCK_KEY):
+        with write_lock(LockKey.RUN_QUEUE):
             RunBatch.update(state="pending", lease_owner=None, lease_expires_at=None).where(
                 RunBatch.id.in_(stale) & (RunBatch.state == "leased")
             ).execute()
@@ -177,7 +192,7 @@ def claim_batch(run_id: str, owner: str, lease_seconds: float) -> RunBatch | Non
             if batch is not None:
                 _lease(batch, owner, now, lease_seconds)
         return batch
-    with write_lock(QUEUE_LOCK_KEY):
+    with write_lock(LockKey.RUN_QUEUE):
         batch = RunBatch.select().where(claimable).order_by(RunBatch.number).first()
         if batch is not None:
             _lease(batch, owner, now, lease_seconds)
@@ -209,7 +224,7 @@ def commit_batch(
     leased to `owner` (its lease expired and another worker took it): then nothing is stored,
     so no customer is evaluated twice.
     """
-    with write_lock(QUEUE_LOCK_KEY):
+    with write_lock(LockKey.RUN_QUEUE):
         batch = RunBatch.get_by_id(batch_id)
         if batch.state != "leased" or batch.lease_owner != owner:
             raise Conflict(f"batch {batch.number} is no longer leased to {owner}")
@@ -319,15 +334,3 @@ def finish_run(run_id: str, state: str, report: dict[str, Any], error: str = "")
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-@contextmanager
-def run_lock(owner: str, ttl_seconds: float = 120):
-    """Hold the run lock for a block; RunBusy when another live run holds it."""
-    if not try_run_lock(owner, ttl_seconds):
-        holder = run_lock_holder()
-        raise RunBusy(f"another run is in progress{f' ({holder})' if holder else ''}")
-    try:
-        yield
-    finally:
-        release_run_lock(owner)

@@ -18,7 +18,7 @@ from typing import Any
 
 import peewee as pw
 
-from storage.db import write_lock
+from storage.db import LockKey, write_lock
 from storage.errors import Conflict, NotFound
 from storage.models import RuleSetEvent, RuleSetFile, RuleSetVersion, now_utc
 
@@ -33,7 +33,7 @@ EVENTS = (
     "retired",
     "templates_added",  # files given to a version stored before versions had them
 )
-RULESET_LOCK = 0x6372_6564_6F03  # "credo" + 3: advisory lock key for version numbering
+RULESET_LOCK = LockKey.RULESET_NUMBERING  # version numbers are handed out under it
 # Which columns a move into a state stamps.
 _STAMPS = {"proposed": "proposed", "approved": "approved", "active": "activated"}
 

@@ -1,10 +1,11 @@
 """Tables of the nightly run (SPEC §8): runs, their batches, per-customer results, actions, lock.
 
 A run is identified by its as_of date (a forced re-run of a date gets the next `attempt`). Its
-customers are split into batches recorded here; workers claim a batch under a lease (owner and
-expiry), and a batch's decisions, results and actions are committed with the batch itself, so a
-run that stops anywhere resumes without evaluating a customer twice (RunResult is unique per
-run, customer and kind as a last guard). Actions are the worklist the ERP reads.
+customers are split into batches recorded here (`planned_at` says when that was complete);
+workers claim a batch under a lease (owner and expiry), and a batch's decisions, results and
+actions are committed with the batch itself, so a run that stops anywhere resumes without
+evaluating a customer twice (RunResult is unique per run, customer and kind as a last guard).
+Actions are the worklist the ERP reads.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ class Run(BaseModel):
     report = JSONField(default=dict)
     error = pw.TextField(default="")
     started_at = UtcDateTimeField()
+    # When every customer had been put in a batch; None while they are being listed (a run
+    # is listed, then executed; one stopped while listing is listed again from the start).
+    planned_at = UtcDateTimeField(null=True)
     finished_at = UtcDateTimeField(null=True)
     heartbeat_at = UtcDateTimeField(null=True)
 

@@ -22,43 +22,46 @@ def _today(ctx: CliContext) -> date:
 class _Bar:
     """A rich progress bar on a terminal, plain log lines otherwise."""
 
-    def __init__(self, total: int, interactive: bool):
-        self.total, self.interactive, self.last_line = total, interactive, 0.0
-        self.progress = None
-        if interactive:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.progress = Progress(
-                TextColumn("customers"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}/s"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-            )
-            self.task = self.progress.add_task("run", total=total, rate="-")
-            self.progress.start()
+    def __init__(self, interactive: bool):
         import time
 
+        self.interactive, self.last_line = interactive, 0.0
+        self.progress = self.task = None
         self.clock, self.started = time.monotonic, time.monotonic()
 
+    def _start(self, total: int) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("customers"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}/s"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
+        self.task = self.progress.add_task("run", total=total, rate="-")
+        self.progress.start()
+
     def __call__(self, state: dict[str, Any]) -> None:
-        done = state["customers_done"]
+        done, total = state["customers_done"], state["customers_total"]
         elapsed = max(self.clock() - self.started, 1e-6)
+        if self.interactive and self.progress is None:
+            self._start(total)  # the total is known once the customers are listed
         if self.progress is not None:
             self.progress.update(self.task, completed=done, rate=f"{done / elapsed:,.0f}")
-        elif self.clock() - self.last_line >= 5 or done >= self.total:
+        elif self.clock() - self.last_line >= 5 or done >= total:
             self.last_line = self.clock()
             click.echo(
-                f"run: {done}/{self.total} customers, {state['batches_done']}/"
+                f"run: {done}/{total} customers, {state['batches_done']}/"
                 f"{state['batches_total']} batches, {done / elapsed:,.0f}/s, "
                 f"{state['errors']} errors",
                 err=True,
@@ -75,44 +78,108 @@ class _Bar:
 @click.option("--workers", type=click.IntRange(1, 64), help="Worker processes (default: config).")
 @click.option("--wait", is_flag=True, help="Wait for a run in progress instead of exiting.")
 @click.option("--join", is_flag=True, help="Help the date's unfinished run (PostgreSQL).")
-@click.option("--run-id", hidden=True, help="Execute this prepared run (used by POST /v1/runs).")
+@click.option(
+    "--requested-by",
+    hidden=True,
+    default='"credo run"',
+    callback=lambda _ctx, _param, value: _json_string(value),
+    help="Who asked, as a JSON string (POST /v1/runs).",
+)
+@click.option(
+    "--announce-fd",
+    type=int,
+    hidden=True,
+    help="Write the claimed run to this pipe (POST /v1/runs).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run and its report as JSON.")
 @pass_cli
-def run_command(ctx: CliContext, as_of, force, workers, wait, join, run_id, as_json) -> None:
+def run_command(
+    ctx: CliContext, as_of, force, workers, wait, join, requested_by, announce_fd, as_json
+) -> None:
     """Re-evaluate every open account now, with every active rule set (resumes a stopped run)."""
     from api.cli.data import _open_initialised
-    from api.nightly.run import RunError, StopFlag, execute_run, join_run, prepare_run
+    from api.nightly.run import RunError, RunLockBusy, StopFlag, join_run, start_run
 
+    announcer = _Announcer(announce_fd)
     _open_initialised(ctx)
     settings = ctx.settings
     day = as_of.date() if as_of else _today(ctx)
     stop = StopFlag()
     stop.install()
+    bar = _Bar(sys.stderr.isatty() and not as_json)
     try:
         if join:
             done = join_run(settings, day, stop)
             click.echo(f"joined the run of {day}: {done} customers done so far")
             return
-        if run_id is None:
-            run, status = prepare_run(settings, day, force, "credo run")
-            if status == "finished":
-                _print_run(run_json(run), as_json, note="already finished; --force to run again")
-                return
-            run_id = run.run_id
-        from storage.worklist import get_run
-
-        bar = _Bar(get_run(run_id).customers_total, sys.stderr.isatty() and not as_json)
-        try:
-            result = execute_run(settings, run_id, workers, bar, stop, wait)
-        finally:
-            bar.close()
+        result, status = start_run(
+            settings,
+            day,
+            force,
+            requested_by,
+            workers=workers,
+            progress=bar,
+            stop=stop,
+            wait=wait,
+            on_claim=announcer.claimed,
+        )
     except RunError as exc:
-        click.echo(f"credo run: {exc}", err=True)
+        announcer.refused(str(exc))
+        hint = "; try again later or --wait" if isinstance(exc, RunLockBusy) else ""
+        click.echo(f"credo run: {exc}{hint}", err=True)
         sys.exit(2)
+    finally:
+        announcer.close()
+        bar.close()
+    if status == "finished":
+        _print_run(result, as_json, note="already finished; --force to run again")
+        return
     if stop.stopped:
-        click.echo(f"run {run_id} stopped; `credo run --as-of {day}` resumes it", err=True)
+        click.echo(
+            f"run {result['run_id']} stopped; `credo run --as-of {day}` resumes it", err=True
+        )
         sys.exit(1)
     _print_run(result, as_json)
+
+
+def _json_string(value: str) -> str:
+    try:
+        text = json.loads(value)
+    except ValueError:
+        text = None
+    if not isinstance(text, str):
+        raise click.BadParameter(f"expected a JSON string, got {value[:80]!r}")
+    return text
+
+
+class _Announcer:
+    """Tells the process that started this one (POST /v1/runs) which run was claimed, or why
+    none was, as one JSON line on the pipe `fd`; nothing without a pipe."""
+
+    def __init__(self, fd: int | None):
+        self.stream = open(fd, "w", encoding="utf-8") if fd is not None else None  # noqa: SIM115
+
+    def claimed(self, run, status: str) -> None:
+        self._say({"run_id": run.run_id, "start": status, "state": run.state})
+
+    def refused(self, reason: str) -> None:
+        self._say({"refused": reason})
+
+    def _say(self, message: dict[str, Any]) -> None:
+        if self.stream is not None:
+            try:
+                self.stream.write(json.dumps(message) + "\n")
+            except OSError:  # the reader has gone: nothing to tell
+                pass
+            self.close()  # one message; the reader gets it with the end of the pipe
+
+    def close(self) -> None:
+        if self.stream is not None:
+            try:
+                self.stream.close()
+            except OSError:
+                pass
+            self.stream = None
 
 
 def run_json(run) -> dict[str, Any]:

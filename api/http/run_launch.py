@@ -1,47 +1,36 @@
-"""Starting a prepared run in a detached `credo run --run-id` process, for POST /v1/runs.
+"""Starting a run in a detached `credo run` process, for POST /v1/runs.
 
 The process gets the app's settings as CREDO_* variables (paths made absolute), writes its
-output to <data_dir>/logs/run-<run_id>.log and outlives the web worker. Before answering, the
-request waits until the process has taken the run lock: `execute_run` clears the run's error
-once it holds the lock, so the request marks the run first and waits for the mark to go. If
-the process exits without taking the lock (another run took it in the meantime), the run is
-marked failed with the reason and the request answers 409; a later start resumes the run.
+output to <data_dir>/logs/run-<as_of>.log and outlives the web worker. It takes the run lock
+and claims the date's run itself (resumes it, or makes it), as every starter does, so a request
+never makes a run that another process then has to find: it tells the request which run it
+claimed, or why it claimed none (another run holds the lock, no rule set is active), as one
+JSON line on a pipe, and then works the run.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import select
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from dataclasses import fields
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from api.http.errors import ApiProblem
 from api.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger("credo.api.runs")
 
-STARTING = "starting: waiting for the run process to take the run lock"
-START_TIMEOUT_SECONDS = 30.0
-LOCK_BUSY = "another run is in progress"
-
-
-def check_run_lock() -> None:
-    """409 when another run holds the run lock now (taken and released at once otherwise)."""
-    from storage.nightly import RunBusy, owner_id, run_lock
-
-    try:
-        with run_lock(f"{owner_id()}:api-check", ttl_seconds=10):
-            pass
-    except RunBusy as exc:
-        raise ApiProblem(
-            409, f"{exc}; nothing was started: try again when it has finished (GET /v1/runs)"
-        ) from exc
+# The process claims the run in a second or two (imports, the lock, one row), a minute at most
+# on a machine under load.
+START_TIMEOUT_SECONDS = 60.0
 
 
 def child_env(settings: Settings) -> dict[str, str]:
@@ -61,17 +50,17 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def launch_run(settings: Settings, run_id: str, as_of: date) -> str:
-    """Execute the prepared run `run_id` in a detached process; the run's state once that
-    process holds the run lock (or has ended). ApiProblem 409 when another run took the lock
-    first, 500 when the process failed to start the run."""
-    from storage.runs import Run
-
-    # Marked per launch: the reaper of an earlier launch that failed must not mark this one.
-    starting = f"{STARTING} (launch {uuid.uuid4().hex[:8]})"
-    Run.update(error=starting).where(Run.run_id == run_id).execute()
-    log_path = _log_path(settings, run_id)
-    command = [sys.executable, "-m", "api", "run", "--run-id", run_id, "--as-of", str(as_of)]
+def launch_run(settings: Settings, as_of: date, force: bool, requested_by: str) -> dict[str, Any]:
+    """Start `credo run` for `as_of` in a detached process and return what it claimed:
+    {"run_id", "start": "new" | "resume" | "finished", "state"}. ApiProblem 409 when it
+    claimed nothing because another run holds the lock or no rule set is active (nothing was
+    started), 500 when the process failed otherwise (the detail quotes its last words)."""
+    log_path = _log_path(settings, as_of)
+    read_end, write_end = os.pipe()
+    command = [sys.executable, "-m", "api", "run", "--as-of", str(as_of)]
+    # As a JSON string: ASCII whatever the key's name holds (a NUL cannot be an argument).
+    command += ["--requested-by", json.dumps(requested_by), "--announce-fd", str(write_end)]
+    command += ["--force"] if force else []
     output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     try:
         process = subprocess.Popen(
@@ -80,86 +69,69 @@ def launch_run(settings: Settings, run_id: str, as_of: date) -> str:
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=subprocess.STDOUT,
+            pass_fds=(write_end,),
             start_new_session=True,  # not stopped by a signal sent to the web server's group
         )
     except OSError as exc:
-        _mark_not_started(run_id, starting, f"could not start {command[0]}: {exc}")
+        os.close(read_end)
         raise ApiProblem(500, f"could not start the run process: {exc}") from exc
     finally:
+        os.close(write_end)
         if log_path:
             output.close()
-    answered = threading.Event()
-    reaper = threading.Thread(target=_reap, args=(process, run_id, starting, log_path, answered))
-    reaper.daemon = True
-    reaper.start()
+    threading.Thread(target=_reap, args=(process, as_of, log_path), daemon=True).start()
+    with os.fdopen(read_end, "rb") as pipe:
+        said = _read_line(pipe, START_TIMEOUT_SECONDS)
+    if said is None:
+        code = _exit_code(process)
+        reason = _tail(log_path) or f"the run process exited with code {code}"
+        if code is None:
+            reason = f"the run process has not claimed a run after {START_TIMEOUT_SECONDS:.0f} s"
+        raise ApiProblem(500, f"run of {as_of} not started: {reason}")
+    message = json.loads(said)
+    if "refused" in message:
+        raise ApiProblem(409, f"{message['refused']}; nothing was started")
+    return message
+
+
+def _read_line(pipe: Any, timeout: float) -> str | None:
+    """The one line the run process writes, None when it ends the pipe (or the time runs out)
+    without writing one."""
+    deadline, data = time.monotonic() + timeout, b""
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([pipe], [], [], left)[0]:
+            return None
+        chunk = os.read(pipe.fileno(), 4096)
+        if not chunk:
+            return None
+        data += chunk
+    return data.decode("utf-8")
+
+
+def _exit_code(process: subprocess.Popen, grace: float = 5.0) -> int | None:
+    """The process's exit code once it has ended the pipe (it is exiting), None if it lives."""
     try:
-        return _wait_started(process, run_id, starting, log_path)
-    finally:
-        answered.set()
+        return process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        return None
 
 
-def _log_path(settings: Settings, run_id: str) -> Path | None:
+def _log_path(settings: Settings, as_of: date) -> Path | None:
     folder = settings.data_dir / "logs"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        log.warning("run %s: no log file (%s)", run_id, exc)
+        log.warning("run of %s: no log file (%s)", as_of, exc)
         return None
-    return folder / f"run-{run_id}.log"
+    return folder / f"run-{as_of}.log"
 
 
-def _wait_started(
-    process: subprocess.Popen, run_id: str, starting: str, log_path: Path | None
-) -> str:
-    from storage.worklist import get_run
-
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        code = process.poll()
-        run = get_run(run_id)
-        if run.error != starting:
-            return run.state
-        if code is not None:
-            reason = _tail(log_path) or f"the run process exited with code {code}"
-            _mark_not_started(run_id, starting, reason)
-            status = 409 if LOCK_BUSY in reason else 500
-            raise ApiProblem(status, f"run {run_id} not started: {reason}")
-        time.sleep(0.05)
-    log.warning("run %s: its process has not taken the run lock yet", run_id)
-    return get_run(run_id).state
-
-
-def _reap(
-    process: subprocess.Popen,
-    run_id: str,
-    starting: str,
-    log_path: Path | None,
-    answered: threading.Event,
-) -> None:
-    """Wait for the run process (no zombie is left); record a start that never happened,
-    when the request that started it has stopped waiting."""
+def _reap(process: subprocess.Popen, as_of: date, log_path: Path | None) -> None:
+    """Wait for the run process, so that none is left a zombie; log a failure."""
     code = process.wait()
-    answered.wait()
-    if code == 0:
-        return
-    log.warning("run %s: process exited with code %s (log: %s)", run_id, code, log_path)
-    from storage.db import database
-
-    try:
-        with database.connection_context():
-            _mark_not_started(run_id, starting, _tail(log_path) or f"exit code {code}")
-    except Exception:  # noqa: BLE001 - the app may be gone; the log has the details
-        log.warning("run %s: could not record its exit", run_id, exc_info=True)
-
-
-def _mark_not_started(run_id: str, starting: str, reason: str) -> None:
-    """Mark the run failed with `reason` if the process of the launch marked `starting` never
-    took the lock (resumable); a later launch of the same run is left alone."""
-    from storage.runs import Run
-
-    Run.update(state="failed", error=f"not started: {reason}"[:2000]).where(
-        (Run.run_id == run_id) & (Run.error == starting)
-    ).execute()
+    if code != 0:
+        log.warning("run of %s: process exited with code %s (log: %s)", as_of, code, log_path)
 
 
 def _tail(log_path: Path | None) -> str:

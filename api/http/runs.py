@@ -1,11 +1,11 @@
 """Nightly runs over HTTP: start one now, read run reports, collect the worklist (SPEC §6, §8).
 
-`POST /v1/runs` prepares the run in the request (api.nightly.run.prepare_run: the run row, its
-batches, the pinned rule-set versions) and executes it in a detached `credo run --run-id`
-process with the app's settings passed as CREDO_* variables, so a run outlives the web worker
-that started it and never ties one up. The answer is 202 once that process holds the run lock
-(or has already finished): an integrator then polls `GET /v1/runs/{id}`. When another run holds
-the lock, nothing is started and the answer is 409: one run at a time, the caller tries later.
+`POST /v1/runs` starts a detached `credo run` process with the app's settings passed as CREDO_*
+variables (api.http.run_launch), so a run outlives the web worker that started it and never
+ties one up. That process takes the run lock and claims the date's run, like every starter:
+the answer is 202 with the run it claimed (an integrator then polls `GET /v1/runs/{id}`), 200
+when the date's run had finished, or 409 when another run holds the lock — then nothing was
+started or made: one run at a time, the caller tries later.
 """
 
 from __future__ import annotations
@@ -63,11 +63,11 @@ class Runs(MethodView):
     def post(self, body: dict[str, Any]) -> Any:
         """Start the run of a date now (default today), or resume its unfinished run.
 
-        Answers 202 once the run's process holds the run lock; poll GET /v1/runs/{run_id}.
+        Answers 202 once the run's process holds the run lock and has claimed the run; poll
+        GET /v1/runs/{run_id}.
         A date whose run finished is left alone (200 with that run) unless force is true,
         which makes a new attempt. Only one run at a time: 409 while another is in progress.
         """
-        from api.nightly.run import RunError, prepare_run
         from storage.nightly import latest_run
 
         settings = app_state().settings
@@ -76,17 +76,16 @@ class Runs(MethodView):
         done = latest_run(as_of)
         if done is not None and done.state == "finished" and not force:
             return json_response(run_json(done))
-        run_launch.check_run_lock()
-        try:
-            run, status = prepare_run(settings, as_of, force, f"api:{current_caller().name}")
-        except RunError as exc:
-            raise ApiProblem(409, str(exc)) from exc
-        if status == "finished":  # finished in the meantime
-            return json_response(run_json(run))
-        state = run_launch.launch_run(settings, run.run_id, as_of)
-        started = {"run_id": run.run_id, "as_of": as_of.isoformat(), "state": state}
-        location = url_for("runs.RunById", run_id=run.run_id)
-        return {**started, "start": status}, 202, {"Location": location}
+        claimed = run_launch.launch_run(settings, as_of, force, f"api:{current_caller().name}")
+        if claimed["start"] == "finished":  # finished in the meantime
+            return json_response(run_json(_find_run(claimed["run_id"])))
+        started = {
+            "run_id": claimed["run_id"],
+            "as_of": as_of.isoformat(),
+            "state": claimed["state"],
+        }
+        location = url_for("runs.RunById", run_id=claimed["run_id"])
+        return {**started, "start": claimed["start"]}, 202, {"Location": location}
 
     @require_role("decide", "auditor")
     @blp.arguments(RunListArgsSchema(), location="query")

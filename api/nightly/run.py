@@ -1,9 +1,12 @@
 """The nightly run (SPEC §8): every open account re-evaluated with every active rule set.
 
-A run is prepared (the run row and its batches of customer ids, with the rule-set versions it
-will use pinned) and then executed by workers that claim batches, evaluate them and commit each
-batch with its decisions, results and actions in one transaction. So a run resumes where it
-stopped, and never evaluates a customer twice.
+A run of a date is claimed under the run lock — resumed if unfinished, else made (the next
+attempt, only with force once a run of the date finished) with the rule-set versions it will use
+pinned — and, still under that lock, its customers are listed into batches and executed by
+workers that claim batches, evaluate them and commit each batch with its decisions, results and
+actions in one transaction. So concurrent starters never make two runs of a date, a run resumes
+where it stopped, and never evaluates a customer twice. Worker processes end with the process
+that started them, however it ends.
 
 Execution: one process works alone; with more workers, on SQLite this process coordinates —
 local worker processes compute and this process does all the writing (SQLite has one writer) —
@@ -13,12 +16,16 @@ LOCKED`), which is also how `credo run --join` on other machines helps a run alo
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -41,6 +48,10 @@ Progress = Callable[[dict[str, Any]], None]
 
 class RunError(Exception):
     """A run cannot start or cannot go on (no rule sets, lock busy, ...)."""
+
+
+class RunLockBusy(RunError):
+    """Another run holds the run lock: nothing was claimed."""
 
 
 @dataclass
@@ -69,31 +80,113 @@ class BatchOutput:
     seconds: float = 0.0
 
 
-# ---- preparing ------------------------------------------------------------------------------
+# ---- claiming -------------------------------------------------------------------------------
 
 
-def prepare_run(settings: Settings, as_of: date, force: bool, requested_by: str) -> tuple[Any, str]:
-    """The run to work on for `as_of`: (run, "new" | "resume" | "finished").
+def start_run(
+    settings: Settings,
+    as_of: date,
+    force: bool,
+    requested_by: str,
+    *,
+    workers: int | None = None,
+    progress: Progress | None = None,
+    stop: StopFlag | None = None,
+    wait: bool = False,
+    on_claim: Callable[[Any, str], None] | None = None,
+) -> tuple[dict[str, Any], str]:
+    """Claim the run of `as_of` and work it to its end, holding the run lock throughout:
+    (the run with its report, "new" | "resume" | "finished").
+
+    `on_claim(run, status)` is called as soon as the run is claimed, before its customers
+    are listed. Raises RunError when another run holds the lock (after waiting for it, with
+    `wait`): then nothing was claimed. A stop request leaves the run resumable.
+    """
+    from storage.nightly import owner_id
+    from storage.worklist import run_to_json
+
+    owner, stop = owner_id(), stop or StopFlag()
+    with _run_lock(owner, wait):
+        run, status = _claim(settings, as_of, force, requested_by)
+        if on_claim is not None:
+            on_claim(run, status)
+        if status == "finished":
+            return run_to_json(run), status
+        return _execute(settings, run.run_id, owner, workers, progress, stop), status
+
+
+def prepare_run(
+    settings: Settings, as_of: date, force: bool, requested_by: str, wait: bool = False
+) -> tuple[Any, str]:
+    """Claim the run of `as_of` and list its customers, under the run lock, without executing
+    it (`execute_run` does): (run, "new" | "resume" | "finished")."""
+    from storage.nightly import owner_id
+
+    owner = owner_id()
+    with _run_lock(owner, wait):
+        run, status = _claim(settings, as_of, force, requested_by)
+        if status != "finished":
+            _plan(settings, run.run_id, owner)
+        return _reload(run), status
+
+
+def _claim(settings: Settings, as_of: date, force: bool, requested_by: str) -> tuple[Any, str]:
+    """The run to work on for `as_of`; call it holding the run lock, which makes the look for
+    a run of the date and the new run one step (SPEC §8: a date is never evaluated twice).
 
     An unfinished run of the date is resumed; a finished one is left alone unless `force`,
     which makes a new run (the next attempt).
     """
-    from storage.ledger import iter_open_customer_ids
     from storage.nightly import create_run, latest_run
     from storage.rulesets import list_active
+    from storage.runs import Run
 
     run = latest_run(as_of)
     if run is not None and run.state != "finished":
-        return run, "resume"
+        # Under the lock, no process works on it: it is this process's run now.
+        Run.update(state="running", error="").where(Run.run_id == run.run_id).execute()
+        return _reload(run), "resume"
     if run is not None and not force:
         return run, "finished"
     active = list_active()
     if not active:
         raise RunError("no active rule sets: run `credo init` first")
     pinned = {r["kind"]: {"version": r["version"], "sha256": r["sha256"]} for r in active}
-    size = settings.run.batch_size
-    batches = iter_open_customer_ids(size, as_of=as_of)
-    return create_run(as_of, requested_by, pinned, batches, size), "new"
+    return create_run(as_of, requested_by, pinned, settings.run.batch_size), "new"
+
+
+def _plan(settings: Settings, run_id: str, owner: str) -> None:
+    """List the run's customers into batches, unless done already (holding the run lock)."""
+    from storage.ledger import iter_open_customer_ids
+    from storage.nightly import plan_run
+    from storage.worklist import get_run
+
+    run = get_run(run_id)
+    if run.planned_at is None:
+        plan_run(run_id, iter_open_customer_ids(run.batch_size, as_of=run.as_of), owner)
+
+
+def _reload(run: Any) -> Any:
+    from storage.worklist import get_run
+
+    return get_run(run.run_id)
+
+
+@contextmanager
+def _run_lock(owner: str, wait: bool) -> Iterator[None]:
+    """Hold the run lock for a block; RunError when another run holds it (after waiting for
+    it to be free, with `wait`)."""
+    from storage.nightly import release_run_lock, run_lock_holder, try_run_lock
+
+    while not try_run_lock(owner):
+        if not wait:
+            holder = run_lock_holder()
+            raise RunLockBusy(f"another run is in progress{f' ({holder})' if holder else ''}")
+        time.sleep(2)
+    try:
+        yield
+    finally:
+        release_run_lock(owner)
 
 
 # ---- executing ------------------------------------------------------------------------------
@@ -107,47 +200,42 @@ def execute_run(
     stop: StopFlag | None = None,
     wait: bool = False,
 ) -> dict[str, Any]:
-    """Work a prepared run to its end under the run lock; return the run with its report.
+    """Work a claimed run to its end under the run lock; return the run with its report.
 
     Raises RunError when another run holds the lock (after waiting for it, with `wait`).
     A stop request leaves the run resumable (state running) after the batch in hand.
     """
-    from storage.nightly import (
-        RunBusy,
-        finish_run,
-        owner_id,
-        release_run_lock,
-        reset_stale_leases,
-        try_run_lock,
-    )
+    from storage.nightly import owner_id
+
+    owner, stop = owner_id(), stop or StopFlag()
+    with _run_lock(owner, wait):
+        return _execute(settings, run_id, owner, workers, progress, stop)
+
+
+def _execute(settings, run_id: str, owner: str, workers, progress, stop) -> dict[str, Any]:
+    """List the run's customers if not done yet, then work its batches (holding the lock)."""
+    from storage.nightly import finish_run, reset_stale_leases
     from storage.runs import Run
     from storage.worklist import get_run, run_to_json
 
-    owner, stop = owner_id(), stop or StopFlag()
-    while not try_run_lock(owner):
-        if not wait:
-            raise RunError(str(RunBusy("another run is in progress; try again later or --wait")))
-        time.sleep(2)
+    Run.update(state="running", error="").where(Run.run_id == run_id).execute()
+    started = time.monotonic()
     try:
-        Run.update(state="running", error="").where(Run.run_id == run_id).execute()
+        _plan(settings, run_id, owner)
         reset_stale_leases(run_id)
         run = get_run(run_id)
         count = workers or settings.run.workers or os.cpu_count() or 1
-        started = time.monotonic()
-        try:
-            _work(settings, run, owner, count, progress, stop)
-            _await_batches(settings, run.run_id, owner, progress, stop)
-        except Exception as exc:
-            finish_run(run_id, "failed", {}, f"{type(exc).__name__}: {exc}")
-            raise
-        if not stop.stopped:
-            from api.nightly.report import build_report
+        _work(settings, run, owner, count, progress, stop)
+        _await_batches(settings, run.run_id, owner, progress, stop)
+    except Exception as exc:
+        finish_run(run_id, "failed", {}, f"{type(exc).__name__}: {exc}")
+        raise
+    if not stop.stopped:
+        from api.nightly.report import build_report
 
-            report = build_report(run_id, time.monotonic() - started)
-            finish_run(run_id, "finished", report)
-        return run_to_json(get_run(run_id))
-    finally:
-        release_run_lock(owner)
+        report = build_report(run_id, time.monotonic() - started)
+        finish_run(run_id, "finished", report)
+    return run_to_json(get_run(run_id))
 
 
 def _await_batches(settings, run_id: str, owner: str, progress, stop) -> None:
@@ -193,10 +281,10 @@ def _claim_loop(settings, run, owner, progress, stop, context) -> None:
         if batch is None:
             return
         output = context.compute(batch.customer_ids)
-        _commit(run.run_id, batch.id, owner, output, progress)
+        _commit(run, batch.id, owner, output, progress)
 
 
-def _commit(run_id: str, batch_id: int, owner: str, output: BatchOutput, progress) -> None:
+def _commit(run: Any, batch_id: int, owner: str, output: BatchOutput, progress) -> None:
     """Store a computed batch, keep the run lock alive, report progress."""
     from storage.nightly import commit_batch, renew_run_lock
     from storage.nightly import progress as run_progress
@@ -212,14 +300,14 @@ def _commit(run_id: str, batch_id: int, owner: str, output: BatchOutput, progres
     )
     renew_run_lock(owner)
     if progress:
-        progress(run_progress(run_id))
+        progress({**run_progress(run.run_id), "customers_total": run.customers_total})
 
 
 def _work_postgres(settings, run, owner, count, progress, stop) -> None:
     """count − 1 worker processes plus this one, all claiming and committing batches."""
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=_join_main, args=(settings, run.run_id), daemon=True)
+        ctx.Process(target=_join_main, args=(settings, run.run_id, os.getpid()), daemon=True)
         for _ in range(count - 1)
     ]
     for proc in procs:
@@ -234,12 +322,13 @@ def _work_postgres(settings, run, owner, count, progress, stop) -> None:
             proc.join()
 
 
-def _join_main(settings: Settings, run_id: str) -> None:
-    """A worker process (spawned, or `credo run --join`): claims and commits batches."""
+def _join_main(settings: Settings, run_id: str, parent: int) -> None:
+    """A worker process spawned by the run's process: claims and commits batches."""
     from storage.db import connect
     from storage.nightly import owner_id
     from storage.worklist import get_run
 
+    _end_with_parent(parent)
     stop = StopFlag()
     stop.install()
     connect(settings.database_url)
@@ -259,20 +348,50 @@ def join_run(settings: Settings, as_of: date, stop: StopFlag | None = None) -> i
     run = latest_run(as_of)
     if run is None or run.state == "finished":
         raise RunError(f"no unfinished run for {as_of}")
+    if run.planned_at is None:
+        raise RunError(f"the run of {as_of} is still listing its customers: try again shortly")
     _claim_loop(
         settings, run, owner_id(), None, stop or StopFlag(), WorkerContext.load(settings, run)
     )
     return run_progress(run.run_id)["customers_done"]
 
 
+def _end_with_parent(parent: int) -> None:
+    """End this worker process the moment the run's process ends, however it ends (SIGKILL
+    included): without it, workers would go on committing batches with the run lock gone.
+
+    Linux: the kernel sends SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG; sent when
+    the thread that started the worker ends: the run starts its workers from the thread that
+    works the run and outlives them). Elsewhere a thread watches the parent's pid.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    else:
+        threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # it ended before the watch began
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
+
+
 _POOL_CONTEXT: WorkerContext | None = None
 
 
-def _pool_init(settings: Settings, run_id: str) -> None:
+def _pool_init(settings: Settings, run_id: str, parent: int) -> None:
     global _POOL_CONTEXT
     from storage.db import connect
     from storage.worklist import get_run
 
+    _end_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the coordinator decides when to stop
     connect(settings.database_url)
     _POOL_CONTEXT = WorkerContext.load(settings, get_run(run_id))
@@ -290,7 +409,8 @@ def _work_sqlite(settings, run, owner, count, progress, stop) -> None:
 
     ctx = multiprocessing.get_context("spawn")
     lease = settings.run.lease_seconds
-    with ctx.Pool(count, initializer=_pool_init, initargs=(settings, run.run_id)) as pool:
+    init = (settings, run.run_id, os.getpid())
+    with ctx.Pool(count, initializer=_pool_init, initargs=init) as pool:
         in_flight: list[tuple[Any, Any]] = []
         exhausted = False
         while in_flight or not exhausted:
@@ -306,7 +426,7 @@ def _work_sqlite(settings, run, owner, count, progress, stop) -> None:
                 break
             batch, pending = in_flight.pop(0)
             output = pending.get()
-            _commit(run.run_id, batch.id, owner, output, progress)
+            _commit(run, batch.id, owner, output, progress)
         if stop.stopped:
             # batches claimed but not committed go back to the queue at once
             from storage.nightly import reset_stale_leases

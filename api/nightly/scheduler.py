@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from api.nightly.run import RunError, StopFlag, execute_run, prepare_run
+from api.nightly.run import RunError, StopFlag, start_run
 from api.settings import Settings
 
 log = logging.getLogger("credo.scheduler")
@@ -60,19 +60,22 @@ def nightly_job(settings: Settings, stop: StopFlag, fire_time: datetime | None =
     tz = ZoneInfo(settings.scheduler.timezone)
     as_of = (fire_time or datetime.now(tz)).astimezone(tz).date()
     connect(settings.database_url)
+
+    def claimed(run, status: str) -> None:
+        if status != "finished":
+            log.info(
+                "run %s of %s: %s", run.run_id, as_of, "resume" if status == "resume" else "start"
+            )
+
     try:
-        run, status = prepare_run(settings, as_of, False, "scheduler")
+        result, status = start_run(settings, as_of, False, "scheduler", stop=stop, on_claim=claimed)
         if status == "finished":
-            log.info("run of %s already finished (%s)", as_of, run.run_id)
+            log.info("run of %s already finished (%s)", as_of, result["run_id"])
             return
-        log.info(
-            "run %s of %s: %s", run.run_id, as_of, "resuming" if status == "resume" else "start"
-        )
-        result = execute_run(settings, run.run_id, stop=stop)
         report = result.get("report") or {}
         log.info(
             "run %s of %s: %s, %s customers, %s errors, %s reminders without a message",
-            run.run_id,
+            result["run_id"],
             as_of,
             result["state"],
             report.get("customers_evaluated"),

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.trace import GENESIS_HASH, chain_hash_text
-from storage.db import database, insert_rows, write_lock
+from storage.db import LockKey, database, insert_rows, write_lock
 from storage.decisions import shape
 from storage.models import Decision, DecisionTag
 
-CHAIN_LOCK = 0x6372_6564_6F02  # "credo" + 2: the advisory lock key for the decision chain
+CHAIN_LOCK = LockKey.DECISION_CHAIN  # appends to the decision chain queue on it
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 from api.settings import ApiSettings, Settings
@@ -73,3 +76,89 @@ def complete_facts(**overrides: object) -> dict:
     }
     facts.update(overrides)
     return facts
+
+
+@contextmanager
+def writers_held(database_url: str) -> Iterator[None]:
+    """Hold back every writer of the run table for the block (reads go on), from a connection
+    of its own: starters released together meet in the race the run lock must settle.
+    SQLite: the file's write lock (BEGIN IMMEDIATE); PostgreSQL: LOCK TABLE run."""
+    if database_url.startswith("sqlite:///"):
+        import sqlite3
+
+        connection = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            connection.execute("ROLLBACK")
+            connection.close()
+        return
+    import psycopg2
+
+    connection = psycopg2.connect(database_url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute('LOCK TABLE "run" IN EXCLUSIVE MODE')
+        yield
+    finally:
+        connection.rollback()
+        connection.close()
+
+
+def decision_counts(as_of: date) -> tuple[int, int]:
+    """(decisions stored for `as_of`, distinct customer/kind pairs among them)."""
+    from storage.models import Decision
+
+    pairs = Decision.select(Decision.customer_id, Decision.kind).where(Decision.as_of == as_of)
+    return pairs.count(), pairs.distinct().count()
+
+
+def wait_until_held_back(processes: list, database_url: str, timeout: float = 90) -> None:
+    """Wait until each process has ended or reached the writers held by `writers_held`:
+    PostgreSQL, it waits for the table lock; SQLite, it has the file open (a second more lets
+    its reads before the first write pass). Raises when that takes longer than `timeout`."""
+    import os
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = [p for p in processes if p.poll() is None]
+        if database_url.startswith("sqlite:///"):
+            path = os.path.realpath(database_url.removeprefix("sqlite:///"))
+            if all(path in _open_files(p.pid) for p in running):
+                time.sleep(1.0)
+                return
+        elif _waiting_for_run_table(database_url) >= len(running):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the processes did not reach the database in time")
+
+
+def _open_files(pid: int) -> set[str]:
+    import os
+
+    folder = f"/proc/{pid}/fd"
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return set()
+    found = set()
+    for name in names:
+        try:
+            found.add(os.readlink(f"{folder}/{name}"))
+        except OSError:
+            pass
+    return found
+
+
+def _waiting_for_run_table(database_url: str) -> int:
+    import psycopg2
+
+    with psycopg2.connect(database_url) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'run'::regclass"
+        )
+        (waiting,) = cursor.fetchone()
+    connection.close()
+    return waiting

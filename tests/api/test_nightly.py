@@ -369,3 +369,148 @@ def test_a_failing_reminder_template_costs_only_its_messages(settings):
     listed = {(e["customer_id"], e["template"]) for e in report["message_errors"]}
     assert listed == {(a.customer_id, a.payload["message_template"]) for a in reminders}
     assert sum(report["message_errors_by_template"].values()) == len(reminders)
+
+
+def run_env(database_url: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "CREDO_DATABASE_URL": database_url,
+        "CREDO_RUN_BATCH_SIZE": "5",
+        "CREDO_RUN_WORKERS": "1",
+        "CREDO_PATHS_RULES_DIR": str(ROOT / "rules"),
+        **extra,
+    }
+
+
+def test_runs_started_at_once_make_one_run_and_decide_each_customer_once(settings, database_url):
+    """Three `credo run` of one date released together: one claims the date and runs it, the
+    others find the lock taken (exit 2) or the run finished (exit 0) and make nothing; the next
+    start of the date finds it finished. Each customer and kind is decided once."""
+    from api_support import decision_counts, wait_until_held_back, writers_held
+
+    from storage.runs import Run
+
+    portfolio(30)
+    cmd = [sys.executable, "-m", "api", "run", "--as-of", AS_OF.isoformat()]
+    env = run_env(database_url)
+    with writers_held(database_url):
+        starters = [
+            subprocess.Popen(
+                cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(3)
+        ]
+        wait_until_held_back(starters, database_url)
+    outcomes = [(p.communicate(timeout=180)[1], p.returncode)[::-1] for p in starters]
+    assert sorted(code for code, _ in outcomes)[0] == 0, outcomes
+    for code, err in outcomes:
+        assert code == 0 or (code == 2 and "another run is in progress" in err), outcomes
+    runs = list(Run.select().where(Run.as_of == AS_OF))
+    assert [(r.attempt, r.state) for r in runs] == [(1, "finished")]
+    decided, pairs = decision_counts(AS_OF)
+    assert decided == pairs == 3 * runs[0].customers_total > 0
+
+    again = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and "already finished" in again.stdout, again.stderr
+    assert decision_counts(AS_OF) == (decided, pairs)
+    assert Run.select().where(Run.as_of == AS_OF).count() == 1
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="uses POSIX signals and /proc")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_workers_end_with_the_run_process(settings, database_url, sig):
+    """The process of `credo run` is killed or stopped mid-run: its worker processes end with
+    it, and no batch is committed once it is gone (on PostgreSQL workers commit batches)."""
+    from storage.models import Decision
+    from storage.nightly import latest_run
+    from storage.runs import RunBatch
+
+    portfolio(150)
+    env = run_env(database_url, CREDO_RUN_BATCH_SIZE="3", CREDO_RUN_WORKERS="2")
+    cmd = [sys.executable, "-m", "api", "run", "--as-of", AS_OF.isoformat()]
+    main = subprocess.Popen(
+        cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 120
+    workers: list[int] = []
+    while time.monotonic() < deadline and main.poll() is None:
+        run = latest_run(AS_OF)
+        done = (
+            run
+            and RunBatch.select()
+            .where((RunBatch.run == run.run_id) & (RunBatch.state == "done"))
+            .count()
+        )
+        workers = children(main.pid)
+        if done and len(workers) >= 1:
+            break
+        time.sleep(0.05)
+    assert main.poll() is None and workers, "the run ended before it could be stopped"
+    main.send_signal(sig)
+    main.wait(timeout=120)
+    stored = Decision.select().count()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(alive(pid) for pid in workers):
+        time.sleep(0.05)
+    assert not [pid for pid in workers if alive(pid)], "worker processes outlived the run's"
+    time.sleep(1.0)
+    assert Decision.select().count() == stored
+    assert latest_run(AS_OF).state == "running"  # resumable
+
+
+def children(pid: int) -> list[int]:
+    """Pids of the live processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for its reaper does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_a_run_stopped_while_listing_its_customers_lists_them_again(settings, monkeypatch):
+    """The listing is committed a few hundred batches at a time: a run whose listing stopped
+    halfway is not executed as it is, but listed again, and every customer decided once."""
+    from storage.ledger import iter_open_customer_ids
+    from storage.nightly import create_run, owner_id, plan_run
+    from storage.runs import RunBatch
+
+    portfolio(40)
+    settings = small(settings, batch_size=2)
+    run = create_run(AS_OF, "test", pinned_versions(), 2)
+
+    def broken():
+        for number, ids in enumerate(iter_open_customer_ids(2, as_of=AS_OF)):
+            if number == 3:
+                raise OSError("power cut")
+            yield ids
+
+    monkeypatch.setattr("storage.nightly.PLAN_ROWS_PER_COMMIT", 2)
+    with pytest.raises(OSError):
+        plan_run(run.run_id, broken(), owner_id())
+    assert RunBatch.select().where(RunBatch.run == run.run_id).count() == 2
+    run_id, result = run_once(settings)
+    assert run_id == run.run_id and result["state"] == "finished"
+    seen = results_of(run_id)
+    expected = [c for ids in iter_open_customer_ids(1000, as_of=AS_OF) for c in ids]
+    assert len(seen) == len(set(seen)) == 3 * len(expected) == 3 * result["customers_total"]
+
+
+def pinned_versions() -> dict:
+    from storage.rulesets import list_active
+
+    return {r["kind"]: {"version": r["version"], "sha256": r["sha256"]} for r in list_active()}

@@ -248,49 +248,67 @@ def test_a_run_in_progress_elsewhere_is_409_and_nothing_starts(client, auth, dat
     assert wait_finished(client, auth, started.json["run_id"])["state"] == "finished"
 
 
-def test_a_run_process_that_cannot_start_is_reported_and_the_run_resumes_later(
+def test_a_run_process_that_cannot_start_is_reported_and_nothing_is_left_behind(
     client, auth, monkeypatch
 ):
-    """The process exits before taking the lock (here: its config file is missing): 500 with
-    its last words; the run is marked failed, not started, and the next start resumes it."""
+    """The process exits before claiming a run (here: its config file is missing): 500 with
+    its last words, no run is made, and the next start makes the run."""
+    from storage.runs import Run
+
     portfolio(3)
     monkeypatch.setenv("CREDO_CONFIG", "/nonexistent/credo.toml")
     failed = client.post("/v1/runs", json={"as_of": "2026-03-02"}, headers=auth("admin"))
     assert failed.status_code == 500 and failed.mimetype == PROBLEM
     assert "/nonexistent/credo.toml" in failed.json["detail"]
-    run_id = client.get("/v1/runs", headers=auth("auditor")).json["items"][0]["run_id"]
-    run = client.get(f"/v1/runs/{run_id}", headers=auth("auditor")).json
-    assert run["state"] == "failed" and run["error"].startswith("not started: ")
+    assert Run.select().count() == 0
     monkeypatch.delenv("CREDO_CONFIG")
-    resumed = client.post("/v1/runs", json={"as_of": "2026-03-02"}, headers=auth("admin"))
-    assert resumed.status_code == 202 and resumed.json["start"] == "resume"
-    assert resumed.json["run_id"] == run_id
-    run = wait_finished(client, auth, run_id)
+    started = client.post("/v1/runs", json={"as_of": "2026-03-02"}, headers=auth("admin"))
+    assert started.status_code == 202 and started.json["start"] == "new"
+    run = wait_finished(client, auth, started.json["run_id"])
     assert run["state"] == "finished" and run["error"] is None
 
 
-def test_the_reaper_of_a_failed_launch_leaves_a_later_launch_of_the_run_alone(
-    client, auth, monkeypatch
-):
-    """The thread that reaps a launch's process may run late, after the run was started again:
-    it marks only its own launch as not started."""
-    from api.http import run_launch
+def test_posts_at_once_make_one_run_and_decide_each_customer_once(app, auth, database_url):
+    """Four POST /v1/runs of one date at once: one run is made and runs, the other answers
+    say another run is in progress (nothing was started: no run is left failed or running)
+    or give the same run; asking again answers the finished run. Each customer and kind is
+    decided once."""
+    import threading
+
+    from api_support import decision_counts, writers_held
+
     from storage.runs import Run
 
-    portfolio(3)
-    monkeypatch.setenv("CREDO_CONFIG", "/nonexistent/credo.toml")
-    assert (
-        client.post("/v1/runs", json={"as_of": "2026-03-02"}, headers=auth("admin")).status_code
-        == 500
-    )
-    run_id = client.get("/v1/runs", headers=auth("auditor")).json["items"][0]["run_id"]
-    later = f"{run_launch.STARTING} (launch later)"
-    Run.update(state="running", error=later).where(Run.run_id == run_id).execute()
-    run_launch._mark_not_started(run_id, f"{run_launch.STARTING} (launch first)", "exit code 2")
-    run = Run.get_by_id(run_id)
-    assert (run.state, run.error) == ("running", later)
-    run_launch._mark_not_started(run_id, later, "exit code 2")
-    assert Run.get_by_id(run_id).state == "failed"
+    portfolio(20)
+    answers = []
+
+    def post() -> None:
+        client = app.test_client()
+        response = client.post("/v1/runs", json={"as_of": "2026-03-02"}, headers=auth("admin"))
+        answers.append((response.status_code, response.json))
+
+    with writers_held(database_url):
+        threads = [threading.Thread(target=post) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(2)  # every request reaches the database before it lets go
+    for thread in threads:
+        thread.join(timeout=120)
+    assert len(answers) == 4 and {code for code, _ in answers} <= {200, 202, 409}, answers
+    started = {body["run_id"] for code, body in answers if code in (200, 202)}
+    assert len(started) == 1, answers
+    for code, body in answers:
+        assert code != 409 or "nothing was started" in body["detail"], body
+    client = app.test_client()
+    run = wait_finished(client, auth, started.pop())
+    runs = list(Run.select().where(Run.as_of == AS_OF))
+    assert [(r.run_id, r.attempt, r.state) for r in runs] == [(run["run_id"], 1, "finished")]
+    decided, pairs = decision_counts(AS_OF)
+    assert decided == pairs == 3 * run["customers_total"] > 0
+
+    again = client.post("/v1/runs", json={"as_of": "2026-03-02"}, headers=auth("admin"))
+    assert again.status_code == 200 and again.json["run_id"] == run["run_id"]
+    assert decision_counts(AS_OF) == (decided, pairs)
 
 
 def test_the_run_process_gets_the_apps_settings(run_settings, tmp_path):

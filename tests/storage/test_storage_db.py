@@ -46,3 +46,22 @@ def test_unknown_schemes_are_refused_and_passwords_redacted():
 def test_unreachable_postgres_is_a_storage_error():
     with pytest.raises(StorageError, match="cannot open database"):
         connect("postgresql://nobody:pw@127.0.0.1:1/none")
+
+
+def test_every_advisory_lock_has_a_key_of_its_own():
+    """The run lock and the rule-set numbering lock once shared a key: every module's lock
+    key now comes from the one table, storage.db.LockKey, whose values are distinct."""
+    from storage import db, decisions, idempotency, migrations, nightly, rulesets
+    from storage.db import RUN_LOCK_CLASS, LockKey
+
+    used = {
+        f"{module.__name__}.{name}": value
+        for module in (db, decisions, idempotency, migrations, nightly, rulesets)
+        for name, value in vars(module).items()
+        if name.isupper() and "LOCK" in name and isinstance(value, int)
+    }
+    assert used, "no lock keys found"
+    strays = {name: value for name, value in used.items() if not isinstance(value, LockKey)}
+    assert set(strays.values()) == {RUN_LOCK_CLASS}  # the two-key space: see LockKey
+    values = [key.value for key in LockKey.__members__.values()]
+    assert len(values) == len(set(values))

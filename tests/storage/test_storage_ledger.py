@@ -190,6 +190,41 @@ def test_open_customers_include_unpaid_plans_and_agency_and_leave_paid_up_out(db
     assert early == [["C1", "C2", "PAID"]]
 
 
+def test_open_customers_are_listed_range_by_range_with_the_same_result(db):
+    """Listing a run's customers reads the customer table a range of ids at a time (memory
+    stays flat however large the portfolio): any range size gives the same batches, and a
+    customer added past the ranges read so far is still listed."""
+    from api.demo.portfolio import generate_portfolio
+    from api.intake.schemas import validate_record
+
+    records = [validate_record(r) for r in generate_portfolio(40, seed=7, as_of=AS_OF)]
+    assert not ledger.upsert_records(records).rejected
+    whole = list(ledger.iter_open_customer_ids(4, as_of=AS_OF, chunk=1000))
+    flat = [c for ids in whole for c in ids]
+    assert len(flat) == len(set(flat)) > 10 and flat == sorted(flat)
+    for chunk in (1, 3, 7, 39, 40, 41):
+        assert list(ledger.iter_open_customer_ids(4, as_of=AS_OF, chunk=chunk)) == whole, chunk
+    after = flat[5]
+    assert [c for ids in ledger.iter_open_customer_ids(4, after=after, chunk=3) for c in ids] == [
+        c for c in [c for ids in ledger.iter_open_customer_ids(4) for c in ids] if c > after
+    ]
+
+    batches = ledger.iter_open_customer_ids(2, as_of=AS_OF, chunk=5)
+    first = next(batches)
+    late = dict(records[0], id="ZZ-LATE")  # sorts after every generated id
+    invoice = {
+        "type": "invoice",
+        "id": "ZZ-LATE-1",
+        "customer_id": "ZZ-LATE",
+        "issue_date": date(2024, 1, 1),
+        "due_date": date(2024, 1, 31),
+        "amount": Decimal("50.00"),
+    }
+    assert not ledger.upsert_records([late, invoice]).rejected
+    rest = [c for ids in batches for c in ids]
+    assert [*first, *rest] == [*flat, "ZZ-LATE"]
+
+
 class _count_queries:
     """Collect the SQL statements peewee runs inside the block."""
 

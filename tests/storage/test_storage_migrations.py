@@ -136,3 +136,25 @@ def test_a_migration_numbered_below_the_highest_applied_is_applied_too(empty_db)
     assert migrate(empty_db) == [12]
     assert table_exists(empty_db, "job")
     assert migrate(empty_db) == []
+
+
+def test_runs_of_an_earlier_release_count_as_planned(empty_db):
+    """Migration 10: runs made before it listed their customers in one transaction, so each
+    is planned (planned_at = started_at); a new run is not until its customers are listed."""
+    from datetime import UTC, datetime
+
+    from storage.runs import Run
+
+    assert migrate(empty_db, target=7)[-1] == 7
+    empty_db.execute_sql('ALTER TABLE "run" DROP COLUMN "planned_at"')  # as releases before made it
+    started = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
+    empty_db.execute_sql(
+        'INSERT INTO "run" ("run_id", "as_of", "attempt", "state", "requested_by", "rulesets", '
+        '"batch_size", "customers_total", "report", "error", "started_at") '
+        "VALUES ('r1', '2026-03-02', 1, 'finished', 'test', '{}', 500, 0, '{}', '', "
+        "'2026-03-02 01:30:00')"
+    )
+
+    assert migrate(empty_db) == [n for n in NUMBERS if n > 7]
+    run = Run.get_by_id("r1")
+    assert run.planned_at == run.started_at == started
