@@ -36,7 +36,7 @@ class Actor(Protocol):
 
 @dataclass(frozen=True)
 class Credo:
-    """credo itself, for the moves `credo init` makes (loading the shipped rule sets)."""
+    """The product itself, for the moves `credo init` makes (loading the shipped rule sets)."""
 
     name: str = "credo init"
     owner: str = "credo init"
