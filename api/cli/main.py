@@ -36,9 +36,9 @@ def main() -> None:
 
 def _register() -> None:
     # Each module defines click commands/groups and a `register(main)` function.
-    from api.cli import data, jobs, keys, rules, run, serve, simulate
+    from api.cli import audit, data, jobs, keys, rules, run, serve, simulate
 
-    for module in (data, rules, keys, serve, run, simulate, jobs):
+    for module in (data, rules, keys, serve, run, simulate, jobs, audit):
         module.register(main)
 
 
