@@ -29,7 +29,7 @@ blp = Blueprint(
 _MAX_SEQ = 2**63 - 1
 
 
-class VerifyArgsSchema(ma.Schema):
+class ChainVerifyArgsSchema(ma.Schema):
     first = ma.fields.String(
         data_key="from",
         validate=ma.validate.Length(max=20),
@@ -56,7 +56,7 @@ class VerifyArgsSchema(ma.Schema):
                 raise ma.ValidationError(f"is needed with {given}", missing)
 
 
-class ProblemSchema(ma.Schema):
+class ChainProblemSchema(ma.Schema):
     seq = ma.fields.Integer(required=True)
     decision_id = ma.fields.String(required=True, allow_none=True)
     kind = ma.fields.String(
@@ -65,29 +65,31 @@ class ProblemSchema(ma.Schema):
     problem = ma.fields.String(required=True, metadata={"description": "what does not match"})
 
 
-class HeadSchema(ma.Schema):
+class ChainHeadSchema(ma.Schema):
     seq = ma.fields.Integer(required=True)
     hash = ma.fields.String(required=True)
 
 
-class AnchorSchema(HeadSchema):
+class ChainAnchorSchema(ChainHeadSchema):
     time = ma.fields.String(required=True, metadata={"format": "date-time"})
 
 
-class AnchorCheckSchema(AnchorSchema):
+class AnchorCheckSchema(ChainAnchorSchema):
     ok = ma.fields.Boolean(required=True)
     problem = ma.fields.String(required=True, allow_none=True)
 
 
-class VerifySchema(ma.Schema):
+class ChainVerifySchema(ma.Schema):
     """The result of a verification (also a verify job's result)."""
 
     ok = ma.fields.Boolean(required=True)
     first = ma.fields.Integer(data_key="from", attribute="from", required=True)
     last = ma.fields.Integer(data_key="to", attribute="to", required=True, allow_none=True)
     count = ma.fields.Integer(required=True, metadata={"description": "decisions checked"})
-    head = ma.fields.Nested(HeadSchema, required=True, metadata={"description": "last checked"})
-    problems = ma.fields.List(ma.fields.Nested(ProblemSchema), required=True)
+    head = ma.fields.Nested(
+        ChainHeadSchema, required=True, metadata={"description": "the last decision checked"}
+    )
+    problems = ma.fields.List(ma.fields.Nested(ChainProblemSchema), required=True)
     problems_count = ma.fields.Integer(required=True)
     anchor = ma.fields.Nested(AnchorCheckSchema, required=True, allow_none=True)
     checkpoint = ma.fields.Dict(
@@ -98,8 +100,8 @@ class VerifySchema(ma.Schema):
 @blp.route("/verify")
 class Verify(MethodView):
     @require_role("auditor")
-    @blp.arguments(VerifyArgsSchema(), location="query")
-    @blp.response(200, VerifySchema)
+    @blp.arguments(ChainVerifyArgsSchema(), location="query")
+    @blp.response(200, ChainVerifySchema)
     @blp.alt_response(202, description="a large range: verified by a job (GET /v1/jobs/{id})")
     def get(self, args: dict[str, Any]) -> Any:
         """Recompute the decision chain's hashes over a range (default: all): ok with the count
@@ -136,7 +138,7 @@ class Verify(MethodView):
 @blp.route("/anchor")
 class AnchorNow(MethodView):
     @require_role("auditor")
-    @blp.response(200, AnchorSchema)
+    @blp.response(200, ChainAnchorSchema)
     def get(self) -> dict[str, Any]:
         """The chain's head now {seq, hash, time}: keep it outside the database, and verify
         against it later (anchor_seq, anchor_hash) to catch decisions cut from the end."""

@@ -109,10 +109,13 @@ def scan_chain(
                 f"verify from #{checkpoint.seq + 1}"
             )
         start = checkpoint.seq + 1
-    prev_seq, prev_hash = _before(start, checkpoint)
+    # Up to WINDOW rows before the range are read as context, like those after it: a row is
+    # judged by its neighbours, but only the range's problems are reported.
+    context = max(start - WINDOW, checkpoint.seq + 1 if checkpoint else 1)
+    prev_seq, prev_hash = _before(context, checkpoint)
     scan = ChainScan(first_seq=start, checkpoint=checkpoint)
-    judge = _Judge(report, prev_seq, prev_hash, last_seq, scan)
-    for rows in _chunks(start, last_seq):
+    judge = _Judge(report, prev_seq, prev_hash, start, last_seq, scan)
+    for rows in _chunks(context, last_seq):
         for raw in rows:
             judge.add(raw)
         if progress is not None:
@@ -178,6 +181,7 @@ class _Judge:
     report: Callable[[ChainProblem], None]
     prev_seq: int
     prev_hash: str
+    first_seq: int
     last_seq: int | None
     scan: ChainScan
     rows: list[_Row] = field(default_factory=list)
@@ -190,15 +194,15 @@ class _Judge:
     def add(self, raw: tuple) -> None:
         values = dict(zip(_NAMES, raw, strict=True))
         seq = values["seq"]
-        in_range = self.last_seq is None or seq <= self.last_seq
+        in_range = self._in_range(seq)
         row = _Row(
             seq, values["decision_id"], values["prev_hash"], values["hash"], in_range,
             linked=values["prev_hash"] == self.prev_hash,
         )  # fmt: skip
         if seq > self.prev_seq + 1:
             row.gap = (self.prev_seq + 1, seq - 1)
+        row.altered = _altered(values)
         if in_range:
-            row.altered = _altered(values)
             self.scan.count += 1
             self.scan.last_seq, self.scan.last_hash = seq, row.hash
         self.prev_seq, self.prev_hash = seq, row.hash
@@ -217,10 +221,9 @@ class _Judge:
         index = self.next
         row = self.rows[index]
         self.next += 1
-        if row.in_range:
-            following = self.rows[index + 1] if index + 1 < len(self.rows) else None
-            before = self.rows[index - 1] if index > 0 else None
-            self._judge(row, before, following, index)
+        following = self.rows[index + 1] if index + 1 < len(self.rows) else None
+        before = self.rows[index - 1] if index > 0 else None
+        self._judge(row, before, following)
         if self.next > 2 * WINDOW:  # forget the oldest WINDOW rows
             for old in self.rows[:WINDOW]:
                 if self.by_hash.get(old.hash) == old.seq:
@@ -234,7 +237,10 @@ class _Judge:
             self.next -= WINDOW
             self._release(self.rows[0].seq)
 
-    def _judge(self, row: _Row, before: _Row | None, following: _Row | None, index: int) -> None:
+    def _in_range(self, seq: int) -> bool:
+        return self.first_seq <= seq and (self.last_seq is None or seq <= self.last_seq)
+
+    def _judge(self, row: _Row, before: _Row | None, following: _Row | None) -> None:
         if row.gap is not None:
             first, last = row.gap
             gone = f"decision #{first} is" if first == last else f"decisions #{first}–#{last} are"
@@ -277,11 +283,14 @@ class _Judge:
         to an earlier row): those rows were inserted; report each."""
         if following.linked or row.hash in self.chained_to:
             return False
+        own = self.by_hash.get(row.prev)
+        if own is not None and own > row.seq:  # chained after a later row: moved, not inserted
+            return False
         found = self.by_hash.get(following.prev)
         if found is None or found >= row.seq:
             return False
         for other in self.rows:
-            if found < other.seq <= row.seq and other.in_range and not other.reported:
+            if found < other.seq <= row.seq and not other.reported:
                 self._problem(
                     other.seq, other.decision_id, "inserted",
                     f"not in the chain: decision #{following.seq} is chained to #{found}",
@@ -291,6 +300,8 @@ class _Judge:
         return True
 
     def _problem(self, seq: int, decision_id: str | None, kind: str, text: str) -> None:
+        if not self._in_range(seq):
+            return
         self.order += 1
         heapq.heappush(self.held, (seq, self.order, ChainProblem(seq, decision_id, kind, text)))
 
