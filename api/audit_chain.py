@@ -150,9 +150,12 @@ def parse_bound(field: str, text: str) -> int | date:
     raise AuditInputError(field, "expected a seq number or a date YYYY-MM-DD")
 
 
-def resolve_range(first: int | date | None, last: int | date | None) -> tuple[int, int | None]:
-    """(first seq, last seq or None for the head) of a range given by seq numbers or dates
-    (a date stands for the decisions created on it, UTC: `first` its first, `last` its last)."""
+def resolve_range(
+    first: int | date | None, last: int | date | None
+) -> tuple[int | None, int | None]:
+    """(first seq or None for the start, last seq or None for the head) of a range given by
+    seq numbers or dates (a date stands for the decisions created on it, UTC: `first` its first
+    decision, `last` its last)."""
     import peewee as pw
 
     from storage.models import Decision
@@ -165,8 +168,7 @@ def resolve_range(first: int | date | None, last: int | date | None) -> tuple[in
         end = datetime.combine(last + timedelta(days=1), time(), UTC)
         found = Decision.select(pw.fn.MAX(Decision.seq)).where(Decision.created_at < end)
         last = found.scalar() or 0
-    first = first or 1
-    if last is not None and last < first:
+    if last is not None and last < (first or 1):
         raise AuditInputError("to", "the range ends before it starts")
     return first, last
 

@@ -127,7 +127,7 @@ class Verify(MethodView):
                 else None
             )
             first, last = resolve_range(*bounds)
-            if range_size(first, last) > app_state().settings.audit.verify_job_rows:
+            if range_size(first or 1, last) > app_state().settings.audit.verify_job_rows:
                 params = {"from": first, "to": last, "anchor": anchor and anchor.to_json()}
                 return json_response(*jobs.start("audit-verify", params))
             return verify_trail(first, last, anchor)
