@@ -112,3 +112,27 @@ def test_after_a_prune_verification_starts_at_the_checkpoint(db, make_decision):
     # The first decision kept must still chain to the checkpoint's hash.
     _tamper(db, f"DELETE FROM decision WHERE seq = {through + 1}")
     assert [(p.seq, p.kind) for p in decisions.verify_chain()] == [(through + 1, "deleted")]
+
+
+def test_the_quick_hash_path_builds_exactly_the_canonical_record(db, make_decision):
+    """Verification hashes the columns as stored; it must give the very text the decoded
+    record's canonical JSON is, for every column type (whole seconds, awkward text, null)."""
+    from engine.trace import canonical_json
+
+    awkward = 'Mahnung für Ü € 🙂 "q" \\ \t\x01'
+    decisions.append_decisions(
+        [
+            make_decision(1, created_at=datetime(2024, 4, 15, 2, 0, 0, tzinfo=UTC)),
+            make_decision(2, requested_by=awkward, customer_id=None, reasons=[awkward]),
+        ]
+    )
+    query = chain.Decision.select(*chain._COLUMNS).order_by(chain.Decision.seq)
+    for raw in db.execute_sql(*query.sql()).fetchall():
+        values = dict(zip(chain._NAMES, raw, strict=True))
+        record = decisions.get_decision(values["decision_id"])
+        hashed = {k: v for k, v in record.items() if k not in ("seq", "prev_hash", "hash")}
+        assert chain._stored_canonical(values) == canonical_json(hashed)
+    # A time written in another form than the database's own is read by its codec instead.
+    with db.atomic():
+        db.execute_sql("UPDATE decision SET created_at = '2024-04-15T02:00:00' WHERE seq = 1")
+    assert decisions.verify_chain() == []  # the same moment, however written
