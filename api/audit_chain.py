@@ -27,6 +27,7 @@ MAX_PROBLEMS_LISTED = 1000  # a result lists the first problems; problems_count 
 MAX_SEQ = 2**63 - 1
 _HASH = re.compile(r"[0-9a-f]{64}")
 _DATE = re.compile(r"\d{4}-\d\d-\d\d")
+FIRST_DAY, LAST_DAY = date(1900, 1, 1), date(2199, 12, 31)  # as every date credo takes
 
 
 class AuditInputError(ValueError):
@@ -144,9 +145,12 @@ def parse_bound(field: str, text: str) -> int | date:
         return int(text)
     if _DATE.fullmatch(text):
         try:
-            return date.fromisoformat(text)
+            day = date.fromisoformat(text)
         except ValueError:
-            pass
+            raise AuditInputError(field, f"{text} is not a date that exists") from None
+        if not FIRST_DAY <= day <= LAST_DAY:
+            raise AuditInputError(field, f"a date must be from {FIRST_DAY} to {LAST_DAY}")
+        return day
     raise AuditInputError(field, "expected a seq number or a date YYYY-MM-DD")
 
 

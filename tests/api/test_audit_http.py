@@ -88,6 +88,9 @@ def test_only_auditors_and_admins_verify(client, auth):
         ("from=99999999999999999999999", "from"),
         ("from=0", "from"),
         ("to=2024-02-30", "to"),
+        ("to=9999-12-31", "to"),
+        ("from=0001-01-01", "from"),
+        ("from=%D9%A3", "from"),  # an Arabic-Indic digit three
         ("from==HYPERLINK(1)", "from"),
         ("from=" + "9" * 5000, "from"),
         ("from=5&to=2", "to"),

@@ -174,7 +174,8 @@ def test_an_anchor_whose_hash_differs_is_a_rewritten_chain(db, stored, credo, tm
     [
         (("--from", "0"), "a seq number must be from 1"),
         (("--from", "99999999999999999999999"), "a seq number must be from 1"),
-        (("--to", "2024-02-30"), "expected a seq number or a date"),
+        (("--to", "2024-02-30"), "2024-02-30 is not a date that exists"),
+        (("--to", "9999-12-31"), "a date must be from 1900-01-01 to 2199-12-31"),
         (("--from", "=1+1"), "expected a seq number or a date"),
         (("--from", "5", "--to", "2"), "the range ends before it starts"),
     ],
