@@ -9,7 +9,7 @@ import pytest
 
 from engine.trace import chain_hash
 from storage import decisions
-from storage.decisions import chain, retention
+from storage.decisions import chain, rehash, retention
 
 
 def _tamper(db, *statements: str) -> None:
@@ -131,7 +131,7 @@ def test_the_quick_hash_path_builds_exactly_the_canonical_record(db, make_decisi
         values = dict(zip(chain._NAMES, raw, strict=True))
         record = decisions.get_decision(values["decision_id"])
         hashed = {k: v for k, v in record.items() if k not in ("seq", "prev_hash", "hash")}
-        assert chain._stored_canonical(values) == canonical_json(hashed)
+        assert rehash._stored_canonical(values) == canonical_json(hashed)
     # A time written in another form than the database's own is read by its codec instead.
     with db.atomic():
         db.execute_sql("UPDATE decision SET created_at = '2024-04-15T02:00:00' WHERE seq = 1")
