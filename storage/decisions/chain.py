@@ -25,8 +25,7 @@ from typing import Any
 
 from engine.trace import GENESIS_HASH
 from storage.db import database
-from storage.decisions import shape
-from storage.decisions.rehash import altered
+from storage.decisions.rehash import COLUMNS, INDEX, altered
 from storage.decisions.retention import Checkpoint, latest_checkpoint
 from storage.errors import StorageError
 from storage.models import Decision
@@ -150,7 +149,7 @@ def _chunks(start: int, last_seq: int | None) -> Iterator[list[tuple]]:
     after = start - 1
     end = None if last_seq is None else last_seq + WINDOW
     while True:
-        query = Decision.select(*_COLUMNS).where(Decision.seq > after)
+        query = Decision.select(*COLUMNS).where(Decision.seq > after)
         if end is not None:
             query = query.where(Decision.seq <= end)
         # Raw rows: a tampered column must become a problem, not an exception while reading.
@@ -161,7 +160,7 @@ def _chunks(start: int, last_seq: int | None) -> Iterator[list[tuple]]:
         after = rows[-1][0]
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Row:
     seq: int
     decision_id: str
@@ -193,16 +192,12 @@ class _Judge:
     order: int = 0
 
     def add(self, raw: tuple) -> None:
-        values = dict(zip(_NAMES, raw, strict=True))
-        seq = values["seq"]
+        seq, prev = raw[0], raw[_PREV]
         in_range = self._in_range(seq)
-        row = _Row(
-            seq, values["decision_id"], values["prev_hash"], values["hash"], in_range,
-            linked=values["prev_hash"] == self.prev_hash,
-        )  # fmt: skip
+        row = _Row(seq, raw[_ID], prev, raw[_HASH], in_range, prev == self.prev_hash)
         if seq > self.prev_seq + 1:
             row.gap = (self.prev_seq + 1, seq - 1)
-        row.altered = altered(values)
+        row.altered = altered(raw)
         if in_range:
             self.scan.count += 1
             self.scan.last_seq, self.scan.last_hash = seq, row.hash
@@ -313,5 +308,4 @@ class _Judge:
             self.report(heapq.heappop(self.held)[2])
 
 
-_COLUMNS = (Decision.seq, *shape.COLUMNS, Decision.prev_hash, Decision.hash)
-_NAMES = [c.name for c in _COLUMNS]
+_ID, _PREV, _HASH = INDEX["decision_id"], INDEX["prev_hash"], INDEX["hash"]

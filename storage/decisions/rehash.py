@@ -14,52 +14,50 @@ from collections.abc import Callable
 from datetime import date, datetime
 from functools import partial
 from json.encoder import encode_basestring
-from typing import Any
 
 from engine.trace import chain_hash, chain_hash_text
 from storage.decisions import shape
 from storage.models import Decision
 
 
-def altered(values: dict[str, Any]) -> str | None:
-    """None when the row's contents give its stored hash; else what does not match.
-
-    The JSON columns hold the canonical JSON the hash signed: hashing them as stored is the
-    quick path; only a row that fails it is read back field by field (shape.decode)."""
+def altered(row: tuple) -> str | None:
+    """None when a row (the values of COLUMNS) gives its stored hash; else what does not
+    match."""
+    prev, stored = row[_PREV], row[_HASH]
     try:
-        if chain_hash_text(_stored_canonical(values), values["prev_hash"]) == values["hash"]:
+        if chain_hash_text(_stored_canonical(row), prev) == stored:
             return None
     except (TypeError, ValueError, AttributeError, KeyError):
         pass
     try:
-        read = {c.name: c.python_value(values[c.name]) for c in shape.COLUMNS}
+        read = {c.name: c.python_value(row[INDEX[c.name]]) for c in shape.COLUMNS}
         record = shape.decode(read)
     except (TypeError, ValueError, AttributeError) as exc:
         return f"contents unreadable ({exc}): the row was altered"
-    computed = chain_hash(record, values["prev_hash"])
-    if computed == values["hash"]:
+    computed = chain_hash(record, prev)
+    if computed == stored:
         return None
     return (
         f"its contents hash to {computed[:16]}…, not to its stored hash "
-        f"{str(values['hash'])[:16]}…: the row was altered"
+        f"{str(stored)[:16]}…: the row was altered"
     )
 
 
-def _stored_canonical(values: dict[str, Any]) -> str:
+def _stored_canonical(row: tuple) -> str:
     """The row's record as canonical JSON (engine.trace.canonical_object), built from its
     columns as stored."""
-    plan = _PLANS.get(values["format"])
+    plan = _PLANS.get(row[_FORMAT])
     if plan is None:
-        plan = _PLANS[values["format"]] = _plan(values["format"])
-    return "{" + ",".join([key + member(values) for key, member in plan]) + "}"
+        plan = _PLANS[row[_FORMAT]] = _plan(row[_FORMAT])
+    return "{" + ",".join([key + member(row) for key, member in plan]) + "}"
 
 
-def _plan(format: int) -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
+def _plan(format: int) -> list[tuple[str, Callable[[tuple], str]]]:
     """For each field of `format`, in key order: its key as JSON and how its member's JSON is
     made from the row's values (a text or count column directly, the others by their codec)."""
     plan = []
     for f in sorted(shape.fields_of(format), key=lambda f: f.name):
-        column = f.columns[0]
+        column = INDEX[f.columns[0]]
         if isinstance(f.codec, shape.Json):
             member = partial(_json_text, column)
         elif isinstance(f.codec, shape.Text):
@@ -71,26 +69,26 @@ def _plan(format: int) -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
         elif isinstance(f.codec, shape.Moment):
             member = partial(_moment, column)
         elif isinstance(f.codec, shape.RuleSetRef):
-            member = partial(_ruleset, *f.columns)
+            member = partial(_ruleset, *(INDEX[c] for c in f.columns))
         else:
-            member = partial(_by_codec, f.codec, f.columns)
+            member = partial(_by_codec, f.codec, tuple(INDEX[c] for c in f.columns))
         plan.append((encode_basestring(f.name) + ":", member))
     return plan
 
 
-def _json_text(column: str, values: dict[str, Any]) -> str:
+def _json_text(column: int, values: tuple) -> str:
     text = values[column]
     if type(text) is not str:
         raise TypeError(f"{column}: not text")
     return text  # written as the canonical JSON of the value (shape.encode)
 
 
-def _text(column: str, values: dict[str, Any]) -> str:
+def _text(column: int, values: tuple) -> str:
     text = values[column]
     return "null" if text is None else encode_basestring(text)
 
 
-def _count(column: str, values: dict[str, Any]) -> str:
+def _count(column: int, values: tuple) -> str:
     number = values[column]
     if type(number) is not int:
         raise TypeError(f"{column}: not an integer")
@@ -103,7 +101,7 @@ _DAY = re.compile(r"\d{4}-\d\d-\d\d")
 _MOMENT = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?")
 
 
-def _day(column: str, values: dict[str, Any]) -> str:
+def _day(column: int, values: tuple) -> str:
     value = values[column]
     if type(value) is date:  # PostgreSQL
         return f'"{value.isoformat()}"'
@@ -112,7 +110,7 @@ def _day(column: str, values: dict[str, Any]) -> str:
     return shape.Day().stored_json(_READ[column](value))
 
 
-def _moment(column: str, values: dict[str, Any]) -> str:
+def _moment(column: int, values: tuple) -> str:
     value = values[column]
     if type(value) is datetime and value.tzinfo is None:  # PostgreSQL: naive UTC
         return f'"{value.isoformat()}+00:00"'
@@ -121,7 +119,7 @@ def _moment(column: str, values: dict[str, Any]) -> str:
     return shape.Moment().stored_json(_READ[column](value))
 
 
-def _ruleset(kind: str, version: str, sha256: str, values: dict[str, Any]) -> str:
+def _ruleset(kind: int, version: int, sha256: int, values: tuple) -> str:
     number = values[version]
     if type(number) is not int:
         raise TypeError(f"{version}: not an integer")
@@ -134,13 +132,17 @@ def _ruleset(kind: str, version: str, sha256: str, values: dict[str, Any]) -> st
     )
 
 
-def _by_codec(codec: shape.Codec, columns: tuple[str, ...], values: dict[str, Any]) -> str:
+def _by_codec(codec: shape.Codec, columns: tuple[int, ...], values: tuple) -> str:
     return codec.stored_json(*(_READ[c](values[c]) for c in columns))
 
 
-_PLANS: dict[int, list[tuple[str, Callable[[dict[str, Any]], str]]]] = {}
+_PLANS: dict[int, list[tuple[str, Callable[[tuple], str]]]] = {}
+# The columns a row is read with, and where each is in it.
+COLUMNS = (Decision.seq, *shape.COLUMNS, Decision.prev_hash, Decision.hash)
+INDEX = {c.name: i for i, c in enumerate(COLUMNS)}
+_FORMAT, _PREV, _HASH = INDEX["format"], INDEX["prev_hash"], INDEX["hash"]
 # Each column's database value as its codec's stored_json takes it: JSON columns as text.
 _READ = {
-    c.name: (lambda v: v) if isinstance(c, type(Decision.facts)) else c.python_value
+    INDEX[c.name]: (lambda v: v) if isinstance(c, type(Decision.facts)) else c.python_value
     for c in shape.COLUMNS
 }

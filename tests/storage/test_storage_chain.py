@@ -126,12 +126,11 @@ def test_the_quick_hash_path_builds_exactly_the_canonical_record(db, make_decisi
             make_decision(2, requested_by=awkward, customer_id=None, reasons=[awkward]),
         ]
     )
-    query = chain.Decision.select(*chain._COLUMNS).order_by(chain.Decision.seq)
+    query = chain.Decision.select(*rehash.COLUMNS).order_by(chain.Decision.seq)
     for raw in db.execute_sql(*query.sql()).fetchall():
-        values = dict(zip(chain._NAMES, raw, strict=True))
-        record = decisions.get_decision(values["decision_id"])
+        record = decisions.get_decision(raw[rehash.INDEX["decision_id"]])
         hashed = {k: v for k, v in record.items() if k not in ("seq", "prev_hash", "hash")}
-        assert rehash._stored_canonical(values) == canonical_json(hashed)
+        assert rehash._stored_canonical(raw) == canonical_json(hashed)
     # A time written in another form than the database's own is read by its codec instead.
     with db.atomic():
         db.execute_sql("UPDATE decision SET created_at = '2024-04-15T02:00:00' WHERE seq = 1")
