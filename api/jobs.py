@@ -30,6 +30,7 @@ JobFunction = Callable[[Settings, dict[str, Any], Callable[[int, int], None]], d
 JOB_TYPES: dict[str, str] = {
     "simulate": "api.simulation:simulate_job",
     "backtest": "api.backtest:backtest_job",
+    "audit-verify": "api.audit_chain:verify_job",
 }
 PROGRESS_EVERY_SECONDS = 1.0
 

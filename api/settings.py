@@ -76,6 +76,14 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    # Days decisions are kept before `credo audit prune` may delete them; 0: pruning is off.
+    retention_days: int = 0
+    # GET /v1/audit/verify over more decisions than this runs as a job (202, GET /v1/jobs/{id}).
+    verify_job_rows: int = 100_000
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     paths: PathSettings = field(default_factory=PathSettings)
@@ -86,6 +94,7 @@ class Settings:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     run: RunSettings = field(default_factory=RunSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     base_dir: Path = PROJECT_ROOT
 
     @property

@@ -14,6 +14,7 @@ import peewee as pw
 from playhouse import migrate as pwm
 
 from storage.db import LockKey, database, is_postgres, write_lock
+from storage.decisions.retention import ChainCheckpoint
 from storage.jobs import Job
 from storage.models import (
     ID_LENGTH,
@@ -285,6 +286,12 @@ def _run_planned_at(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
     Run.update(planned_at=Run.started_at).where(Run.planned_at.is_null()).execute()
 
 
+def _chain_checkpoints(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Pruning old decisions leaves a checkpoint (the seq and hash at the cut) that verification
+    # starts from (storage.decisions.retention).
+    db.create_tables([ChainCheckpoint])
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
@@ -305,6 +312,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (13, "rule-set lifecycle events: their own append-only table", _ruleset_events),
     (15, "decisions: the facts taken from earlier decisions (record format 4)", _earlier_decisions),
     (18, "rule-set files: reminder templates stored with their version", _ruleset_files),
+    (19, "chain checkpoints: where pruning cut the decision chain", _chain_checkpoints),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -225,6 +225,14 @@ def _print_run(run: dict[str, Any], as_json: bool, note: str | None = None) -> N
         f"61-90 {p['aging']['61_90']} / 90+ {p['aging']['90_plus']}; "
         f"DSO {p['dso_days']} days, CEI {p['cei_percent']}%"
     )
+    head = report.get("chain_head")  # reports of older runs have none
+    if head:
+        console.print(
+            f"chain head (keep it as an anchor): decision #{head['seq']} {head['hash']} "
+            f"at {head['time']}",
+            markup=False,
+            highlight=False,
+        )
     for error in report["errors"][:10]:
         console.print(f"[red]error[/red] {error['customer_id']}: {error['error']}")
     if report.get("message_errors_count"):  # reports of older runs have no such key

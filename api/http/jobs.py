@@ -21,7 +21,10 @@ from api.http.smorest import Api, Blueprint
 from storage.jobs import JOB_STATES
 
 blp = Blueprint(
-    "jobs", __name__, url_prefix="/v1/jobs", description="Jobs (simulations, backtests)"
+    "jobs",
+    __name__,
+    url_prefix="/v1/jobs",
+    description="Jobs (simulations, backtests, large verifications)",
 )
 
 _NULLABLE = {"required": True, "allow_none": True}
@@ -41,7 +44,9 @@ class JobSchema(ma.Schema):
     """A job: what it was asked to do and, once finished, its result."""
 
     job_id = ma.fields.String(required=True)
-    type = ma.fields.String(required=True, metadata={"description": "simulate, backtest"})
+    type = ma.fields.String(
+        required=True, metadata={"description": "simulate, backtest, audit-verify"}
+    )
     state = ma.fields.String(required=True, validate=ma.validate.OneOf(JOB_STATES))
     params = ma.fields.Dict(required=True, metadata={"description": "what the job was given"})
     progress = ma.fields.Dict(

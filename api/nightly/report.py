@@ -66,7 +66,19 @@ def build_report(run_id: str, seconds: float) -> dict[str, Any]:
         "actions": action_counts(run_id),
         "portfolio": portfolio(figures),
         "rulesets": run.rulesets,
+        # The decision chain's head as the run ends: an anchor to keep outside the database
+        # (`credo audit verify --anchor` proves the chain still reaches it).
+        "chain_head": run_anchor(run_id),
     }
+
+
+def run_anchor(run_id: str) -> dict[str, Any]:
+    """The chain's head {seq, hash, time} at the end of a run, also logged (credo.audit)."""
+    from api.audit_chain import current_anchor, log_anchor
+
+    anchor = current_anchor()
+    log_anchor(anchor, f"at the end of run {run_id}")
+    return anchor
 
 
 def _ratio(numerator: Decimal, denominator: Decimal, scale: Decimal) -> float | None:

@@ -59,6 +59,11 @@ class Codec:
         """The value's cells in the CSV export."""
         return ("" if value is None else value,)
 
+    def stored_json(self, *columns: Any) -> str:
+        """The canonical JSON the hash signed, from its columns' values as stored (JSON
+        columns as their text): verification hashes it without parsing JSON again."""
+        return canonical_json_plain(self.decode(*columns))
+
 
 @dataclass(frozen=True)
 class Text(Codec):
@@ -137,6 +142,11 @@ class Json(Codec):
 
     def csv(self, value: Any) -> tuple:
         return (canonical_json(value),)
+
+    def stored_json(self, text: Any) -> str:
+        if not isinstance(text, str):
+            raise TypeError("a JSON column holds text")
+        return text  # written as the canonical JSON of the value (encode)
 
 
 class Fired(Json):

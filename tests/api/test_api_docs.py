@@ -37,6 +37,8 @@ def test_openapi_documents_every_endpoint_with_problem_errors(client):
         "/v1/rulesets/{kind}/versions/{version}/activate": {"post"},
         "/v1/rulesets/{kind}/versions/{version}/test-cases": {"post"},
         "/v1/rulesets/{kind}/diff": {"get"},
+        "/v1/audit/verify": {"get"},
+        "/v1/audit/anchor": {"get"},
         "/healthz": {"get"},
         "/readyz": {"get"},
     }.items():
