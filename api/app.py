@@ -12,6 +12,7 @@ from flask import Flask
 
 from api import console
 from api.http import (
+    audit_records,
     customers,
     decisions,
     docs,
@@ -84,7 +85,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     url_text.init_app(app)
     api = make_api(app)
-    for module in (health, decisions, ledger, customers, rulesets, runs, simulations, jobs):
+    modules = (health, decisions, ledger, customers, rulesets, runs, simulations, jobs)
+    for module in (*modules, audit_records):
         module.init_app(api)
     docs.init_app(app)
     console.init_app(app, settings)
