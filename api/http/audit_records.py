@@ -64,7 +64,7 @@ class EventListArgsSchema(ma.Schema):
     )
 
 
-class EventSchema(ma.Schema):
+class OperatorEventSchema(ma.Schema):
     seq = ma.fields.Integer(required=True)
     format = ma.fields.Integer(required=True)
     at = ma.fields.String(required=True, metadata={"description": "ISO 8601, UTC"})
@@ -75,8 +75,8 @@ class EventSchema(ma.Schema):
     hash = ma.fields.String(required=True)
 
 
-class EventPageSchema(ma.Schema):
-    items = ma.fields.List(ma.fields.Nested(EventSchema), required=True)
+class OperatorEventPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(OperatorEventSchema), required=True)
     next_cursor = ma.fields.String(allow_none=True, required=True)
 
 
@@ -113,7 +113,7 @@ class AuditExportArgsSchema(ma.Schema):
 class AuditEvents(MethodView):
     @require_role("auditor")
     @blp.arguments(EventListArgsSchema(), location="query")
-    @blp.response(200, EventPageSchema)
+    @blp.response(200, OperatorEventPageSchema)
     def get(self, args: dict[str, Any]) -> Response:
         """The operator log, a page at a time (follow next_cursor): keys created and revoked,
         rule-set lifecycle moves, runs started and finished, imports, demo resets; each with
