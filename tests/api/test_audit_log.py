@@ -228,3 +228,11 @@ def test_bad_cli_arguments_exit_2_naming_the_option(credo):
     ):
         result = credo("audit", "log", *args)
         assert result.exit_code == 2 and option in result.output, (args, result.output)
+
+
+def test_the_openapi_document_has_the_audit_endpoints_behind_a_key(client):
+    paths = client.get("/openapi.json").json["paths"]
+    for path in ("/v1/audit/events", "/v1/audit/export"):
+        assert paths[path]["get"]["security"] == [{"bearerAuth": []}], path
+    names = {p["name"] for p in paths["/v1/audit/export"]["get"]["parameters"]}
+    assert names == {"from", "to", "format", "kind", "customer"}

@@ -184,3 +184,29 @@ def _placeholder() -> str:
     from storage.db import is_postgres
 
     return "%s" if is_postgres() else "?"
+
+
+def test_concurrent_writers_keep_one_chain(db):
+    """Threads (each with its own connection) appending at once: every event is placed, in one
+    chain, none lost to a collision on seq."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            for n in range(15):
+                audit_log.append_event("import.done", f"worker-{worker}", {"n": n})
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            database.close()
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert audit_log.log_head()[0] == 60
+    assert audit_log.verify_audit_log() == []
