@@ -21,7 +21,7 @@ from typing import Any
 
 import peewee as pw
 
-from engine.text import text_problem
+from engine.text import printable, text_problem
 from engine.trace import GENESIS_HASH, canonical_json_plain, chain_hash_text, to_jsonable
 from storage.db import LockKey, database, write_lock
 from storage.errors import InvalidRecord
@@ -100,6 +100,13 @@ class LogProblem:
 
     def to_json(self) -> dict[str, Any]:
         return {"seq": self.seq, "kind": self.kind, "problem": self.problem}
+
+
+def storable(text: str, limit: int = ACTOR_LENGTH) -> str:
+    """`text` as an event can keep it: lone surrogates and NUL written as backslash escapes,
+    at most `limit` characters, "unknown" for nothing (a run's requested_by, an error)."""
+    text = printable(str(text)).replace("\x00", "\\x00")[:limit]
+    return text or "unknown"
 
 
 def event_record(at: datetime, actor: str, kind: str, details: Mapping[str, Any]) -> dict:

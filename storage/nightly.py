@@ -22,7 +22,7 @@ from typing import Any
 
 import peewee as pw
 
-from storage.audit_log import append_event
+from storage.audit_log import append_event, storable
 from storage.db import RUN_LOCK_CLASS, LockKey, database, insert_rows, is_postgres, write_lock
 from storage.decisions import PreparedDecision, append_prepared
 from storage.errors import Conflict
@@ -127,7 +127,7 @@ def create_run(
             heartbeat_at=now_utc(),
         )
         details = {**_run_details(run), "rulesets": rulesets}
-        append_event("run.started", requested_by, details, at=run.started_at)
+        append_event("run.started", storable(requested_by), details, at=run.started_at)
         return run
 
 
@@ -136,7 +136,7 @@ def resume_run(run: Run) -> None:
     operator log records it (`run.resumed`)."""
     with write_lock(LockKey.RUN):
         Run.update(state="running", error="").where(Run.run_id == run.run_id).execute()
-        append_event("run.resumed", run.requested_by, _run_details(run))
+        append_event("run.resumed", storable(run.requested_by), _run_details(run))
 
 
 def _run_details(run: Run) -> dict[str, Any]:
@@ -355,8 +355,8 @@ def finish_run(run_id: str, state: str, report: dict[str, Any], error: str = "")
             if name in report:
                 details[name] = report[name]
         if error:
-            details["error"] = error[:2000]
-        append_event(f"run.{state}", run.requested_by, details, at=now)
+            details["error"] = storable(error, 2000)
+        append_event(f"run.{state}", storable(run.requested_by), details, at=now)
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:

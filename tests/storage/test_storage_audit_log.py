@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -209,4 +209,17 @@ def test_concurrent_writers_keep_one_chain(db):
         thread.join()
     assert errors == []
     assert audit_log.log_head()[0] == 60
+    assert audit_log.verify_audit_log() == []
+
+
+def test_a_run_is_logged_whatever_its_requester_and_however_long_its_error(db):
+    from storage.nightly import create_run, finish_run
+
+    run = create_run(date(2024, 6, 3), "", {}, 10)
+    finish_run(run.run_id, "failed", {}, "OperationalError: " + "x" * 5000)
+    started, failed = audit_log.query_events().items
+    assert (started["kind"], started["actor"]) == ("run.started", "unknown")
+    assert (failed["kind"], failed["actor"]) == ("run.failed", "unknown")
+    assert failed["details"]["error"] == ("OperationalError: " + "x" * 5000)[:2000]
+    assert failed["details"]["as_of"] == "2024-06-03"
     assert audit_log.verify_audit_log() == []
