@@ -245,6 +245,15 @@ def _ruleset_events(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
         RuleSetEvent.insert(kind=kind, version=version, at=at, **fields).execute()
 
 
+def _audit_log(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # The operator log (storage.audit_log): from now on every key, lifecycle move, run, import
+    # and demo reset is appended to it. What happened before stays where it was recorded (the
+    # rule-set history, the keys' and runs' own dates): the log starts empty.
+    from storage.audit_log import AuditEvent
+
+    db.create_tables([AuditEvent])
+
+
 def _ruleset_files(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
     # Reminder templates and company.toml are stored with the reminder rule set's versions.
     # The versions stored before have none: `credo init` (which runs the migrations) gives
@@ -310,6 +319,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (10, "runs: planned_at, set once a run's customers are all in batches", _run_planned_at),
     (12, "jobs: simulations and backtests run by a process of their own", _jobs),
     (13, "rule-set lifecycle events: their own append-only table", _ruleset_events),
+    (14, "operator log: keys, lifecycle moves, runs, imports, chained by hash", _audit_log),
     (15, "decisions: the facts taken from earlier decisions (record format 4)", _earlier_decisions),
     (18, "rule-set files: reminder templates stored with their version", _ruleset_files),
     (19, "chain checkpoints: where pruning cut the decision chain", _chain_checkpoints),

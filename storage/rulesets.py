@@ -18,6 +18,7 @@ from typing import Any
 
 import peewee as pw
 
+from storage.audit_log import AUDIT_LOG_LOCK, append_event
 from storage.db import LockKey, write_lock
 from storage.errors import Conflict, NotFound
 from storage.models import RuleSetEvent, RuleSetFile, RuleSetVersion, now_utc
@@ -207,19 +208,18 @@ def record_event(
     """Append one lifecycle event of version `version` of `kind` and return it as JSON values.
 
     `by` is the API key's name (or the command, for credo's own moves such as `credo init`),
-    `owner` the person or system behind it. Every lifecycle event goes through here.
+    `owner` the person or system behind it. Every lifecycle event goes through here, and is
+    appended to the operator log (`ruleset.<event>`) in the same transaction.
     """
     if event not in EVENTS:
         raise ValueError(f"event: {event!r} is not one of {', '.join(EVENTS)}")
-    row = RuleSetEvent.create(
-        kind=kind,
-        version=version,
-        event=event,
-        actor=by,
-        owner=owner,
-        at=at or now_utc(),
-        note=note,
-    )
+    at = at or now_utc()
+    with write_lock(AUDIT_LOG_LOCK):
+        row = RuleSetEvent.create(
+            kind=kind, version=version, event=event, actor=by, owner=owner, at=at, note=note
+        )
+        details = {"ruleset": kind, "version": version, "owner": owner, "note": note}
+        append_event(f"ruleset.{event}", by, {**details, "event_id": row.id}, at=at)
     return event_json(row)
 
 

@@ -60,6 +60,7 @@ def run_demo(
     replaced = _prepare_database(url, force)
     init = init_database(url, settings.rules_dir)
     _mark_demo(customers, seed, as_of, made=None)
+    _log_reset(replaced, customers, seed, as_of)
     records = _import_portfolio(customers, seed, as_of, console)
     decisions = _run_the_night(settings, as_of, console)
     console_key = _console_key(settings)
@@ -205,6 +206,16 @@ def _mark_demo(customers: int, seed: int, as_of: date, made: dict[str, int] | No
     ).execute()
 
 
+def _log_reset(replaced: bool, customers: int, seed: int, as_of: date) -> None:
+    """The operator log's `demo.reset`: the database was filled afresh by `credo demo`
+    (`replaced`: a database holding earlier data, this log's earlier events with it, was
+    emptied first)."""
+    from storage.audit_log import append_event
+
+    details = {"replaced": replaced, "customers": customers, "seed": seed, "as_of": as_of}
+    append_event("demo.reset", "credo demo", details)
+
+
 def _import_portfolio(customers: int, seed: int, as_of: date, console: Console) -> int:
     from api.demo.portfolio import generate_portfolio
     from api.intake.schemas import validate_record
@@ -253,7 +264,7 @@ def _console_key(settings: Settings) -> dict[str, str]:
     """An admin key for the web console on the demo data, and how to open it."""
     from storage.keys import create_key
 
-    key, _ = create_key(CONSOLE_KEY, "admin", owner="demo")
+    key, _ = create_key(CONSOLE_KEY, "admin", owner="demo", actor="credo demo")
     host = settings.api.host if settings.api.host not in ("0.0.0.0", "::") else "127.0.0.1"
     return {
         "command": "credo serve",

@@ -8,10 +8,7 @@ decided the same way (api.decide), answered with 200 and `dry_run: true`, never 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -168,11 +165,12 @@ class DecisionExport(MethodView):
     )
     def get(self, args: dict[str, Any]) -> Response:
         """Every matching decision, streamed as JSON lines or CSV (read in chunks)."""
+        from api.audit_records import decisions_csv
         from storage.decisions import iter_decisions
 
         filters = decision_filter(args)
         if args["format"] == "csv":
-            lines = _csv_lines(iter_decisions(filters))
+            lines = decisions_csv(iter_decisions(filters))
             mimetype, name = "text/csv", "decisions.csv"
         else:
             lines = (json.dumps(d, ensure_ascii=False) + "\n" for d in iter_decisions(filters))
@@ -196,26 +194,6 @@ def decision_filter(args: dict[str, Any]):
         created_from=args.get("from_"),
         created_to=args.get("to"),
     )
-
-
-def _csv_lines(decisions: Iterator[dict[str, Any]]) -> Iterator[str]:
-    """The CSV export: a header row, then a row per decision (storage.decisions.shape)."""
-    from storage.decisions.shape import csv_header, csv_row
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    writer.writerow(csv_header())
-    yield flush()
-    for decision in decisions:
-        writer.writerow(csv_row(decision))
-        yield flush()
 
 
 def init_app(api: Api) -> None:

@@ -28,6 +28,7 @@ import peewee as pw
 from api.intake.schemas import LedgerRecordError, validate_record
 from api.nightly.worklist import refresh_worklist, today_in
 from engine.text import printable
+from storage.audit_log import append_event
 from storage.db import analyze
 from storage.ledger import UpsertResult, upsert_records
 
@@ -104,10 +105,12 @@ def import_file(
     batch_size: int = 1000,
     on_progress: Callable[[int], None] | None = None,
     today: date | None = None,
+    actor: str = "credo import",
 ) -> ImportReport:
     """Import every record of `path`; `on_progress(bytes_read)` is called as it goes.
 
-    `today` is the date pending actions are checked as of (default: today in UTC).
+    `today` is the date pending actions are checked as of (default: today in UTC). The
+    import's counts go to the operator log (`import.done`, by `actor`) once it is done.
     """
     path = Path(path)
     today = today or today_in("UTC")
@@ -131,7 +134,21 @@ def import_file(
     if report.inserted + report.updated >= ANALYZE_AFTER:
         analyze()
     report.rejected.sort(key=lambda r: r.line)
+    append_event("import.done", actor, _event_details(report))
     return report
+
+
+def _event_details(report: ImportReport) -> dict[str, Any]:
+    """What the operator log keeps of an import: the file and the counts, not the records."""
+    return {
+        "file": printable(report.file)[:1000],
+        "format": report.format,
+        "records": report.lines,
+        "inserted": report.inserted,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "rejected": len(report.rejected),
+    }
 
 
 def _counted(handle: TextIO, on_progress: Callable[[int], None] | None) -> Iterator[str]:

@@ -137,14 +137,13 @@ def _claim(settings: Settings, as_of: date, force: bool, requested_by: str) -> t
     An unfinished run of the date is resumed; a finished one is left alone unless `force`,
     which makes a new run (the next attempt).
     """
-    from storage.nightly import create_run, latest_run
+    from storage.nightly import create_run, latest_run, resume_run
     from storage.rulesets import list_active
-    from storage.runs import Run
 
     run = latest_run(as_of)
     if run is not None and run.state != "finished":
         # Under the lock, no process works on it: it is this process's run now.
-        Run.update(state="running", error="").where(Run.run_id == run.run_id).execute()
+        resume_run(run)
         return _reload(run), "resume"
     if run is not None and not force:
         return run, "finished"
