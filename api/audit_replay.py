@@ -208,11 +208,9 @@ def selected(selection: Selection) -> Iterator[dict[str, Any]]:
         yield from _sample(selection.sample)
         return
     start = datetime.combine(selection.first, time(), UTC) if selection.first else None
-    end = (
-        datetime.combine(selection.last + timedelta(days=1), time(), UTC)
-        if selection.last
-        else None
-    )
+    end = None
+    if selection.last is not None and selection.last < date.max:
+        end = datetime.combine(selection.last + timedelta(days=1), time(), UTC)
     yield from iter_decisions(DecisionFilter(created_from=start, created_to=end))
 
 
