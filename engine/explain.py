@@ -363,7 +363,8 @@ class Change:
 def changes(rule: Rule, facts: Mapping[str, Any], inputs: Iterable[str]) -> list[Change]:
     """For each part of `rule`'s `and` that compares one input fact (`inputs`) with a number
     (a literal, or an expression of other facts), the change of that fact that makes the part
-    fail: the rule would then not decide."""
+    fail: the rule would then not decide. A guard `fact > 0` is left alone: zero means no order
+    or no limit at all, not a different one."""
     node = expr.normalize(rule.when)
     items = node.items if isinstance(node, expr.And) else (node,)
     inputs = set(inputs)
@@ -380,6 +381,8 @@ def changes(rule: Rule, facts: Mapping[str, Any], inputs: Iterable[str]) -> list
             or left.name in set(expr.facts_read(right))
         ):
             continue
+        if op == ">" and isinstance(right, expr.Lit) and right.value == 0:
+            continue  # a guard (there is an order, a limit): zeroing it is no change to offer
         now = facts.get(left.name)
         if isinstance(now, bool) or not isinstance(now, int | float | Decimal):
             continue
