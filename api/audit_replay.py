@@ -20,7 +20,7 @@ from typing import Any
 from engine.errors import EngineError, FactError, RuleFileError
 from engine.ruleset import RuleSet, sha256_of
 from engine.runtime import Engine
-from engine.trace import canonical_json, to_jsonable
+from engine.trace import canonical_json, canonical_json_plain, to_jsonable
 
 MAX_LISTED = 100  # differing decisions listed in a report; all are counted
 COMPARED = ("outcome", "reasons", "fired")
@@ -101,6 +101,14 @@ class StoredVersions:
         return Parsed(ruleset, differences)
 
 
+def _canonical(value: Any) -> str:
+    """Canonical JSON of a value that is JSON already (stored and replayed traces are)."""
+    try:
+        return canonical_json_plain(value)
+    except TypeError:
+        return canonical_json(value)
+
+
 def _problem(name: str, stored: Any, replayed: Any, problem: str) -> dict[str, Any]:
     return {"field": name, "stored": stored, "replayed": replayed, "problem": problem}
 
@@ -137,7 +145,7 @@ def replay_decision(
         else:
             replayed = evaluation.trace_json()
             for name in COMPARED:
-                if canonical_json(decision[name]) != canonical_json(replayed[name]):
+                if _canonical(decision[name]) != _canonical(replayed[name]):
                     differences.append(
                         _problem(name, decision[name], replayed[name], f"{name} differs")
                     )
