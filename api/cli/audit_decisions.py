@@ -38,7 +38,12 @@ def _refusals() -> Iterator[None]:
 
 @audit.command("replay")
 @click.option("--decision", "decision_id", metavar="ID", help="Replay this decision only.")
-@click.option("--sample", type=int, metavar="N", help="Replay N decisions chosen at random.")
+@click.option(
+    "--sample",
+    type=click.IntRange(1, 10**9),
+    metavar="N",
+    help="Replay N decisions chosen at random.",
+)
 @click.option("--from", "first", type=DATE, help="Decisions created on or after this day (UTC).")
 @click.option("--to", "last", type=DATE, help="Decisions created on or before this day (UTC).")
 @json_option
