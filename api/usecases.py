@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.errors import EngineError, Problem, RuleFileError
-from engine.explain import explanation
+from engine.explanation import explanation
 from engine.facts import derive_facts
 from engine.ledger import Ledger
 from engine.order import (
@@ -152,7 +152,7 @@ def build_decision_record(
     `facts_json`, the facts already as JSON values, is shared by the records that pass it;
     `via` is how the decision is made: "api", "run" or "cli"; `earlier` lists where facts
     came from earlier decisions ({kind, version, sha256, decision_id, facts}). Its
-    `explanation` says it in plain words (engine.explain)."""
+    `explanation` says it in plain words (engine.explanation)."""
     info = ruleset_version_info
     if isinstance(info, Mapping):
         ruleset = {"kind": info["kind"], "version": info["version"], "sha256": info["sha256"]}

@@ -40,7 +40,7 @@ from ledger import (  # noqa: E402
 
 import api.usecases as usecases  # noqa: E402
 from api.audit_replay import Selection, replay  # noqa: E402
-from engine.explain import explanation  # noqa: E402
+from engine.explanation import explanation  # noqa: E402
 from engine.runtime import Engine  # noqa: E402
 from storage import decisions  # noqa: E402
 from storage.db import connect  # noqa: E402

@@ -17,7 +17,7 @@ field existed still verify: each row is read back, and hashed, with its own form
   decision_id is the earlier decision's when it was stored too (a run), else null, and facts
   the <kind>_<field> names it gave.
 - format 3: adds `explanation`, one or two plain sentences from the outcome and the fired
-  rules' reasons (engine.explain). Format numbers were handed out before the fields were
+  rules' reasons (engine.explanation). Format numbers were handed out before the fields were
   written, and format 4 was written first: a format-3 record has `earlier` too, a format-4
   record has no `explanation`. FORMAT_ORDER lists the formats in the order they were
   introduced, and a format's fields are those of its own and every earlier format.
@@ -42,7 +42,7 @@ from typing import Any
 
 import peewee as pw
 
-from engine.explain import EXPLANATION_LENGTH
+from engine.explanation import EXPLANATION_LENGTH
 from engine.trace import canonical_json, canonical_json_plain, canonical_object, to_jsonable
 from storage.errors import InvalidRecord
 from storage.models import ID_LENGTH, Decision

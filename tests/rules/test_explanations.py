@@ -1,6 +1,7 @@
-"""The plain-language side of decisions (engine/explain.py) on the shipped rule sets: the
-explanation of each default rule set's typical outcomes, why-not messages, what would change a
-credit decision; and on small rule sets, the edges (hostile reason text, other operators)."""
+"""The plain-language side of decisions (engine/explanation.py, engine/explain.py) on the
+shipped rule sets: the explanation of each default rule set's typical outcomes, why-not
+messages, what would change a credit decision; and on small rule sets, the edges (hostile
+reason text, other operators)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import explain, expr
+from engine import explain, explanation, expr
 from engine.facts import check_facts
 from engine.order import parse_rulesets
 from engine.ruleset import RuleSet, parse_ruleset
@@ -51,7 +52,7 @@ def facts(ruleset: RuleSet, **changes) -> dict:
 
 def explained(rulesets, engine, kind: str, **changes) -> str:
     evaluation = engine.evaluate(rulesets[kind], facts(rulesets[kind], **changes))
-    return explain.explanation(kind, evaluation.outcome, evaluation.fired)
+    return explanation.explanation(kind, evaluation.outcome, evaluation.fired)
 
 
 @pytest.mark.parametrize(
@@ -135,11 +136,11 @@ def test_an_explanation_is_capped_and_never_holds_control_characters():
     fired = [
         {"id": f"R{i}", "reason": "x\x00y\ud800z\n" + "w" * 600, "then": {"f": 1}} for i in range(5)
     ]
-    text = explain.explanation("custom", {"f": 1, "g": None}, fired)
-    assert len(text) == explain.EXPLANATION_LENGTH and text.endswith("…")
+    text = explanation.explanation("custom", {"f": 1, "g": None}, fired)
+    assert len(text) == explanation.EXPLANATION_LENGTH and text.endswith("…")
     assert text.isprintable() and text.startswith("F 1: x y z ")
-    assert explain.explanation("custom", {}, []) == "No outcome."
-    assert explain.explanation("custom", {"tone": "firm"}, []) == "Tone firm."
+    assert explanation.explanation("custom", {}, []) == "No outcome."
+    assert explanation.explanation("custom", {"tone": "firm"}, []) == "Tone firm."
 
 
 # ---- why not: the first condition that failed ------------------------------------------------
