@@ -14,6 +14,7 @@ from flask.views import MethodView
 
 from api.http.auth import require_role
 from api.http.errors import ApiProblem
+from api.http.ruleset_schemas import VersionDetailSchema
 from api.http.rulesets import RULESET_LINK, version_link
 
 
@@ -54,26 +55,18 @@ class ReplaySchema(ma.Schema):
     )
 
 
-class VersionEventSchema(ma.Schema):
-    event = ma.fields.String(required=True)
-    by = ma.fields.String(required=True, metadata={"description": "the API key's name"})
-    owner = ma.fields.String(required=True, metadata={"description": "the person behind it"})
-    at = ma.fields.String(required=True, metadata={"format": "date-time"})
-    note = ma.fields.String(required=True)
+class VersionEvidenceSchema(VersionDetailSchema):
+    """The version that made a decision (its exact source, templates and events), with the
+    sha256 its text has now beside the one the decision recorded."""
 
-
-class VersionEvidenceSchema(ma.Schema):
     decision_id = ma.fields.String(required=True)
     decided_with = ma.fields.Dict(
         required=True, metadata={"description": "{kind, version, sha256} the decision recorded"}
     )
-    source = ma.fields.String(required=True, metadata={"description": "the exact rule text"})
     source_sha256 = ma.fields.String(required=True, metadata={"description": "its sha256, now"})
     matches = ma.fields.Boolean(
         required=True, metadata={"description": "the text hashes to the recorded sha256"}
     )
-    state = ma.fields.String(required=True)
-    events = ma.fields.List(ma.fields.Nested(VersionEventSchema), required=True)
 
 
 def read_decision(decision: dict[str, Any], why_not: bool) -> dict[str, Any]:
