@@ -59,7 +59,11 @@ class StoredVersions:
         """The version that made `decision`, parsed from its stored source; a difference when
         that source no longer hashes to the sha256 the decision recorded."""
         ref = decision["ruleset"]
-        earlier = tuple((e["kind"], e["version"]) for e in decision.get("earlier") or ())
+        earlier = tuple(
+            (e.get("kind"), e.get("version"))
+            for e in decision.get("earlier") or ()
+            if isinstance(e, dict)  # anything else was written behind credo's back
+        )
         key = (ref["kind"], ref["version"], ref["sha256"], earlier)
         if key not in self._cache:
             self._cache[key] = self._parse(ref, earlier)
@@ -87,6 +91,8 @@ class StoredVersions:
             )
         providers = {}
         for kind, version in earlier:
+            if not isinstance(kind, str) or type(version) is not int:
+                continue
             provider = rulesets.get_version(kind, version)
             if provider is not None:
                 try:
@@ -120,6 +126,8 @@ def typed_facts(decision: Mapping[str, Any], ruleset: RuleSet) -> dict[str, Any]
     from engine.facts import FACTS, check_facts
 
     stored = decision["facts"]
+    if not isinstance(stored, dict):
+        raise FactError({"facts": ["must be an object mapping fact names to values"]})
     earlier = ruleset.earlier_facts()
     others = {name for name in stored if name not in FACTS and name not in earlier}
     return check_facts(dict(stored), complete=False, earlier=earlier, extra_names=others)

@@ -73,12 +73,13 @@ def why_not(decision: Mapping[str, Any]) -> dict[str, Any]:
         raise NotExplainable(
             f"why_not: the stored facts do not pass the facts check: {exc}"
         ) from None
-    fired_ids = [f["id"] for f in decision["fired"]]
-    decider = explain.deciding_rule(ruleset, fired_ids)
-    return {
-        "decided_by": decider.id if decider else None,
-        "rules": explain.why_not(ruleset, facts, decision["fired"]),
-    }
+    try:
+        decider = explain.deciding_rule(ruleset, [f["id"] for f in decision["fired"]])
+        rows = explain.why_not(ruleset, facts, decision["fired"])
+    except (TypeError, ValueError, ArithmeticError, KeyError, AttributeError) as exc:
+        # Only a stored trace altered behind credo's back (verify finds it) can get here.
+        raise NotExplainable(f"why_not: the stored trace cannot be read ({exc})") from None
+    return {"decided_by": decider.id if decider else None, "rules": rows}
 
 
 def why_not_of(decision_id: str) -> dict[str, Any]:
@@ -104,9 +105,16 @@ def what_would_change(decision: Mapping[str, Any]) -> list[dict[str, Any]] | Non
     `none`), e.g. "approve if new_exposure ≤ 50,000.00; now 61,250.00". None for other
     decisions; [] when no such single change exists or the version cannot be read."""
     wanted = CHANGES_FOR.get(decision["kind"])
-    if wanted is None or decision["outcome"].get(wanted[0]) not in wanted[1]:
+    outcome = decision["outcome"]
+    if wanted is None or not isinstance(outcome, dict) or outcome.get(wanted[0]) not in wanted[1]:
         return None
-    name, current = wanted[0], decision["outcome"][wanted[0]]
+    try:
+        return _changes(decision, wanted[0], outcome[wanted[0]])
+    except (EngineError, TypeError, ValueError, ArithmeticError, KeyError, AttributeError):
+        return []  # facts or a trace altered behind credo's back: replay and verify say so
+
+
+def _changes(decision: Mapping[str, Any], name: str, current: str) -> list[dict[str, Any]]:
     ruleset = StoredVersions().for_decision(decision).ruleset
     decider = next((f for f in decision["fired"] if name in (f.get("then") or {})), None)
     rule = ruleset.rule(decider["id"]) if ruleset and decider else None
@@ -137,8 +145,6 @@ def what_would_change(decision: Mapping[str, Any]) -> list[dict[str, Any]] | Non
                 }
             )
         return found
-    except EngineError:
-        return []
     finally:
         for sha in engine.loaded():
             engine.unload(sha)

@@ -380,6 +380,39 @@ def test_replay_of_decisions_with_earlier_facts(client, auth, customer, cli_db):
     assert "the handoff decision's action" in difference["problem"]
 
 
+@pytest.mark.parametrize(
+    ("column", "garbage"),
+    [
+        ("facts", "[1, 2]"),
+        ("facts", "7"),
+        ("fired", '[{"no": "id"}]'),
+        ("fired", '"text"'),
+        ("outcome", "[]"),
+        ("earlier", '[1, {"kind": 5}]'),
+    ],
+)
+def test_rows_altered_into_nonsense_are_reported_never_a_500(client, auth, column, garbage):
+    from storage.db import database
+
+    decision = decide(client, auth, "credit", **OVER_LIMIT)
+    database.execute_sql(
+        f'UPDATE "decision" SET "{column}" = {database.param} WHERE "decision_id" = '
+        + database.param,
+        (garbage, decision["decision_id"]),
+    )
+    base = f"/v1/decisions/{decision['decision_id']}"
+    headers = auth("auditor")
+    for response in (
+        client.get(base, headers=headers),
+        client.get(f"{base}?why_not=1", headers=headers),
+        client.post(f"{base}/replay", headers=headers),
+        client.get(f"{base}/evidence", headers=headers),
+    ):
+        assert response.status_code in (200, 422), (response.status_code, response.data[:500])
+    replayed = client.post(f"{base}/replay", headers=headers).json
+    assert replayed["same"] is (column == "earlier")  # earlier is not read to evaluate
+
+
 def test_replay_refuses_a_muddled_selection(cli_db):
     code, output = credo("audit", "replay", "--sample", "3", "--decision", "x")
     assert code == 2 and "give one of decision, sample or from/to" in output
