@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.errors import EngineError, Problem, RuleFileError
+from engine.explanation import explanation
 from engine.facts import derive_facts
 from engine.ledger import Ledger
 from engine.order import (
@@ -150,7 +151,8 @@ def build_decision_record(
     and outcome as JSON values. `ruleset_version_info` gives kind, version and sha256;
     `facts_json`, the facts already as JSON values, is shared by the records that pass it;
     `via` is how the decision is made: "api", "run" or "cli"; `earlier` lists where facts
-    came from earlier decisions ({kind, version, sha256, decision_id, facts})."""
+    came from earlier decisions ({kind, version, sha256, decision_id, facts}). Its
+    `explanation` says it in plain words (engine.explanation)."""
     info = ruleset_version_info
     if isinstance(info, Mapping):
         ruleset = {"kind": info["kind"], "version": info["version"], "sha256": info["sha256"]}
@@ -171,6 +173,7 @@ def build_decision_record(
         "engine_us": evaluation.engine_us,
         "via": via,
         "earlier": [dict(e) for e in earlier],
+        "explanation": explanation(evaluation.kind, evaluation.outcome, evaluation.fired),
     }
 
 

@@ -286,6 +286,12 @@ def _earlier_decisions(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
     db.execute_sql('ALTER TABLE "decision" ADD COLUMN "earlier" TEXT')
 
 
+def _explanations(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Decisions of record format 3 carry a plain-language explanation (storage.decisions.shape);
+    # older rows have none.
+    db.execute_sql('ALTER TABLE "decision" ADD COLUMN "explanation" TEXT')
+
+
 def _run_planned_at(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
     # A run's customers are listed into batches in several transactions now (api.nightly.run);
     # planned_at marks a run whose listing is complete. Runs made before were complete at once.
@@ -323,6 +329,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (15, "decisions: the facts taken from earlier decisions (record format 4)", _earlier_decisions),
     (18, "rule-set files: reminder templates stored with their version", _ruleset_files),
     (19, "chain checkpoints: where pruning cut the decision chain", _chain_checkpoints),
+    (20, "decisions: a plain-language explanation (record format 3)", _explanations),
 )
 LATEST = MIGRATIONS[-1][0]
 

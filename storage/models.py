@@ -256,6 +256,8 @@ class Decision(BaseModel):
     via = pw.CharField(max_length=8, null=True)  # api, run or cli; null in format 1
     # Migration 15. The facts it took from earlier decisions of the account (format 4).
     earlier = JSONField(null=True)
+    # Migration 19. One or two plain sentences from its outcome and reasons (format 3).
+    explanation = pw.TextField(null=True)
 
     class Meta:
         indexes = ((("customer_id", "kind", "seq"), False),)

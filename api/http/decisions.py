@@ -18,6 +18,7 @@ from flask.views import MethodView
 
 from api.http.auth import current_caller, require_role
 from api.http.context import app_state
+from api.http.decision_audit import DecisionReadArgsSchema, add_routes, read_decision
 from api.http.decision_schemas import (
     DECISION_OR_WHAT_IF,
     DecisionExportArgsSchema,
@@ -26,6 +27,7 @@ from api.http.decision_schemas import (
     DecisionRequestSchema,
     DecisionSchema,
     IdempotencyHeaderSchema,
+    ReadDecisionSchema,
 )
 from api.http.errors import ApiProblem
 from api.http.rulesets import RULESET_LINK, version_link
@@ -109,16 +111,20 @@ class DecisionResource(MethodView):
         return _decision_response(first.decision, replayed=first.replayed)
 
     @require_role("auditor")
-    @blp.response(200, DecisionSchema, headers=RULESET_LINK)
-    def get(self, kind_or_id: str) -> Response:
-        """One decision (by the id in the path) with its facts, rule version, fired rules and
-        hashes."""
-        from storage.decisions import get_decision
+    @blp.arguments(DecisionReadArgsSchema(), location="query", as_kwargs=True)
+    @blp.response(200, ReadDecisionSchema, headers=RULESET_LINK)
+    @blp.problem(422, "why_not does not apply (a rule set under `all`)")
+    def get(self, kind_or_id: str, why_not: bool = False) -> Response:
+        """One decision (by the id in the path) with its facts, rule version, fired rules,
+        explanation and hashes; for a credit decision referred or declined, what would change
+        it; with why_not=1, why the rules ranked above the deciding one did not apply."""
+        from api.decision_views import find_decision
 
-        found = get_decision(kind_or_id) if len(kind_or_id) <= 64 else None
+        found = find_decision(kind_or_id)
         if found is None:
-            raise ApiProblem(404, f"no decision {kind_or_id!r}")
-        return json_response(found, headers=version_link(found["ruleset"]))
+            raise ApiProblem(404, f"no decision {kind_or_id[:80]!r}")
+        body = read_decision(found, why_not)
+        return json_response(body, headers=version_link(found["ruleset"]))
 
 
 def _decision_response(decision: dict[str, Any], *, replayed: bool) -> Response:
@@ -194,6 +200,9 @@ def decision_filter(args: dict[str, Any]):
         created_from=args.get("from_"),
         created_to=args.get("to"),
     )
+
+
+add_routes(blp)  # POST /v1/decisions/{id}/replay, GET /v1/decisions/{id}/evidence
 
 
 def init_app(api: Api) -> None:

@@ -15,10 +15,16 @@ field existed still verify: each row is read back, and hashed, with its own form
 - format 4: adds `earlier`, the facts the decision took from earlier decisions of the same
   account (SPEC §4, `after`): a list of {kind, version, sha256, decision_id, facts}, where
   decision_id is the earlier decision's when it was stored too (a run), else null, and facts
-  the <kind>_<field> names it gave. (Format 3 is another field's, on another branch.)
+  the <kind>_<field> names it gave.
+- format 3: adds `explanation`, one or two plain sentences from the outcome and the fired
+  rules' reasons (engine.explanation). Format numbers were handed out before the fields were
+  written, and format 4 was written first: a format-3 record has `earlier` too, a format-4
+  record has no `explanation`. FORMAT_ORDER lists the formats in the order they were
+  introduced, and a format's fields are those of its own and every earlier format.
 
 To add a field to the decisions written from now on:
-1. one line in FIELDS with `since=` the next format number, and FORMAT raised to it;
+1. one line in FIELDS with `since=` its format number, and that number appended to
+   FORMAT_ORDER (FORMAT is its last);
 2. its column on storage.models.Decision (nullable: older rows have none) and a migration
    that adds it (storage.migrations);
 3. the decision records given to storage carry it (api.usecases.build_decision_record).
@@ -36,6 +42,7 @@ from typing import Any
 
 import peewee as pw
 
+from engine.explanation import EXPLANATION_LENGTH
 from engine.trace import canonical_json, canonical_json_plain, canonical_object, to_jsonable
 from storage.errors import InvalidRecord
 from storage.models import ID_LENGTH, Decision
@@ -222,11 +229,17 @@ FIELDS = (
     Field("engine_us", Count()),
     Field("format", Count(), since=2),
     Field("via", Text(8, choices=VIAS), since=2),
+    Field("explanation", Text(EXPLANATION_LENGTH), since=3),
     Field("earlier", Json(list), since=4),
 )
-FORMAT = 4  # the format of the decisions written now
+# The formats in the order they were introduced (not their numbers' order: see above).
+FORMAT_ORDER = (1, 2, 4, 3)
+FORMAT = FORMAT_ORDER[-1]  # the format of the decisions written now
 
-_BY_FORMAT = {n: tuple(f for f in FIELDS if f.since <= n) for n in range(1, FORMAT + 1)}
+_BY_FORMAT = {
+    n: tuple(f for f in FIELDS if f.since in FORMAT_ORDER[: FORMAT_ORDER.index(n) + 1])
+    for n in FORMAT_ORDER
+}
 # The Decision columns a decision's fields fill, in FIELDS order (all but seq and the hashes).
 COLUMNS: tuple[pw.Field, ...] = tuple(Decision._meta.fields[c] for f in FIELDS for c in f.columns)
 

@@ -15,6 +15,8 @@ def test_openapi_documents_every_endpoint_with_problem_errors(client):
         "/v1/decisions/{kind_or_id}": {"get", "post"},
         "/v1/decisions": {"get"},
         "/v1/decisions/export": {"get"},
+        "/v1/decisions/{decision_id}/replay": {"post"},
+        "/v1/decisions/{decision_id}/evidence": {"get"},
         "/v1/customers/{customer_id}": {"put"},
         "/v1/customers/{customer_id}/facts": {"get"},
         "/v1/invoices": {"post"},
