@@ -65,7 +65,8 @@ def credo(settings, monkeypatch):
 
 
 def auditors_check(lines: list[str], linked: bool = True) -> list[int]:
-    """What docs/audit-records.md tells an auditor to run, written without credo: recompute each line's
+    """What docs/audit-records.md tells an auditor to run, written without credo: recompute each
+    line's
     hash from its record and its prev_hash and, for an unfiltered export (`linked`), check each
     prev_hash is the line before's hash; the seqs where it does not hold."""
     broken, previous = [], None

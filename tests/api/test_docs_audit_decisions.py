@@ -1,5 +1,5 @@
-"""docs/audit-decisions.md is executable: its shell examples run, in the order written, against a real
-`credo serve` and a fresh SQLite database (the shell fixture of test_docs_erp.py). A ```json
+"""docs/audit-decisions.md is executable: its shell examples run, in the order written,
+against a real `credo serve` and a fresh SQLite database (the shell fixture of test_docs_erp.py). A ```json
 block after a run block is that block's answer (doc_runner.match); a ```text block after one is
 its output, line for line, where `…` stands for any text and <id>, <hash>, <timestamp>, <int>
 for values of that shape."""
@@ -50,7 +50,10 @@ def test_the_audit_guide_runs_and_answers_what_it_shows(shell: Shell):  # noqa: 
         commands = split_commands(block.text)
         shown = json.loads(block.answer.text) if block.answer else None
         for number, command in enumerate(commands, 1):
-            where = f"docs/audit-decisions.md, block at line {block.line}, command {number}: {command[:200]}"
+            where = (
+                f"docs/audit-decisions.md, block at line {block.line}, "
+                f"command {number}: {command[:200]}"
+            )
             before = len(shell.curls)
             try:
                 answer = shell.run(command)

@@ -1,5 +1,5 @@
-"""docs/audit-records.md's sections "The operator log" and "Export" are executable: their shell examples
-run, in order, against a real `credo serve` on a fresh SQLite database holding two customers
+"""docs/audit-records.md's sections "The operator log" and "Export" are executable: their shell
+examples run, in order, against a real `credo serve` on a fresh SQLite database holding two customers
 after one nightly run (as the document says), and every answer shown is the answer they get;
 the auditor's script the document shows agrees with the export, and finds an edited line."""
 
@@ -109,7 +109,10 @@ def run_blocks(shell: Shell, blocks: list[Block]) -> None:
         commands = split_commands(block.text)
         shown = json.loads(block.answer.text) if block.answer else None
         for number, command in enumerate(commands, 1):
-            where = f"docs/audit-records.md, block at line {block.line}, command {number}: {command[:200]}"
+            where = (
+                f"docs/audit-records.md, block at line {block.line}, "
+                f"command {number}: {command[:200]}"
+            )
             before = len(shell.curls)
             try:
                 answer = shell.run(command)
