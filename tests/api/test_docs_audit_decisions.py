@@ -1,5 +1,6 @@
 """docs/audit-decisions.md is executable: its shell examples run, in the order written,
-against a real `credo serve` and a fresh SQLite database (the shell fixture of test_docs_erp.py). A ```json
+against a real `credo serve` and a fresh SQLite database
+(the shell fixture of test_docs_erp.py). A ```json
 block after a run block is that block's answer (doc_runner.match); a ```text block after one is
 its output, line for line, where `…` stands for any text and <id>, <hash>, <timestamp>, <int>
 for values of that shape."""

@@ -1,5 +1,6 @@
 """docs/audit-records.md's sections "The operator log" and "Export" are executable: their shell
-examples run, in order, against a real `credo serve` on a fresh SQLite database holding two customers
+examples run, in order, against a real `credo serve` on a fresh SQLite database
+holding two customers
 after one nightly run (as the document says), and every answer shown is the answer they get;
 the auditor's script the document shows agrees with the export, and finds an edited line."""
 
