@@ -16,6 +16,8 @@ field existed still verify: each row is read back, and hashed, with its own form
   account (SPEC §4, `after`): a list of {kind, version, sha256, decision_id, facts}, where
   decision_id is the earlier decision's when it was stored too (a run), else null, and facts
   the <kind>_<field> names it gave. (Format 3 is another field's, on another branch.)
+- format 5: adds `arm`, under champion/challenger the arm that decided, {name: "champion" |
+  "challenger", experiment: its id} (api.arms), else null.
 
 To add a field to the decisions written from now on:
 1. one line in FIELDS with `since=` the next format number, and FORMAT raised to it;
@@ -177,6 +179,33 @@ class RuleSetRef(Codec):
         return tuple(value.values())
 
 
+ARMS = ("champion", "challenger")
+
+
+class ArmRef(Codec):
+    """{name, experiment} of a decision's arm under champion/challenger, or null; in two
+    columns (arm, experiment_id), so an experiment's decisions are found by its id."""
+
+    def encode(self, name: str, value: Any, memo: Memo) -> tuple[Any, str, tuple]:
+        if value is None:
+            return None, "null", (None, None)
+        if not (
+            isinstance(value, Mapping)
+            and value.get("name") in ARMS
+            and type(value.get("experiment")) is int
+            and 1 <= value["experiment"] < 2**31
+        ):
+            raise InvalidRecord(name, f"expected null or {{name: {' | '.join(ARMS)}, experiment}}")
+        plain = {"experiment": value["experiment"], "name": value["name"]}
+        return plain, canonical_json_plain(plain), (plain["name"], plain["experiment"])
+
+    def decode(self, arm: str | None, experiment: int | None) -> dict[str, Any] | None:
+        return None if arm is None else {"experiment": experiment, "name": arm}
+
+    def csv(self, value: Any) -> tuple:
+        return ("", "") if value is None else (value["name"], value["experiment"])
+
+
 @dataclass(frozen=True)
 class Field:
     """One member of a decision record."""
@@ -213,8 +242,9 @@ FIELDS = (
     Field("format", Count(), since=2),
     Field("via", Text(8, choices=VIAS), since=2),
     Field("earlier", Json(list), since=4),
+    Field("arm", ArmRef(), since=5, columns=("arm", "experiment_id")),
 )
-FORMAT = 4  # the format of the decisions written now
+FORMAT = 5  # the format of the decisions written now
 
 _BY_FORMAT = {n: tuple(f for f in FIELDS if f.since <= n) for n in range(1, FORMAT + 1)}
 # The Decision columns a decision's fields fill, in FIELDS order (all but seq and the hashes).

@@ -32,6 +32,7 @@ def record(worker: str, n: int) -> dict:
         "engine_us": 1,
         "via": "api",
         "earlier": [],
+        "arm": None,
     }
 
 
