@@ -23,6 +23,7 @@ under the rule-set lock and recorded by storage.rulesets.record_event.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +41,7 @@ from api.lifecycle_rules import (
 )
 
 AT_LENGTH = 64
+_AT_TEXT = re.compile(r"[0-9][0-9T:+\-.,Z ]*", re.ASCII)
 
 
 def parse_at(value: Any, now: datetime) -> datetime:
@@ -52,6 +54,8 @@ def parse_at(value: Any, now: datetime) -> datetime:
         if not isinstance(value, str) or not value.strip() or len(value) > AT_LENGTH:
             raise InvalidInput("at", f"give a date and time with a time zone, {example}")
         try:
+            if not _AT_TEXT.fullmatch(value.strip()):
+                raise ValueError(value)  # fromisoformat lets a trailing NUL through
             when = datetime.fromisoformat(value.strip())
         except ValueError:
             shown = value[:40].encode("ascii", "backslashreplace").decode()

@@ -57,6 +57,7 @@ class RuleSetCache:
         self._pending: tuple[tuple[datetime, ActiveRuleSet], ...] = ()  # soonest first
         self._broken: set[tuple[str, str]] = set()
         self._checked_at: float | None = None
+        self._owed = False  # switched to a pending version the database may not show yet
         self._lock = threading.Lock()
 
     def get(self, kind: str) -> ActiveRuleSet | None:
@@ -93,6 +94,7 @@ class RuleSetCache:
                 challengers.pop(version.kind, None)
             self._snapshot = Snapshot(active, challengers)
             self._pending = tuple(p for p in self._pending if p[0] > now)
+            self._owed = True
             self._checked_at = None  # refresh at the next decision: the database follows
 
     def refresh(self) -> None:
@@ -109,8 +111,9 @@ class RuleSetCache:
 
         with self._lock:
             now = self._clock()
-            if self._pending and self._pending[0][0] <= now:
+            if self._owed or (self._pending and self._pending[0][0] <= now):
                 activate_due(now)
+                self._owed = False
             fingerprint = rulesets.active_fingerprint()
             ready = {
                 k: self._parsed[(k, sha)] for k, _, sha in fingerprint if (k, sha) in self._parsed

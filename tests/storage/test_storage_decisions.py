@@ -148,9 +148,7 @@ def test_a_decision_of_format_2_still_verifies_and_the_chain_grows_after_it(db, 
     assert [p.seq for p in decisions.verify_chain()] == [2]
 
 
-def test_a_decision_of_format_4_still_verifies_and_arm_is_signed_from_format_5(
-    db, make_decision
-):
+def test_a_decision_of_format_4_still_verifies_and_arm_is_signed_from_format_5(db, make_decision):
     """Format 5 added `arm`: a row written as format 4 (no `arm` member, its columns NULL) reads
     back without it and verifies; a decision under an experiment records its arm, in two
     columns, signed like the rest."""
