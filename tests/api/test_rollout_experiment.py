@@ -148,3 +148,31 @@ def test_the_report_of_a_kind_without_experiment_is_404(client, as_):
     )
     bad = client.get(f"{BASE}/experiment?experiment=abc", headers=as_("dave-auditor"))
     assert bad.status_code == 422 and "experiment" in bad.json["errors"]
+
+
+def test_credo_rules_experiment_prints_the_arms_and_refusals_exit_2(settings, experiment):
+    from click.testing import CliRunner
+
+    from api.cli.main import main
+
+    env = {"CREDO_DATABASE_URL": settings.database_url}
+    shown = CliRunner().invoke(main, ["rules", "experiment", "reminder"], env=env)
+    assert shown.exit_code == 0, shown.output
+    lines = shown.stdout.splitlines()
+    assert lines[0] == (
+        f"reminder: experiment {experiment['id']}, running: version 2 on 50% of customers "
+        "against version 1"
+    )
+    assert (
+        "  paid within 30 days: 50.0% (500.00 of 1000.00 overdue; 2 customers, 1 cleared, "
+        "0 not yet due)"
+    ) in lines
+    assert (
+        "  paid within 14 days: 33.3% (500.00 of 1500.00 overdue; 3 customers, 1 cleared, "
+        "0 not yet due)"
+    ) in lines
+    assert lines[-1].startswith("too small to tell apart: 1/2 champion, 2/3 challenger")
+    unknown = CliRunner().invoke(main, ["rules", "experiment", "credit"], env=env)
+    assert unknown.exit_code == 2 and "rule set credit has had no experiment" in unknown.output
+    stop = CliRunner().invoke(main, ["rules", "stop-challenge", "reminder", "--note", "x"], env=env)
+    assert stop.exit_code == 2 and "this command acts as an API key" in stop.output

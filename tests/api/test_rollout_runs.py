@@ -122,3 +122,17 @@ def test_a_run_under_an_experiment_decides_each_customer_with_its_arms_version(s
     from storage.decisions import verify_chain
 
     assert verify_chain() == []
+
+
+def test_the_scheduler_makes_a_pending_activation_with_nobody_deciding(settings):
+    from api.nightly.scheduler import activations_job
+    from storage import rulesets
+
+    version = approved()
+    at = datetime.now(UTC) + timedelta(seconds=0.3)
+    rollout.schedule_activation("reminder", version, at, BOB)
+    activations_job(settings)
+    assert rulesets.get_active("reminder")["version"] == 1
+    time.sleep(max(0.0, (at - datetime.now(UTC)).total_seconds()) + 0.05)
+    activations_job(settings)
+    assert rulesets.get_active("reminder")["version"] == version
