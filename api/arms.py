@@ -93,16 +93,23 @@ def running_challengers() -> dict[str, dict[str, Any]]:
     """{kind: {experiment, share, version, sha256}} of every running experiment, as a run pins
     them and parse_challengers reads them."""
     from storage.experiments import running_experiments
-    from storage.rulesets import get_version
+    from storage.models import RuleSetVersion
 
     pins = {}
-    for experiment in running_experiments():
-        stored = get_version(experiment["kind"], experiment["challenger"])
-        if stored is not None:
+    for experiment in running_experiments():  # usually none: one query
+        sha256 = (
+            RuleSetVersion.select(RuleSetVersion.sha256)
+            .where(
+                (RuleSetVersion.kind == experiment["kind"])
+                & (RuleSetVersion.version == experiment["challenger"])
+            )
+            .scalar()
+        )
+        if sha256 is not None:
             pins[experiment["kind"]] = {
                 "experiment": experiment["id"],
                 "share": experiment["share"],
-                "version": stored["version"],
-                "sha256": stored["sha256"],
+                "version": experiment["challenger"],
+                "sha256": sha256,
             }
     return pins
