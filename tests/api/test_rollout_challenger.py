@@ -231,3 +231,37 @@ def test_the_share_holds_over_10000_customers(share):
     mine = {cid for cid in ids if arm_of(42, cid, share) == "challenger"}
     assert other != mine
     assert all(0 <= bucket_of(42, cid) < 10_000 for cid in ids[:100])
+
+
+@pytest.mark.parametrize("note", ["nul \x00 inside", "lone \ud800 surrogate", "x" * 2001])
+def test_hostile_notes_are_422_naming_note(client, as_, note):
+    version = approved_version(client, as_)
+    response = _challenge(client, as_, version, note=note)
+    assert response.status_code == 422 and list(response.json["errors"]) == ["note"]
+    stop = client.post(f"{BASE}/experiment/stop", json={"note": note}, headers=as_("bob-approver"))
+    assert stop.status_code == 422 and list(stop.json["errors"]) == ["note"]
+
+
+def test_a_formula_like_note_is_kept_as_text(client, as_):
+    version = approved_version(client, as_)
+    assert _challenge(client, as_, version, note="=HYPERLINK(1)").status_code == 200
+    events = client.get(BASE, headers=as_("dave-auditor")).json["events"]
+    assert events[-1]["note"].endswith(": =HYPERLINK(1)")
+
+
+@pytest.mark.parametrize("kind", ["%00", "Reminder", "a" * 300, "%F0%9F%92%A9", "=1+1"])
+def test_hostile_kinds_in_the_path_are_never_500(client, as_, kind):
+    for method, path, body in (
+        ("get", f"/v1/rulesets/{kind}/experiment", None),
+        ("post", f"/v1/rulesets/{kind}/experiment/stop", {"note": "x"}),
+        ("post", f"/v1/rulesets/{kind}/versions/1/challenge", {"share": 10, "note": "x"}),
+        ("post", f"/v1/rulesets/{kind}/versions/1/cancel", {"note": "x"}),
+    ):
+        who = "dave-auditor" if method == "get" else "bob-approver"
+        response = getattr(client, method)(path, json=body, headers=as_(who))
+        assert response.status_code in (404, 409, 422), (path, response.status_code)
+
+
+def test_a_huge_experiment_id_is_422(client, as_):
+    response = client.get(f"{BASE}/experiment?experiment={10**30}", headers=as_("dave-auditor"))
+    assert response.status_code == 422 and "experiment" in response.json["errors"]
