@@ -21,6 +21,8 @@ MOVE_ROLES = {
     "approve": ("approver",),
     "reject": ("approver",),
     "activate": ("approver",),
+    "cancel": ("approver",),  # a pending activation
+    "challenge": ("approver",),  # start or stop a challenger (api.rollout)
 }
 READ_ROLES = ("analyst", "approver", "auditor")
 NOTE_LENGTH = 2000

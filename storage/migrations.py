@@ -24,6 +24,7 @@ from storage.models import (
     Customer,
     DecisionTag,
     Dispute,
+    Experiment,
     Hold,
     Installment,
     Invoice,
@@ -307,6 +308,23 @@ def _chain_checkpoints(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
     db.create_tables([ChainCheckpoint])
 
 
+def _rollout(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Champion/challenger: experiments, at most one challenger version per kind (as at most
+    # one active), and the arm that made a decision (record format 5), searched by experiment.
+    # Pending activations use rule_set_version.activate_at, there since migration 1.
+    db.create_tables([Experiment])
+    db.execute_sql(
+        'CREATE UNIQUE INDEX "rule_set_version_one_challenger" ON "rule_set_version" ("kind") '
+        "WHERE \"state\" = 'challenger'"
+    )
+    db.execute_sql('ALTER TABLE "decision" ADD COLUMN "arm" VARCHAR(16)')
+    db.execute_sql('ALTER TABLE "decision" ADD COLUMN "experiment_id" INTEGER')
+    db.execute_sql(
+        'CREATE INDEX "decision_experiment" ON "decision" ("experiment_id", "seq") '
+        'WHERE "experiment_id" IS NOT NULL'
+    )
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
@@ -327,6 +345,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (13, "rule-set lifecycle events: their own append-only table", _ruleset_events),
     (14, "operator log: keys, lifecycle moves, runs, imports, chained by hash", _audit_log),
     (15, "decisions: the facts taken from earlier decisions (record format 4)", _earlier_decisions),
+    (17, "rollout: experiments, one challenger per kind, decisions' arm (format 5)", _rollout),
     (18, "rule-set files: reminder templates stored with their version", _ruleset_files),
     (19, "chain checkpoints: where pruning cut the decision chain", _chain_checkpoints),
     (20, "decisions: a plain-language explanation (record format 3)", _explanations),

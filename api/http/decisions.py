@@ -104,7 +104,8 @@ class DecisionResource(MethodView):
             return stored[-1].decision
 
         with deciding.problems():
-            decision = decide(asked, app_state().rulesets.all(), process_engine(), store)
+            now = app_state().rulesets.snapshot()  # one snapshot: no decision mixes two
+            decision = decide(asked, now.active, process_engine(), store, now.challengers)
         if not stored:
             return json_response(decision)  # a what-if: 200, nothing stored
         first = stored[0]

@@ -15,12 +15,9 @@ field existed still verify: each row is read back, and hashed, with its own form
 - format 4: adds `earlier`, the facts the decision took from earlier decisions of the same
   account (SPEC §4, `after`): a list of {kind, version, sha256, decision_id, facts}, where
   decision_id is the earlier decision's when it was stored too (a run), else null, and facts
-  the <kind>_<field> names it gave.
-- format 3: adds `explanation`, one or two plain sentences from the outcome and the fired
-  rules' reasons (engine.explanation). Format numbers were handed out before the fields were
-  written, and format 4 was written first: a format-3 record has `earlier` too, a format-4
-  record has no `explanation`. FORMAT_ORDER lists the formats in the order they were
-  introduced, and a format's fields are those of its own and every earlier format.
+# The formats in the order they were introduced (not their numbers' order: see above).
+FORMAT_ORDER = (1, 2, 4, 3, 5)
+FORMAT = FORMAT_ORDER[-1]  # the format of the decisions written now
 
 To add a field to the decisions written from now on:
 1. one line in FIELDS with `since=` its format number, and that number appended to
@@ -194,6 +191,33 @@ class RuleSetRef(Codec):
         return tuple(value.values())
 
 
+ARMS = ("champion", "challenger")
+
+
+class ArmRef(Codec):
+    """{name, experiment} of a decision's arm under champion/challenger, or null; in two
+    columns (arm, experiment_id), so an experiment's decisions are found by its id."""
+
+    def encode(self, name: str, value: Any, memo: Memo) -> tuple[Any, str, tuple]:
+        if value is None:
+            return None, "null", (None, None)
+        if not (
+            isinstance(value, Mapping)
+            and value.get("name") in ARMS
+            and type(value.get("experiment")) is int
+            and 1 <= value["experiment"] < 2**31
+        ):
+            raise InvalidRecord(name, f"expected null or {{name: {' | '.join(ARMS)}, experiment}}")
+        plain = {"experiment": value["experiment"], "name": value["name"]}
+        return plain, canonical_json_plain(plain), (plain["name"], plain["experiment"])
+
+    def decode(self, arm: str | None, experiment: int | None) -> dict[str, Any] | None:
+        return None if arm is None else {"experiment": experiment, "name": arm}
+
+    def csv(self, value: Any) -> tuple:
+        return ("", "") if value is None else (value["name"], value["experiment"])
+
+
 @dataclass(frozen=True)
 class Field:
     """One member of a decision record."""
@@ -231,9 +255,10 @@ FIELDS = (
     Field("via", Text(8, choices=VIAS), since=2),
     Field("explanation", Text(EXPLANATION_LENGTH), since=3),
     Field("earlier", Json(list), since=4),
+    Field("arm", ArmRef(), since=5, columns=("arm", "experiment_id")),
 )
 # The formats in the order they were introduced (not their numbers' order: see above).
-FORMAT_ORDER = (1, 2, 4, 3)
+FORMAT_ORDER = (1, 2, 4, 3, 5)
 FORMAT = FORMAT_ORDER[-1]  # the format of the decisions written now
 
 _BY_FORMAT = {

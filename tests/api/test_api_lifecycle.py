@@ -250,13 +250,17 @@ def test_activating_an_approved_version_older_than_the_active_one_is_a_rollback(
     )
 
 
-def test_scheduled_activation_is_refused_as_not_supported_yet(lc):
+def test_activation_at_a_time_is_pending_until_then(lc):
+    """Issue 17: `at` makes a pending activation (tests/api/test_rollout_pending.py)."""
     version = _draft(lc)
     lc("alice-analyst", "propose", version)
     lc("bob-approver", "approve", version)
     response = lc("bob-approver", "activate", version, at="2030-01-01T00:00:00Z")
-    assert response.status_code == 422
-    assert "not supported yet" in response.json["errors"]["at"][0]
+    assert response.status_code == 200, response.json
+    assert (response.json["state"], response.json["activate_at"]) == (
+        "approved",
+        "2030-01-01T00:00:00+00:00",
+    )
 
 
 def test_roles_guard_each_move(client, as_, lc, auth):

@@ -33,6 +33,7 @@ def record(worker: str, n: int) -> dict:
         "via": "api",
         "earlier": [],
         "explanation": "Firm reminder.",
+        "arm": None,
     }
 
 

@@ -131,7 +131,7 @@ def format_1_row(record: dict) -> dict:
 def test_a_decision_of_format_2_still_verifies_and_the_chain_grows_after_it(db, make_decision):
     """Format 4 added `earlier`: rows written as format 2 (no `earlier` member, the column
     NULL) read back without it and verify; a new decision chains after them with it."""
-    record = {k: v for k, v in make_decision(1).items() if k not in ("earlier", "explanation")}
+    record = {k: v for k, v in make_decision(1).items() if k not in ("earlier", "explanation", "arm")}
     row = {**format_1_row(record), "via": "api", "format": 2}
     row["hash"] = chain_hash({**record, "format": 2}, GENESIS_HASH)
     Decision.insert(**row).execute()
@@ -176,6 +176,43 @@ def test_a_decision_of_format_4_still_verifies_after_format_3_added_explanation(
         'RT-040).\', "format" = 4 WHERE "seq" = 2'
     )
     assert [p.seq for p in decisions.verify_chain()] == [2]
+
+
+def test_a_decision_of_format_4_still_verifies_and_arm_is_signed_from_format_5(db, make_decision):
+    """Format 5 added `arm`: a row written as format 4 (no `arm` member, its columns NULL) reads
+    back without it and verifies; a decision under an experiment records its arm, in two
+    columns, signed like the rest."""
+    record = {k: v for k, v in make_decision(1).items() if k not in ("arm", "explanation")}
+    row = {**format_1_row(record), "via": "api", "format": 4, "earlier": JSONText("[]")}
+    row["hash"] = chain_hash({**record, "format": 4}, GENESIS_HASH)
+    Decision.insert(**row).execute()
+    old = decisions.get_decision("dec-1")
+    assert old["format"] == 4 and "arm" not in old and old["earlier"] == []
+    arm = {"name": "challenger", "experiment": 3}
+    new = decisions.append_decision(make_decision(2, arm=arm))
+    plain = decisions.append_decision(make_decision(3))
+    assert (new["format"], new["arm"], plain["arm"]) == (5, arm, None)
+    assert decisions.get_decision("dec-2") == new
+    assert Decision.get(Decision.seq == 2).experiment_id == 3
+    assert decisions.verify_chain() == []
+    db.execute_sql('UPDATE "decision" SET "arm" = \'champion\' WHERE "seq" = 2')
+    assert [p.seq for p in decisions.verify_chain()] == [2]
+
+
+@pytest.mark.parametrize(
+    "arm",
+    [
+        {"name": "control", "experiment": 1},
+        {"name": "challenger", "experiment": "1"},
+        {"name": "challenger", "experiment": 0},
+        {"name": "challenger"},
+        "challenger",
+    ],
+)
+def test_a_bad_arm_is_refused_naming_it(db, make_decision, arm):
+    with pytest.raises(InvalidRecord) as caught:
+        decisions.append_decision(make_decision(1, arm=arm))
+    assert caught.value.field == "arm"
 
 
 def test_a_decision_hashed_before_formats_existed_still_verifies(db, make_decision):
