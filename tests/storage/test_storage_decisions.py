@@ -131,7 +131,8 @@ def format_1_row(record: dict) -> dict:
 def test_a_decision_of_format_2_still_verifies_and_the_chain_grows_after_it(db, make_decision):
     """Format 4 added `earlier`: rows written as format 2 (no `earlier` member, the column
     NULL) read back without it and verify; a new decision chains after them with it."""
-    record = {k: v for k, v in make_decision(1).items() if k not in ("earlier", "explanation", "arm")}
+    later = ("earlier", "explanation", "arm")
+    record = {k: v for k, v in make_decision(1).items() if k not in later}
     row = {**format_1_row(record), "via": "api", "format": 2}
     row["hash"] = chain_hash({**record, "format": 2}, GENESIS_HASH)
     Decision.insert(**row).execute()
@@ -151,8 +152,8 @@ def test_a_decision_of_format_2_still_verifies_and_the_chain_grows_after_it(db, 
 def test_a_decision_of_format_4_still_verifies_after_format_3_added_explanation(db, make_decision):
     """Format 4 (`earlier`) was written before format 3 (`explanation`): a format-4 row reads
     back with `earlier` and without `explanation`, verifies, and the chain grows after it with
-    format-3 rows, which carry both."""
-    record = {k: v for k, v in make_decision(1).items() if k != "explanation"}
+    rows of the formats after it (3, then 5), which carry both."""
+    record = {k: v for k, v in make_decision(1).items() if k not in ("explanation", "arm")}
     ref = {"kind": "handoff", "version": 1, "sha256": "cd" * 32, "decision_id": None}
     record["earlier"] = [{**ref, "facts": ["handoff_action"]}]
     row = {**format_1_row(record), "via": "api", "format": 4}
@@ -163,7 +164,7 @@ def test_a_decision_of_format_4_still_verifies_after_format_3_added_explanation(
     assert old["format"] == 4 and "explanation" not in old and old["earlier"] == record["earlier"]
     assert old["hash"] == chain_hash(hashed(old), GENESIS_HASH)
     new = decisions.append_decision(make_decision(2))
-    assert new["format"] == decisions.FORMAT == 3 and new["earlier"] == []
+    assert new["format"] == decisions.FORMAT == 5 and new["earlier"] == []
     assert new["explanation"] == "Firm reminder by email: reason 2 (rule RT-040)."
     assert decisions.get_decision("dec-2") == new
     assert decisions.verify_chain() == []
