@@ -285,6 +285,18 @@ def _run_planned_at(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
     Run.update(planned_at=Run.started_at).where(Run.planned_at.is_null()).execute()
 
 
+def _customer_contacts(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
+    # The contact person letters are addressed to. Migration 1 creates the customer table from
+    # today's model, which has the columns already.
+    have = {c.name for c in db.get_columns("customer")}
+    names = ("contact_name", "contact_email", "contact_language", "contact_salutation")
+    adds = [
+        migrator.add_column("customer", n, getattr(Customer, n)) for n in names if n not in have
+    ]
+    if adds:
+        pwm.migrate(*adds)
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
@@ -304,6 +316,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (12, "jobs: simulations and backtests run by a process of their own", _jobs),
     (13, "rule-set lifecycle events: their own append-only table", _ruleset_events),
     (15, "decisions: the facts taken from earlier decisions (record format 4)", _earlier_decisions),
+    (16, "customers: the contact person letters are addressed to", _customer_contacts),
     (18, "rule-set files: reminder templates stored with their version", _ruleset_files),
 )
 LATEST = MIGRATIONS[-1][0]

@@ -127,10 +127,13 @@ class ActionSchema(ma.Schema):
     payload = ma.fields.Dict(
         required=True,
         metadata={
-            "description": "reminder: tone, channel, cadence_days, balances, oldest_invoice, "
-            "invoices, message {subject, body, language, template}; offer_plan/handoff: "
-            "action, agency, balances, invoices; credit_review: decision, current_limit, "
-            "proposed_limit; all: decision_id, reasons"
+            "description": "reminder: tone, channel, cadence_days, notice, currency, balances, "
+            "oldest_invoice, invoices, contact?, by e-mail or letter message {subject, body, "
+            "language, template}, by phone call_script {subject, body, language, template}, "
+            "plan? {count, interval_days, total, instalments [{number, due_date, amount}]}, "
+            "charges? {shown, interest_rate, grace_days, interest, fees, total, invoices}; "
+            "offer_plan/handoff: action, agency, currency, balances, invoices, plan?; "
+            "credit_review: decision, current_limit, proposed_limit; all: decision_id, reasons"
         },
     )
 
