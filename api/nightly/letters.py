@@ -182,7 +182,7 @@ def sample_contexts() -> dict[str, dict[str, Any]]:
         for n in range(LARGE_SAMPLE_INVOICES)
     )
     return {
-        "small account with a contact, offers and charges": offers,
+        "small account with offers": offers,  # and a contact, charges, a broken promise
         "small account": small,
         f"large account ({LARGE_SAMPLE_INVOICES:,} invoices)": reminder_context(
             Ledger(customer, many), today, "firm"
