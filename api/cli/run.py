@@ -195,7 +195,7 @@ def _print_run(run: dict[str, Any], as_json: bool, note: str | None = None) -> N
     from rich.console import Console
     from rich.table import Table
 
-    from api.nightly.report import portfolio_table
+    from api.nightly.report import portfolio_lines
 
     report = run["report"] or {}
     console = Console()
@@ -220,7 +220,8 @@ def _print_run(run: dict[str, Any], as_json: bool, note: str | None = None) -> N
     for kind, states in report["actions"].items():
         actions.add_row(kind, *(str(states.get(s, 0)) for s in ("pending", "void", "acknowledged")))
     console.print(actions)
-    console.print(portfolio_table(report["portfolio"]))  # one row per currency, never a sum
+    for line in portfolio_lines(report["portfolio"]):  # one per currency, never a sum
+        console.print(line, markup=False, highlight=False)
     for error in report["errors"][:10]:
         console.print(f"[red]error[/red] {error['customer_id']}: {error['error']}")
     if report.get("message_errors_count"):  # reports of older runs have no such key

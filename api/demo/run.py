@@ -350,9 +350,11 @@ def _print_summary(summary: dict[str, Any], console: Console) -> None:
         )
     console.print(risky)
     if summary.get("portfolio"):
-        from api.nightly.report import portfolio_table
+        from api.nightly.report import portfolio_lines
 
-        console.print(portfolio_table(summary["portfolio"]))
+        console.print("Portfolio by currency (never added across currencies):")
+        for line in portfolio_lines(summary["portfolio"]):
+            console.print(f"  {line}", markup=False, highlight=False)
     if summary.get("actions"):
         actions = summary["actions"].items()
         counts = ", ".join(f"{sum(states.values())} {kind}" for kind, states in actions)

@@ -157,28 +157,16 @@ def add_figures(
     totals["customers"] = totals.get("customers", Decimal(0)) + 1
 
 
-def portfolio_table(portfolio: dict[str, Any]) -> Any:
-    """The portfolio figures as a table, one row per currency: money of different currencies
-    is never added up (api.nightly.report)."""
-    from rich.table import Table
-
-    table = Table(
-        "currency", "customers", "open", "overdue", "share", "1-30", "31-60", "61-90", "90+",
-        "DSO days", "CEI %", title="portfolio by currency",
-    )  # fmt: skip
+def portfolio_lines(portfolio: dict[str, Any]) -> list[str]:
+    """The portfolio figures in words, one line per currency: money of different currencies
+    is never added up."""
+    lines = []
     for currency, p in (portfolio.get("by_currency") or {}).items():
-        aging = p["aging"]
-        table.add_row(
-            currency,
-            str(p.get("customers", "")),
-            p["open_balance"],
-            p["overdue_balance"],
-            str(p["overdue_share"]),
-            aging["1_30"],
-            aging["31_60"],
-            aging["61_90"],
-            aging["90_plus"],
-            str(p["dso_days"]),
-            str(p["cei_percent"]),
+        aging, count = p["aging"], p.get("customers", 0)
+        lines.append(
+            f"{currency} ({count} customer{'' if count == 1 else 's'}): open {p['open_balance']}, "
+            f"overdue {p['overdue_balance']} (share {p['overdue_share']}), aging "
+            f"1-30 {aging['1_30']} / 31-60 {aging['31_60']} / 61-90 {aging['61_90']} / "
+            f"90+ {aging['90_plus']}; DSO {p['dso_days']} days, CEI {p['cei_percent']}%"
         )
-    return table
+    return lines
