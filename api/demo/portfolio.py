@@ -1,9 +1,10 @@
 """A seeded synthetic portfolio for `credo demo` and the benchmarks, as the ERP's JSON records.
 
-Customers in four segments and a dozen countries, with credit limits to match; 18 months of
-invoices on 30-day terms; a contact person for about three customers in four; payers from prompt to chronically late and distressed; partial
-payments, credit notes, disputes (most resolved), promises kept and broken, payment plans kept
-and missed, reminders, calls and agency placements already sent, and a few collections holds.
+Customers in four segments and a dozen countries, with credit limits to match, and a contact
+person for about three in four; 18 months of invoices on 30-day terms; payers from prompt to
+chronically late and distressed; partial payments, credit notes, disputes (most resolved),
+promises kept and broken, payment plans kept and missed, reminders, calls and agency
+placements already sent, and a few collections holds.
 Customer n's records depend only on (seed, n, as_of): a larger portfolio extends a smaller one.
 """
 
