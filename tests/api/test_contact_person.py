@@ -131,3 +131,23 @@ def test_a_csv_with_a_contact_column_and_contact_columns_is_a_bad_line(db, tmp_p
     )
     report = import_file(csv, "customer")
     assert report.inserted == 0 and "contact_name" in report.rejected[0].errors
+
+
+def test_the_import_guides_examples_with_a_contact_person_import_as_shown(db, tmp_path):
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "import.md").read_text(encoding="utf-8")
+    jsonl = doc.split("```json\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "ledger.jsonl").write_text(jsonl, encoding="utf-8")
+    report = import_file(tmp_path / "ledger.jsonl")
+    assert report.rejected == [] and report.inserted == len(jsonl.strip().splitlines())
+    assert stored_contact("C100") == ContactPerson(
+        "Anna Weber", "anna.weber@nordwind.example", "de", "ms"
+    )
+    blocks = [part.split("```", 1)[0] for part in doc.split("```csv\n")[1:]]
+    csv = next(block for block in blocks if "contact_name" in block)
+    (tmp_path / "customers.csv").write_text(csv, encoding="utf-8")
+    report = import_file(tmp_path / "customers.csv", "customer")
+    assert report.rejected == [] and (report.inserted, report.updated) == (2, 1), report
+    assert stored_contact("C102") == ContactPerson("Oliver Smith", "", "en", "")
+    assert stored_contact("C103") is None
