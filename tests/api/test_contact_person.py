@@ -151,3 +151,15 @@ def test_the_import_guides_examples_with_a_contact_person_import_as_shown(db, tm
     assert report.rejected == [] and (report.inserted, report.updated) == (2, 1), report
     assert stored_contact("C102") == ContactPerson("Oliver Smith", "", "en", "")
     assert stored_contact("C103") is None
+
+
+def test_the_console_shows_the_contact_person_escaped(client, auth, keys):
+    from console_support import sign_in
+
+    contact = {"name": "Anna <b>Weber</b>", "email": "anna@example.com", "language": "de"}
+    body = {**CUSTOMER, "contact": contact}
+    assert client.put("/v1/customers/C-E", json=body, headers=auth("decide")).status_code == 200
+    sign_in(client, keys["analyst"])
+    html = client.get("/console/customers/C-E").get_data(as_text=True)
+    assert "Contact: Anna &lt;b&gt;Weber&lt;/b&gt; &lt;anna@example.com&gt;" in html
+    assert "<b>Weber" not in html
