@@ -239,3 +239,20 @@ def test_credo_run_prints_the_portfolio_one_currency_per_row(night, settings):
     assert "EUR (4 customers): open 58743.73, overdue 58743.73" in output
     assert "GBP (1 customer): open 1234.50, overdue 1234.50" in output
     assert "59978.23" not in result.output  # 58,743.73 + 1,234.50: a sum across currencies
+
+
+@pytest.mark.parametrize(
+    ("balance", "count"),
+    [("5500.01", 3), ("100.00", 3), ("0.02", 3), ("49443.72", 6), ("1.00", 24), ("999.99", 7)],
+)
+def test_plan_instalments_always_add_up_to_the_balance_the_last_absorbing_the_rounding(
+    balance, count
+):
+    from api.nightly.terms import plan_terms
+
+    terms = plan_terms(Decimal(balance), AS_OF, count, 30)
+    amounts = [i["amount"] for i in terms["instalments"]]
+    assert sum(amounts) == Decimal(balance) and all(a > 0 for a in amounts)
+    assert len(set(amounts[:-1])) <= 1 and amounts[-1] >= amounts[0]
+    assert terms["count"] == min(count, int(Decimal(balance) * 100))
+    assert plan_terms(Decimal(0), AS_OF, count, 30) is None

@@ -67,3 +67,25 @@ def test_the_late_charges_example_is_the_shipped_basis():
     shipped = tomllib.loads((TEMPLATES / "company.toml").read_text())["late_charges"]
     for country, basis in tomllib.loads(example)["late_charges"].items():
         assert {k: v for k, v in shipped[country].items() if k in basis} == basis
+
+
+def test_a_malformed_late_charges_table_is_refused_by_the_check_naming_it():
+    from api.nightly.messages import MessageError
+
+    files = read_templates(TEMPLATES)
+    for table, words in (
+        ("[late_charges.DE]\ninterest_rate = 500\n", "late_charges.DE.interest_rate must be"),
+        (
+            "[late_charges.DE]\nfixed_fee = 40.0\n",
+            "late_charges.DE: a fixed_fee needs its fee_currency",
+        ),
+        ("[late_charges.DE]\nrate = 5\n", "late_charges.DE: unknown key 'rate'"),
+        ("[late_charges.de]\ninterest_rate = 5\n", "a country must be an ISO 3166 code"),
+        (
+            '[late_charges.GB]\nfee_currency = "GBP"\nfixed_fee = [{fee = 40.0}, {fee = 70.0}]\n',
+            "tiers must rise",
+        ),
+    ):
+        company = files["company.toml"].split("[late_charges.DE]")[0] + table
+        with pytest.raises(MessageError, match=re.escape(words)):
+            MessageRenderer({**files, "company.toml": company})
