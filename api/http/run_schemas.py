@@ -68,7 +68,8 @@ class RunSchema(ma.Schema):
             "error}] (reminders whose message failed to render), message_errors_count, "
             "message_errors_by_template, decisions (counts by kind and outcome), "
             "changes since the previous run, actions (counts by type and state) and "
-            "portfolio (balances, aging, overdue_share, dso_days, cei_percent) — "
+            "portfolio: currencies and by_currency {currency: {customers, balances, aging, "
+            "overdue_share, dso_days, cei_percent}}, never a sum across currencies — "
             "docs/operations.md explains the figures"
         },
     )
