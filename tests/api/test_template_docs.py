@@ -89,3 +89,12 @@ def test_a_malformed_late_charges_table_is_refused_by_the_check_naming_it():
         company = files["company.toml"].split("[late_charges.DE]")[0] + table
         with pytest.raises(MessageError, match=re.escape(words)):
             MessageRenderer({**files, "company.toml": company})
+
+
+def test_the_plan_terms_example_of_rules_md_is_a_shipped_rules_then():
+    rules_md = " ".join((ROOT / "docs" / "rules.md").read_text(encoding="utf-8").split())
+    shown = re.search(r"`then = \{ (action = \"offer_plan\".*?) \}`", rules_md)
+    assert shown, "docs/rules.md: the plan terms example is gone"
+    example = tomllib.loads(f"then = {{ {shown[1]} }}")["then"]
+    handoff = tomllib.loads((ROOT / "rules" / "handoff.toml").read_text(encoding="utf-8"))
+    assert example in [rule.get("then") for rule in handoff["rule"]]
