@@ -21,6 +21,7 @@ WORKLIST_COLUMNS = (
     "tone",
     "channel",
     "agency",
+    "currency",
     "open_balance",
     "overdue_balance",
     "days_past_due",
@@ -80,7 +81,7 @@ def worklist_csv_row(action: Any) -> list[Any]:
     payload = action.payload or {}
     invoices = payload.get("invoices") or []
     oldest = payload.get("oldest_invoice") or (invoices[0] if invoices else None) or {}
-    message = payload.get("message") or {}
+    message = payload.get("message") or payload.get("call_script") or {}
     return [
         action.id,
         action.run_id,
@@ -91,6 +92,7 @@ def worklist_csv_row(action: Any) -> list[Any]:
         payload.get("tone", ""),
         payload.get("channel", ""),
         payload.get("agency", ""),
+        payload.get("currency", ""),
         payload.get("open_balance", ""),
         payload.get("overdue_balance", ""),
         payload.get("days_past_due", ""),

@@ -325,6 +325,18 @@ def _rollout(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
     )
 
 
+def _customer_contacts(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
+    # The contact person letters are addressed to. Migration 1 creates the customer table from
+    # today's model, which has the columns already.
+    have = {c.name for c in db.get_columns("customer")}
+    names = ("contact_name", "contact_email", "contact_language", "contact_salutation")
+    adds = [
+        migrator.add_column("customer", n, getattr(Customer, n)) for n in names if n not in have
+    ]
+    if adds:
+        pwm.migrate(*adds)
+
+
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (1, "initial schema: ledger, decisions, rule sets, keys, runs", _initial),
     (2, "holds (collections pauses); index decisions by rule-set version", _holds),
@@ -345,6 +357,7 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (13, "rule-set lifecycle events: their own append-only table", _ruleset_events),
     (14, "operator log: keys, lifecycle moves, runs, imports, chained by hash", _audit_log),
     (15, "decisions: the facts taken from earlier decisions (record format 4)", _earlier_decisions),
+    (16, "customers: the contact person letters are addressed to", _customer_contacts),
     (17, "rollout: experiments, one challenger per kind, decisions' arm (format 5)", _rollout),
     (18, "rule-set files: reminder templates stored with their version", _ruleset_files),
     (19, "chain checkpoints: where pruning cut the decision chain", _chain_checkpoints),

@@ -115,6 +115,11 @@ class Customer(BaseModel):
     credit_limit = MoneyField()
     credit_score = pw.IntegerField(null=True)
     since = pw.DateField()
+    # The contact person letters are addressed to (migration 16); "" when none is known.
+    contact_name = pw.CharField(max_length=200, default="")
+    contact_email = pw.CharField(max_length=254, default="")
+    contact_language = pw.CharField(max_length=16, default="")
+    contact_salutation = pw.CharField(max_length=8, default="")
 
 
 def customer_fk(**kwargs: Any) -> pw.ForeignKeyField:

@@ -62,7 +62,7 @@ def run_demo(
     _mark_demo(customers, seed, as_of, made=None)
     _log_reset(replaced, customers, seed, as_of)
     records = _import_portfolio(customers, seed, as_of, console)
-    decisions = _run_the_night(settings, as_of, console)
+    decisions, report = _run_the_night(settings, as_of, console)
     console_key = _console_key(settings)
     _mark_demo(customers, seed, as_of, made=_count_data())
     summary = {
@@ -74,6 +74,9 @@ def run_demo(
         "as_of": as_of.isoformat(),
         "decisions": _by_outcome(decisions),
         "riskiest": _riskiest(decisions),
+        # money per currency, never added across currencies (api.nightly.report)
+        "portfolio": report.get("portfolio", {}),
+        "actions": report.get("actions", {}),
         "seconds": round(time.perf_counter() - started, 1),
         "console": console_key,
     }
@@ -245,16 +248,19 @@ def _upsert(upsert_records: Any, batch: list[dict[str, Any]]) -> int:
     return result.accepted
 
 
-def _run_the_night(settings: Settings, as_of: date, console: Console) -> list[dict[str, Any]]:
+def _run_the_night(
+    settings: Settings, as_of: date, console: Console
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The nightly run of `as_of` over the portfolio (decisions, worklist, report), as
-    `credo run` makes it; its decisions, which are all the database holds."""
+    `credo run` makes it; its decisions, which are all the database holds, and its report."""
     from api.nightly.run import execute_run, prepare_run
     from storage.decisions import iter_decisions
+    from storage.worklist import get_run
 
     with console.status("the nightly run: deciding every open account"):
         run, _ = prepare_run(settings, as_of, False, "credo demo")
         execute_run(settings, run.run_id)
-    return list(iter_decisions())
+    return list(iter_decisions()), get_run(run.run_id).report or {}
 
 
 CONSOLE_KEY = "demo-console"
@@ -289,6 +295,10 @@ def _by_outcome(decisions: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 
 def _riskiest(decisions: list[dict[str, Any]], count: int = 10) -> list[dict[str, Any]]:
+    """The `count` accounts with the most severe outcomes, then the most days past due; each
+    with its overdue balance in its own currency."""
+    from storage.ledger import customer_currencies
+
     accounts: dict[str, dict[str, Any]] = {}
     for decision in decisions:
         account = accounts.setdefault(
@@ -304,7 +314,11 @@ def _riskiest(decisions: list[dict[str, Any]], count: int = 10) -> list[dict[str
         severity = sum(_SEVERITY.get(str(v), 0) for v in account["outcomes"].values())
         return (severity, account["days_past_due"], float(account["overdue_balance"]))
 
-    return sorted(accounts.values(), key=risk, reverse=True)[:count]
+    riskiest = sorted(accounts.values(), key=risk, reverse=True)[:count]
+    currencies = customer_currencies(a["customer_id"] for a in riskiest)
+    for account in riskiest:
+        account["currency"] = currencies.get(account["customer_id"], "")
+    return riskiest
 
 
 def _deciding_reason(decision: dict[str, Any]) -> str:
@@ -340,12 +354,22 @@ def _print_summary(summary: dict[str, Any], console: Console) -> None:
         outcomes = ", ".join(f"{k}: {v}" for k, v in account["outcomes"].items())
         risky.add_row(
             account["customer_id"],
-            account["overdue_balance"],
+            f"{account['overdue_balance']} {account.get('currency', '')}".strip(),
             str(account["days_past_due"]),
             outcomes,
             _main_reason(account),
         )
     console.print(risky)
+    if summary.get("portfolio"):
+        from api.nightly.report import portfolio_lines
+
+        console.print("Portfolio by currency (never added across currencies):")
+        for line in portfolio_lines(summary["portfolio"]):
+            console.print(f"  {line}", markup=False, highlight=False)
+    if summary.get("actions"):
+        actions = summary["actions"].items()
+        counts = ", ".join(f"{sum(states.values())} {kind}" for kind, states in actions)
+        console.print(f"Tonight's worklist: {counts}.")
     if summary["replaced"]:
         console.print(
             "The database was replaced: restart any `credo serve` or `credo scheduler` that "

@@ -33,6 +33,8 @@ from storage.db import analyze
 from storage.ledger import UpsertResult, upsert_records
 
 NESTED_COLUMNS = ("allocations", "installments")
+# CSV columns of a nested object: a customer's contact_name, contact_email, … are its contact.
+OBJECT_COLUMNS = ("contact",)
 # Refresh the planner's statistics after writing this many records.
 ANALYZE_AFTER = 10_000
 FORMATS = ("jsonl", "csv")
@@ -291,11 +293,17 @@ def _csv_record(header: list[str], values: list[str]) -> dict[str, Any] | Ledger
         undecoded = _UNDECODED.search(value)
         if undecoded is not None:
             return LedgerRecordError({name: [_not_utf8(undecoded)]})
+        group, _, key = name.partition("_")
         if name in NESTED_COLUMNS:
             try:
                 record[name] = parse_json(value)
             except ValueError as exc:
                 return LedgerRecordError({name: [f"not a valid JSON list: {exc}"]})
+        elif group in OBJECT_COLUMNS and key:
+            target = record.setdefault(group, {})
+            if not isinstance(target, dict):
+                return LedgerRecordError({name: [f"cannot come with a {group!r} column"]})
+            target[key] = value
         else:
             record[name] = value
     return record

@@ -423,7 +423,7 @@ def test_activation_is_refused_when_an_active_rule_set_reads_what_the_version_dr
     dropped = source.replace(
         '"review_dispute", "offer_plan", "handoff"]', '"review_dispute", "handoff"]'
     )
-    dropped = dropped[: dropped.index('[[rule]]\nid = "HO-100"')]  # the plan offer and tests
+    dropped = dropped[: dropped.index('[[rule]]\nid = "HO-095"')]  # the plan offers and tests
     dropped += '[[rule]]\nid = "HO-999"\nname = "Else"\npriority = 0\nwhen = "true"\n'
     dropped += 'then = { action = "none" }\nreason = "nothing"\n'
     base = "/v1/rulesets/handoff/versions"
