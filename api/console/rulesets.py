@@ -10,7 +10,7 @@ from typing import Any
 from flask import abort, current_app, redirect, render_template, request, url_for
 
 from api import lifecycle
-from api.console.access import current_person, require_page
+from api.console.access import SIMULATE_ROLES, current_person, require_page
 from api.console.blueprint import bp
 from api.lifecycle import MOVE_ROLES, READ_ROLES
 
@@ -56,8 +56,13 @@ def _version_page(kind: str, version: int | None, status: int = 200, **extra: An
     except lifecycle.LifecycleError as exc:
         code, message = _refusal(exc)
         abort(code, message)
+    from api.console.simulations import simulate_defaults
+
     person = current_person()
     can = {move: person.may((*roles, "admin")) for move, roles in MOVE_ROLES.items()}
+    can["simulate"] = person.may((*SIMULATE_ROLES, "admin"))
+    extra.setdefault("sim_form", simulate_defaults())
+    extra.setdefault("sim_problems", {})
     page = render_template(
         "console/ruleset.html",
         kind=kind,
@@ -141,6 +146,10 @@ def ruleset_draft(kind: str) -> Any:
         status, message = _refusal(exc)
         page = render_template("console/ruleset_draft.html", kind=kind, form=form, error=message)
         return page, status
+    if request.form.get("then") == "simulate" and current_person().may((*SIMULATE_ROLES, "admin")):
+        from api.console.simulations import simulate_draft
+
+        return simulate_draft(kind, drafted["version"])
     return redirect(url_for("console.ruleset", kind=kind, version=drafted["version"]))
 
 
