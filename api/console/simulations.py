@@ -209,6 +209,7 @@ def impact_view(result: dict[str, Any], page: int) -> dict[str, Any]:
                 "changed": sum(c["count"] for c in cells if c["changed"]),
             }
         )
+    fields.sort(key=lambda f: -f["changed"])  # the fields that change most first
     listed = result["changed"]
     pages = max(1, -(-len(listed) // CHANGED_PER_PAGE))
     page = min(max(page, 1), pages)

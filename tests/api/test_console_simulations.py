@@ -103,6 +103,7 @@ def test_a_simulation_runs_as_the_apis_job_and_shows_matrix_chart_money_and_chan
     assert '<td class="num changed">2</td>' in table
     # a chart per field, a bar per old value cut by new value
     assert html.count("<svg") == 2
+    assert html.index("<code>tone</code>: 3 changes") < html.index("<code>channel</code>: 2")
     assert html.count('class="flow series-3"') == 1  # firm → final, the 4th value's colour
     assert "<title>firm → final: 2</title>" in html
     # the money behind each cell, per currency
@@ -251,6 +252,7 @@ def test_a_backtest_lists_the_decisions_decided_differently(analyst):
     assert response.status_code == 302, response.get_data(as_text=True)
     html = ended(alice, response.headers["Location"])
     assert "Decisions decided differently" in html
+    assert "<caption>tone: decisions by old value (rows) and new value (columns)" in html
     changes = html[html.index('id="changed"') :]
     assert changes.count('href="/console/decisions/') == 4  # as the API's backtest finds
     assert "facts given" in changes
