@@ -228,13 +228,17 @@ def ruleset_activate(kind: str, version: int) -> Any:
 @require_page(*MOVE_ROLES["draft"])
 def decision_test_case(decision_id: str) -> Any:
     """A new draft of the decision's rule set with the decision pinned as a [[test]] case."""
+    from api.console.decisions import decision_page
     from api.decision_tests import add_test_to_draft
 
     name = request.form.get("name", "").strip()[:200] or None
     try:
         draft = add_test_to_draft(None, None, decision_id, current_person(), _policy(), name)
-    except lifecycle.LifecycleError as exc:
-        abort(*_refusal(exc))
+    except lifecycle.UnknownVersion as exc:
+        abort(404, str(exc))
+    except lifecycle.LifecycleError as exc:  # a bad name, a case the active version fails
+        status, message = _refusal(exc)
+        return decision_page(decision_id, status, pin_error=message, pin_name=name or "")
     return redirect(
         url_for("console.ruleset", kind=draft["kind"], version=draft["version"], done="drafted")
     )
