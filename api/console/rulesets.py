@@ -46,7 +46,7 @@ def rulesets() -> str:
     return render_template("console/rulesets.html", items=items)
 
 
-def _version_page(kind: str, version: int | None, status: int = 200, **extra: Any) -> Any:
+def version_page(kind: str, version: int | None, status: int = 200, **extra: Any) -> Any:
     from api.ruleset_views import ruleset_overview, version_detail
 
     try:
@@ -81,7 +81,7 @@ def ruleset(kind: str) -> Any:
     """One version (the active one unless ?version=N): rules, tests, events; moves by role."""
     text = request.args.get("version", "")
     version = int(text) if text.isdigit() and len(text) <= 9 else None
-    return _version_page(kind, version)
+    return version_page(kind, version)
 
 
 @bp.route("/rulesets/<kind>/diff")
@@ -158,7 +158,7 @@ def _move(kind: str, version: int, make: Callable[[], Any], done: str) -> Any:
         make()
     except lifecycle.LifecycleError as exc:
         status, message = _refusal(exc)
-        return _version_page(kind, version, status, error=message)
+        return version_page(kind, version, status, error=message)
     return redirect(url_for("console.ruleset", kind=kind, version=version, done=done))
 
 
@@ -174,8 +174,8 @@ def ruleset_test(kind: str, version: int) -> Any:
         result = lifecycle.run_version_tests(kind, version, current_person(), _policy())
     except lifecycle.LifecycleError as exc:
         status, message = _refusal(exc)
-        return _version_page(kind, version, status, error=message)
-    return _version_page(kind, version, tested=result)
+        return version_page(kind, version, status, error=message)
+    return version_page(kind, version, tested=result)
 
 
 @bp.route("/rulesets/<kind>/versions/<int:version>/propose", methods=["POST"])

@@ -76,38 +76,38 @@ def _read(schema: ma.Schema, names: tuple[str, ...]) -> tuple[dict[str, str], An
         return form, None, {k: " ".join(map(str, v)) for k, v in messages.items()}
 
 
-def _refused(kind: str, version: int, exc: Exception, form: dict, problems: dict) -> Any:
+def _refused(kind: str, version: int, exc: Exception, form: dict[str, str]) -> Any:
     """The version page again, with why the job did not start (nothing was stored)."""
-    from api.console.rulesets import _version_page
+    from api.console.rulesets import version_page
     from api.jobs import JobError
     from api.simulation import BadParameters, UnknownVersion
 
     if isinstance(exc, BadParameters):
         problems = {k: " ".join(v) for k, v in exc.errors.items()}
-        return _version_page(kind, version, 422, sim_form=form, sim_problems=problems)
+        return version_page(kind, version, 422, sim_form=form, sim_problems=problems)
     status = 404 if isinstance(exc, UnknownVersion) else 500 if isinstance(exc, JobError) else 409
-    return _version_page(kind, version, status, error=str(exc), sim_form=form, sim_problems={})
+    return version_page(kind, version, status, error=str(exc), sim_form=form, sim_problems={})
 
 
 @bp.route("/rulesets/<kind>/versions/<int:version>/simulate", methods=["POST"])
 @require_page(*SIMULATE_ROLES)
 def ruleset_simulate(kind: str, version: int) -> Any:
     """Simulate the version (a draft or any stored one) beside the active version: a job."""
-    from api.console.rulesets import _version_page
+    from api.console.rulesets import version_page
     from api.jobs import JobError
     from api.simulation import SimulationError, start_simulation
 
     form, loaded, problems = _read(SimulateForm(), ("as_of", "sample", "seed"))
     form = {**simulate_defaults(), **form}
     if problems:
-        return _version_page(kind, version, 422, sim_form=form, sim_problems=problems)
+        return version_page(kind, version, 422, sim_form=form, sim_problems=problems)
     as_of = loaded["as_of"] or today()
     try:
         job = start_simulation(
             _settings(), kind, version, as_of, loaded["sample"], loaded["seed"], _created_by()
         )
     except (SimulationError, JobError) as exc:
-        return _refused(kind, version, exc, form, problems)
+        return _refused(kind, version, exc, form)
     return redirect(url_for("console.job", job_id=job["job_id"]))
 
 
@@ -116,27 +116,27 @@ def ruleset_simulate(kind: str, version: int) -> Any:
 def ruleset_backtest(kind: str, version: int) -> Any:
     """Replay the version over the decisions of its kind made in a period: a job."""
     from api.backtest import start_backtest
-    from api.console.rulesets import _version_page
+    from api.console.rulesets import version_page
     from api.jobs import JobError
     from api.simulation import SimulationError
 
     form, loaded, problems = _read(BacktestForm(), ("from", "to"))
     form = {**simulate_defaults(), **form}
     if problems:
-        return _version_page(kind, version, 422, sim_form=form, sim_problems=problems)
+        return version_page(kind, version, 422, sim_form=form, sim_problems=problems)
     try:
         job = start_backtest(
             _settings(), kind, version, loaded["first"], loaded["last"], _created_by()
         )
     except (SimulationError, JobError) as exc:
-        return _refused(kind, version, exc, form, problems)
+        return _refused(kind, version, exc, form)
     return redirect(url_for("console.job", job_id=job["job_id"]))
 
 
 def simulate_draft(kind: str, version: int) -> Any:
     """For the editor's "Store as a draft and simulate": the just-stored draft simulated as of
     today on every customer; the draft's page with why, when it cannot start."""
-    from api.console.rulesets import _version_page
+    from api.console.rulesets import version_page
     from api.jobs import JobError
     from api.simulation import SimulationError, start_simulation
 
@@ -144,7 +144,7 @@ def simulate_draft(kind: str, version: int) -> Any:
         job = start_simulation(_settings(), kind, version, today(), None, None, _created_by())
     except (SimulationError, JobError) as exc:
         message = f"Stored as version {version}; the simulation did not start: {exc}"
-        return _version_page(kind, version, 200, error=message)
+        return version_page(kind, version, 200, error=message)
     return redirect(url_for("console.job", job_id=job["job_id"]))
 
 
