@@ -112,3 +112,10 @@ def timeline(ledger: Ledger) -> list[dict[str, Any]]:
         add(h.start, "hold", h.id, f"collections hold{until}: {h.reason}")
     events.sort(key=lambda e: e["date"], reverse=True)
     return events
+
+
+def customer_names(customer_ids: list[str]) -> dict[str, str]:
+    """The stored name of each of a page of customers, by id (an id not stored is left out)."""
+    from storage.customers import customer_names as stored_names
+
+    return stored_names([i for i in customer_ids if 0 < len(i) <= 64])

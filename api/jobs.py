@@ -90,6 +90,17 @@ def start_job(
     return get_job(job_id) or job
 
 
+def launch_job(
+    settings: Settings, job_type: str, params: dict[str, Any], created_by: str
+) -> dict[str, Any]:
+    """`start_job` with `settings` passed to the process as CREDO_* variables and its output
+    in <data_dir>/logs: how the API and the console start a job."""
+    from api.settings import child_env
+
+    env, log_dir = child_env(settings), settings.data_dir / "logs"
+    return start_job(job_type, params, created_by, env=env, log_dir=log_dir)
+
+
 def run_job(settings: Settings, job_id: str) -> dict[str, Any]:
     """Run the queued job `job_id` here: running, then finished with its result or failed
     with the reason. Returns the job. JobError when it is not queued."""

@@ -15,7 +15,6 @@ from flask import url_for
 from flask.views import MethodView
 
 from api.http.auth import current_caller, require_role
-from api.http.context import app_state
 from api.http.errors import ApiProblem
 from api.http.smorest import Api, Blueprint
 from storage.jobs import JOB_STATES
@@ -62,24 +61,15 @@ class JobSchema(ma.Schema):
     finished_at = ma.fields.String(**_NULLABLE, metadata={"format": "date-time"})
 
 
-def start(job_type: str, params: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """Start a job for the current caller; the 202 answer with the job's Location."""
-    from api.http.run_launch import child_env
-    from api.jobs import JobError, start_job
-
-    settings = app_state().settings
-    try:
-        job = start_job(
-            job_type,
-            params,
-            f"api:{current_caller().name}",
-            env=child_env(settings),
-            log_dir=settings.data_dir / "logs",
-        )
-    except JobError as exc:
-        raise ApiProblem(500, str(exc)) from exc
+def started(job: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """The 202 answer for a job just started, with the job's Location."""
     location = url_for("jobs.JobById", job_id=job["job_id"])
     return {"job_id": job["job_id"], "state": job["state"]}, 202, {"Location": location}
+
+
+def caller_name() -> str:
+    """Who a job started by this request is recorded as created by."""
+    return f"api:{current_caller().name}"
 
 
 @blp.route("/<string:job_id>")

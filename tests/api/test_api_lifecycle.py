@@ -382,6 +382,15 @@ def test_a_stored_decision_becomes_a_test_case_of_a_new_draft(client, as_, auth,
         headers=as_("alice-analyst"),
     )
     assert named.status_code == 422 and "has a [[test]] named" in named.json["errors"]["name"][0]
+    nul = client.post(
+        path,
+        json={"decision_id": decided["decision_id"], "name": "a\u0000b"},
+        headers=as_("alice-analyst"),
+    )
+    assert nul.status_code == 422, nul.json
+    assert nul.json["errors"]["name"] == [
+        "must not contain a NUL character (\\u0000 at character 2)"
+    ]
     wrong = client.post(
         "/v1/rulesets/credit/versions/1/test-cases",
         json={"decision_id": decided["decision_id"]},
