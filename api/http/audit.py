@@ -103,6 +103,7 @@ class Verify(MethodView):
     @blp.arguments(ChainVerifyArgsSchema(), location="query")
     @blp.response(200, ChainVerifySchema)
     @blp.alt_response(202, description="a large range: verified by a job (GET /v1/jobs/{id})")
+    @blp.problem(503, "a large range's job could not be started")
     def get(self, args: dict[str, Any]) -> Any:
         """Recompute the decision chain's hashes over a range (default: all): ok with the count
         and the last hash, or each altered, deleted, inserted or reordered decision; with an
@@ -129,10 +130,22 @@ class Verify(MethodView):
             first, last = resolve_range(*bounds)
             if range_size(first or 1, last) > app_state().settings.audit.verify_job_rows:
                 params = {"from": first, "to": last, "anchor": anchor and anchor.to_json()}
-                return json_response(*jobs.start("audit-verify", params))
+                return json_response(*_start_job(params))
             return verify_trail(first, last, anchor)
         except AuditInputError as exc:
             raise ApiProblem(422, "", errors={exc.field: [exc.message]}) from None
+
+
+def _start_job(params: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """A verify job for the caller (api.jobs.launch_job, as the simulations start theirs): the
+    202 answer; 503 when its process cannot start."""
+    from api.jobs import JobError, launch_job
+
+    try:
+        job = launch_job(app_state().settings, "audit-verify", params, jobs.caller_name())
+    except JobError as exc:
+        raise ApiProblem(503, str(exc)) from exc
+    return jobs.started(job)
 
 
 @blp.route("/anchor")

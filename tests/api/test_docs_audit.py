@@ -150,22 +150,22 @@ def test_the_auditors_guide_runs_and_its_script_agrees_with_the_chain(shell, tmp
 
 
 def test_the_script_recomputes_every_record_format_and_starts_at_a_checkpoint(db, tmp_path):
-    """Rows of formats 1, 2 and 4 (tests/api/test_audit_prune.py stores the old ones as credo
-    did) and a chain cut by a prune, rechecked from the checkpoint's hash."""
+    """Rows of formats 1, 2, 4, 3 and 5 (tests/api/test_audit_prune.py stores the old ones as
+    credo did) and a chain cut by a prune, rechecked from the checkpoint's hash."""
     from datetime import UTC, datetime
 
     from test_audit_prune import _record, _store_old_format
 
     from storage.decisions import append_decisions, iter_decisions, retention
 
-    _store_old_format(1, 1)
-    _store_old_format(2, 2)
-    append_decisions([_record(n, datetime(2022, 1, n, tzinfo=UTC)) for n in range(3, 7)])
+    for n, fmt in enumerate((1, 2, 4, 3), 1):
+        _store_old_format(fmt, n)
+    append_decisions([_record(n, datetime(2022, 1, n, tzinfo=UTC)) for n in range(5, 7)])
     export = tmp_path / "all.jsonl"
     export.write_text("".join(json.dumps(d) + "\n" for d in iter_decisions()), encoding="utf-8")
     assert _recheck(export).returncode == 0
     formats = [json.loads(line).get("format", 1) for line in export.read_text().splitlines()]
-    assert formats == [1, 2, 4, 4, 4, 4]
+    assert formats == [1, 2, 4, 3, 5, 5]
     checkpoint = retention.prune_through(3, datetime(2022, 1, 4, tzinfo=UTC), "test")
     export.write_text("".join(json.dumps(d) + "\n" for d in iter_decisions()), encoding="utf-8")
     assert _recheck(export).returncode == 1  # from the genesis, the first line does not hold

@@ -129,9 +129,12 @@ def test_the_scheduler_makes_a_pending_activation_with_nobody_deciding(settings)
     from storage import rulesets
 
     version = approved()
-    at = datetime.now(UTC) + timedelta(seconds=0.3)
+    # Far enough ahead that the first job runs before it even on a loaded machine (0.3 s was
+    # not: the whole suite on two busy cores once took longer to get there).
+    at = datetime.now(UTC) + timedelta(seconds=2)
     rollout.schedule_activation("reminder", version, at, BOB)
     activations_job(settings)
+    assert datetime.now(UTC) < at, "the first job ran after the activation time"
     assert rulesets.get_active("reminder")["version"] == 1
     time.sleep(max(0.0, (at - datetime.now(UTC)).total_seconds()) + 0.05)
     activations_job(settings)
