@@ -182,3 +182,56 @@ def test_a_run_report_records_the_chain_head_and_serves_as_an_anchor(
         db.execute_sql(f"DELETE FROM decision WHERE seq > {head['seq'] - 1}")
     cut = credo("audit", "verify", "--anchor", str(report))
     assert cut.exit_code == 1 and "truncated" in cut.output
+
+
+def test_a_prune_is_an_operator_log_event_stored_with_it(old_then_new, credo, db):
+    """`chain.pruned` in the operator log: the checkpoint's seq and hash, the cut, the count
+    and who pruned; none for a dry run; and no prune at all when the event cannot be stored."""
+    import peewee as pw
+
+    from storage.db import is_postgres
+    from storage.decisions import get_decision, retention
+
+    def pruned_events() -> list[dict]:
+        out = credo("audit", "log", "--kind", "chain", "--json")
+        assert out.exit_code == 0, out.output
+        return json.loads(out.stdout)
+
+    keep = {"CREDO_AUDIT_RETENTION_DAYS": "30"}
+    assert credo("audit", "prune", "--before", "2020-01-03", **keep).exit_code == 0
+    assert pruned_events() == []  # saying what would go is no prune
+    second = get_decision("old-2")
+    done = credo("audit", "prune", "--before", "2020-01-03", "--yes", "--json", **keep)
+    assert done.exit_code == 0, done.output
+    checkpoint = json.loads(done.output)["checkpoint"]
+    (event,) = pruned_events()
+    assert (event["kind"], event["actor"]) == ("chain.pruned", "credo audit prune")
+    assert event["details"] == {
+        "seq": 2,
+        "hash": second["hash"],
+        "before": "2020-01-03T00:00:00+00:00",
+        "pruned": 2,
+    }
+    assert event["at"] == checkpoint["recorded_at"]
+    assert credo("audit", "log", "--verify").exit_code == 0
+
+    # The event and the deletion are one transaction: an operator log that refuses the event
+    # (a trigger, as a full disk or a lost connection would) leaves every decision in place.
+    if is_postgres(db):
+        db.execute_sql(
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+            "RAISE EXCEPTION 'the log refuses'; END $$ LANGUAGE plpgsql"
+        )
+        db.execute_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit_event "
+            "FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+    else:
+        db.execute_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit_event "
+            "BEGIN SELECT RAISE(ABORT, 'the log refuses'); END"
+        )
+    with pytest.raises(pw.DatabaseError, match="the log refuses"):
+        retention.prune_through(4, datetime(2020, 1, 5, tzinfo=UTC), "test")
+    assert get_decision("old-3") is not None and get_decision("old-4") is not None
+    assert retention.latest_checkpoint().seq == 2
