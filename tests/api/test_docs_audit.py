@@ -111,6 +111,22 @@ def run_document(shell: Shell) -> None:
                 problems = match(shown, json.loads(answer.output))
                 if problems:
                     raise DocError(f"{where}\n" + "\n".join(problems) + f"\n{answer.output}")
+            printed = _printed(block.text)
+            if len(commands) == 1 and printed and _hashless(answer.output) != printed:
+                raise DocError(f"{where}\nprints, unlike the lines shown:\n{answer.output}")
+
+
+def _hashless(text: str) -> list[str]:
+    """Lines of output with each hash as <hash>: they differ from one database to the next."""
+    return [re.sub(r"\b[0-9a-f]{64}\b", "<hash>", line) for line in text.splitlines()]
+
+
+def _printed(block: str) -> list[str]:
+    """The output a one-command block shows as `# ` lines after its command."""
+    lines = block.splitlines()
+    if len(lines) < 2 or not all(line.startswith("# ") for line in lines[1:]):
+        return []
+    return _hashless("\n".join(line[2:] for line in lines[1:]))
 
 
 def _script() -> str:
