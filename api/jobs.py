@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from api.process_logs import last_line, log_file
 from api.settings import Settings
 
 log = logging.getLogger("credo.jobs")
@@ -65,7 +66,7 @@ def start_job(
     job_function(job_type)
     job = create_job(job_type, params, created_by)
     job_id = job["job_id"]
-    log_path = _log_path(log_dir, job_id)
+    log_path = log_file(log_dir, f"job-{job_id}")
     command = [sys.executable, "-m", "api", "jobs", "work", job_id]
     output = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     try:
@@ -135,17 +136,6 @@ def _describe(exc: Exception) -> str:
     return text if type(exc).__module__.startswith("api.") else f"{type(exc).__name__}: {text}"
 
 
-def _log_path(log_dir: Path | None, job_id: str) -> Path | None:
-    if log_dir is None:
-        return None
-    try:
-        log_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        log.warning("job %s: no log file (%s)", job_id, exc)
-        return None
-    return log_dir / f"job-{job_id}.log"
-
-
 def _reap(process: subprocess.Popen, job_id: str, log_path: Path | None) -> None:
     """Wait for the job's process (no zombie is left); a job it left unfinished is failed."""
     code = process.wait()
@@ -154,21 +144,10 @@ def _reap(process: subprocess.Popen, job_id: str, log_path: Path | None) -> None
     from storage.db import database
     from storage.jobs import fail_job
 
-    reason = _tail(log_path) or f"the job process exited with code {code}"
+    reason = last_line(log_path) or f"the job process exited with code {code}"
     try:
         with database.connection_context():
             if fail_job(job_id, reason):
                 log.warning("job %s: process exited with code %s (log: %s)", job_id, code, log_path)
     except Exception:  # noqa: BLE001 - the app may be gone; the log has the details
         log.warning("job %s: could not record its exit", job_id, exc_info=True)
-
-
-def _tail(log_path: Path | None) -> str:
-    """The last non-empty line the job process wrote."""
-    if log_path is None:
-        return ""
-    try:
-        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return ""
-    return next((line.strip() for line in reversed(lines) if line.strip()), "")[:500]

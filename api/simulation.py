@@ -26,8 +26,10 @@ from api.impact import Impact
 from api.impact import side as side_of
 from api.lifecycle_rules import parse_text
 from api.settings import Settings
+from engine.order import decide_in_order, needed_for
 from engine.ruleset import KIND_RE, RuleSet
-from engine.runtime import Engine, prepare
+from engine.runtime import Engine
+from engine.trace import Evaluation
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -161,7 +163,13 @@ def simulate(
         ids = sample_customer_ids(sample, seed)
         total = len(ids)
         pages = (ids[start : start + size] for start in range(0, len(ids), size))
-    spec = _Spec(as_of, baseline.ruleset.source, candidate.ruleset.source, candidate.label)
+    spec = _Spec(
+        as_of,
+        baseline.ruleset.source,
+        candidate.ruleset.source,
+        candidate.label,
+        _earlier_sources(candidate.ruleset, baseline.ruleset),
+    )
     workers = settings.run.workers or os.cpu_count() or 1
     if workers > 1 and total > size:
         impact = _in_pool(settings.database_url, spec, pages, workers, total, progress)
@@ -234,6 +242,22 @@ def sample_customer_ids(size: int, seed: int) -> list[str]:
     return sorted(heapq.nsmallest(size, every, key=rank))
 
 
+def _earlier_sources(*rulesets: RuleSet) -> tuple[tuple[str, str], ...]:
+    """(kind, source) of the active rule sets the candidate or the baseline wait on (`after`),
+    directly or not: an account's simulated decision sees their outcome as the nightly run's
+    does (a reminder draft sees tonight's hand-off)."""
+    from api.usecases import load_active_rulesets
+
+    kind = rulesets[0].kind
+    active = {k: v.ruleset for k, v in load_active_rulesets().items() if k != kind}
+    needed = {
+        r.kind: r.source
+        for ruleset in rulesets
+        for r in needed_for(kind, {**active, kind: ruleset})
+    }
+    return tuple((k, source) for k, source in needed.items() if k != kind)
+
+
 # ---- evaluating pages of customers ------------------------------------------------------------
 
 
@@ -245,16 +269,42 @@ class _Spec:
     baseline_source: str
     candidate_source: str
     candidate_label: str
+    earlier_sources: tuple[tuple[str, str], ...]  # the active rule sets both wait on
 
 
 class _Evaluator:
-    """Both rule sets parsed and loaded in one engine; evaluates pages of customers."""
+    """Both rule sets, and the active ones they wait on, parsed and loaded in one engine;
+    evaluates pages of customers."""
 
     def __init__(self, spec: _Spec):
         self.as_of = spec.as_of
+        self.earlier = [parse_text(source, f"active {k}") for k, source in spec.earlier_sources]
         self.baseline = parse_text(spec.baseline_source, "active version")
         self.candidate = parse_text(spec.candidate_source, spec.candidate_label)
         self.engine = Engine()
+
+    def decide(self, facts: dict[str, Any]) -> tuple[Evaluation, Evaluation]:
+        """The account's evaluation by the baseline and by the candidate, each after the rule
+        sets it waits on; those decide once for both."""
+        evaluate = self.engine.evaluator(facts)
+        kind, decided = self.baseline.kind, {}
+
+        def once(ruleset: RuleSet, seen: dict[str, Any]) -> Evaluation:
+            if ruleset.kind == kind:
+                return evaluate(ruleset, seen)
+            if ruleset.kind not in decided:
+                decided[ruleset.kind] = evaluate(ruleset, seen)
+            return decided[ruleset.kind]
+
+        old, new = (
+            next(
+                step.evaluation
+                for step in decide_in_order(once, [*self.earlier, ruleset], facts)
+                if step.ruleset.kind == kind
+            )
+            for ruleset in (self.baseline, self.candidate)
+        )
+        return old, new
 
     def compute(self, customer_ids: list[str]) -> Impact:
         """The tally of one page of customers (a customer gone meanwhile is left out)."""
@@ -269,9 +319,7 @@ class _Evaluator:
             subject = {"customer_id": customer_id}
             try:
                 facts = derive_facts(ledger, self.as_of)
-                values = prepare(facts)
-                old = self.engine.evaluate(self.baseline, facts, values)
-                new = self.engine.evaluate(self.candidate, facts, values)
+                old, new = self.decide(facts)
             except Exception as exc:  # noqa: BLE001 - one account's failure is counted, not fatal
                 impact.add_error(subject, exc)
                 continue

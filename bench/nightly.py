@@ -27,10 +27,12 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
@@ -306,20 +308,17 @@ def bench_one(url: str, n: int, workers: int) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--db", default="sqlite,postgresql")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
-    args = parser.parse_args(argv)
+def on_each_database(databases: str, sizes: str, bench: Callable[..., dict], *args: Any):
+    """(database, size, bench(url, size, *args)) for each comma-separated database (sqlite in
+    a temporary folder removed after, postgresql in a fresh schema of TEST_DATABASE_URL or the
+    local server) and size; an unreachable PostgreSQL is said and skipped."""
     from storage.db import database
 
-    rows = []
-    for kind in args.db.split(","):
-        for n in (int(s) for s in args.sizes.split(",")):
+    for kind in databases.split(","):
+        for n in (int(s) for s in sizes.split(",")):
             if kind == "sqlite":
                 with tempfile.TemporaryDirectory(prefix="credo-bench-") as folder:
-                    result = bench_one(f"sqlite:///{folder}/credo.db", n, args.workers)
+                    result = bench(f"sqlite:///{folder}/credo.db", n, *args)
                     database.close()  # the file goes with its folder (gigabytes at 1M)
             else:
                 base = os.environ.get(
@@ -330,12 +329,23 @@ def main(argv: list[str] | None = None) -> None:
 
                 try:
                     with postgres_schema(base) as url:
-                        result = bench_one(url, n, args.workers)
+                        result = bench(url, n, *args)
                 except Exception as exc:  # noqa: BLE001 - unreachable server: say so, go on
                     print(f"postgresql {n}: skipped ({type(exc).__name__}: {exc})")
                     continue
-            rows.append((kind, n, result))
-            print(f"{kind} {n}: done in {result['run_s']:.1f} s", flush=True)
+            yield kind, n, result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--db", default="sqlite,postgresql")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args(argv)
+    rows = []
+    for kind, n, result in on_each_database(args.db, args.sizes, bench_one, args.workers):
+        rows.append((kind, n, result))
+        print(f"{kind} {n}: done in {result['run_s']:.1f} s", flush=True)
     print()
     print(
         f"{'db':<11}{'customers':>10}{'load s':>8}{'plan s':>8}{'run s':>8}{'cust/s':>9}"

@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import resource
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -36,14 +34,14 @@ _spec.loader.exec_module(nightly)
 
 def candidate():
     """The shipped reminder rule set, its final notice from 45 days late instead of 31."""
+    from api.lifecycle_rules import parse_text
     from api.simulation import Candidate
-    from engine.ruleset import parse_ruleset
 
     source = (ROOT / "rules" / "reminder.toml").read_text(encoding="utf-8")
-    changed = source.replace('when = "days_past_due >= 31"', 'when = "days_past_due >= 45"')
+    changed = source.replace('when = "days_past_due >= 31 and', 'when = "days_past_due >= 45 and')
     if changed == source:
         raise SystemExit("rules/reminder.toml no longer has the rule this benchmark changes")
-    return Candidate(parse_ruleset(changed, "reminder (final from 45 days)"), None, "bench draft")
+    return Candidate(parse_text(changed, "reminder (final from 45 days)"), None, "bench draft")
 
 
 def bench_one(url: str, n: int, workers: int) -> dict:
@@ -60,10 +58,14 @@ def bench_one(url: str, n: int, workers: int) -> dict:
     nightly.settle(db)
     settings = load_settings().with_database_url(url)
     settings = replace(settings, run=RunSettings(batch_size=500, workers=workers))
+    nightly.reset_peak_rss()
+    watcher = nightly.WorkerPeaks()
+    watcher.start()
     busy_before, total_before = nightly.cpu_times()
     started = time.perf_counter()
     result = simulate(settings, candidate(), nightly.AS_OF)
     seconds = time.perf_counter() - started
+    rss_workers = watcher.stop()
     busy_after, total_after = nightly.cpu_times()
     db.close()
     return {
@@ -73,8 +75,8 @@ def bench_one(url: str, n: int, workers: int) -> dict:
         "load_s": load_seconds,
         "seconds": seconds,
         "rate": result["evaluated"] / seconds,
-        "rss_main": nightly.rss_mb(resource.RUSAGE_SELF),
-        "rss_workers": nightly.rss_mb(resource.RUSAGE_CHILDREN),
+        "rss_main": nightly.peak_rss_mb(),
+        "rss_workers": rss_workers,
         "cpu_busy": (busy_after - busy_before) / max(total_after - total_before, 1),
     }
 
@@ -86,26 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args(argv)
     rows = []
-    for kind in args.db.split(","):
-        for n in (int(s) for s in args.sizes.split(",")):
-            if kind == "sqlite":
-                folder = tempfile.mkdtemp(prefix="credo-bench-")
-                result = bench_one(f"sqlite:///{folder}/credo.db", n, args.workers)
-            else:
-                base = os.environ.get(
-                    "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-                )
-                sys.path.insert(0, str(ROOT / "tests"))
-                from conftest import postgres_schema
-
-                try:
-                    with postgres_schema(base) as url:
-                        result = bench_one(url, n, args.workers)
-                except Exception as exc:  # noqa: BLE001 - unreachable server: say so, go on
-                    print(f"postgresql {n}: skipped ({type(exc).__name__}: {exc})")
-                    continue
-            rows.append((kind, result))
-            print(f"{kind} {n}: simulated in {result['seconds']:.1f} s", flush=True)
+    for kind, n, result in nightly.on_each_database(args.db, args.sizes, bench_one, args.workers):
+        rows.append((kind, result))
+        print(f"{kind} {n}: simulated in {result['seconds']:.1f} s", flush=True)
     print()
     print(
         f"{'db':<11}{'customers':>10}{'load s':>8}{'sim s':>8}{'cust/s':>9}{'changed':>9}"

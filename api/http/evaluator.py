@@ -16,12 +16,10 @@ import logging
 import os
 import threading
 import time
-from typing import Any
 
 from api.usecases import ActiveRuleSet
 from engine.ruleset import RuleSet
 from engine.runtime import Engine
-from engine.trace import Evaluation
 
 _log = logging.getLogger("credo.api")
 
@@ -121,15 +119,3 @@ def process_engine() -> Engine:
             _engine = Engine()
             _engine_pid = os.getpid()
         return _engine
-
-
-def evaluate(active: ActiveRuleSet, facts: dict[str, Any]) -> Evaluation:
-    """Evaluate facts with one active rule set on the process Engine, under its lock."""
-    return evaluate_ruleset(active.ruleset, facts)
-
-
-def evaluate_ruleset(ruleset: RuleSet, facts: dict[str, Any]) -> Evaluation:
-    """Evaluate facts with one rule set on the process Engine, under its lock."""
-    engine = process_engine()
-    with engine.lock:
-        return engine.evaluate(ruleset, facts)

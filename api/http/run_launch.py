@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from api.http.errors import ApiProblem
+from api.process_logs import last_line, log_file
 from api.settings import Settings, child_env
 
 log = logging.getLogger("credo.api.runs")
@@ -37,7 +38,7 @@ def launch_run(settings: Settings, as_of: date, force: bool, requested_by: str) 
     {"run_id", "start": "new" | "resume" | "finished", "state"}. ApiProblem 409 when it
     claimed nothing because another run holds the lock or no rule set is active (nothing was
     started), 500 when the process failed otherwise (the detail quotes its last words)."""
-    log_path = _log_path(settings, as_of)
+    log_path = log_file(settings.data_dir / "logs", f"run-{as_of}")
     read_end, write_end = os.pipe()
     command = [sys.executable, "-m", "api", "run", "--as-of", str(as_of)]
     # As a JSON string: ASCII whatever the key's name holds (a NUL cannot be an argument).
@@ -66,7 +67,7 @@ def launch_run(settings: Settings, as_of: date, force: bool, requested_by: str) 
         said = _read_line(pipe, START_TIMEOUT_SECONDS)
     if said is None:
         code = _exit_code(process)
-        reason = _tail(log_path) or f"the run process exited with code {code}"
+        reason = last_line(log_path) or f"the run process exited with code {code}"
         if code is None:
             reason = f"the run process has not claimed a run after {START_TIMEOUT_SECONDS:.0f} s"
         raise ApiProblem(500, f"run of {as_of} not started: {reason}")
@@ -99,29 +100,8 @@ def _exit_code(process: subprocess.Popen, grace: float = 5.0) -> int | None:
         return None
 
 
-def _log_path(settings: Settings, as_of: date) -> Path | None:
-    folder = settings.data_dir / "logs"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        log.warning("run of %s: no log file (%s)", as_of, exc)
-        return None
-    return folder / f"run-{as_of}.log"
-
-
 def _reap(process: subprocess.Popen, as_of: date, log_path: Path | None) -> None:
     """Wait for the run process, so that none is left a zombie; log a failure."""
     code = process.wait()
     if code != 0:
         log.warning("run of %s: process exited with code %s (log: %s)", as_of, code, log_path)
-
-
-def _tail(log_path: Path | None) -> str:
-    """The last non-empty line the run process wrote."""
-    if log_path is None:
-        return ""
-    try:
-        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return ""
-    return next((line.strip() for line in reversed(lines) if line.strip()), "")[:500]

@@ -180,3 +180,67 @@ def test_cli_a_rule_file_with_problems_exits_2_listing_them(tone, tmp_path):
     assert "rule T-30: when: unknown fact 'days_pass_due' (did you mean 'days_past_due'?)" in (
         result.output
     )
+
+
+GATE = """
+kind = "gate"
+title = "Gate (test): hands over accounts more than 50 days late"
+hit_policy = "first"
+
+[outcome]
+action = { values = ["none", "handoff"], default = "none" }
+
+[[rule]]
+id = "G-10"
+name = "Over 50 days late"
+priority = 10
+when = "days_past_due > 50"
+then = { action = "handoff" }
+reason = "{days_past_due} days late: handed over"
+"""
+
+# The tone versions, each waiting on the gate: no letter the night an account is handed over.
+AFTER_GATE = """
+after = ["gate"]
+
+[[rule]]
+id = "T-99"
+name = "No letter the night of a hand-off"
+priority = 99
+when = "gate_action == \\"handoff\\""
+then = { tone = "none" }
+reason = "handed over tonight: no letter"
+"""
+
+
+def test_a_rule_set_ordered_after_another_is_simulated_with_its_outcome(settings):
+    """A reminder-like draft sees tonight's hand-off as the nightly run does: the accounts the
+    gate hands over (E3 75 days, G1 80 days late) get no letter from either version."""
+    from simulation_support import TONE_V1, store_portfolio
+
+    from api.simulation import simulate, stored_candidate
+    from engine.ruleset import sha256_of
+    from storage.rulesets import create_version
+
+    def with_gate(text):
+        head, rules = text.split("[[rule]]", 1)
+        head = head.replace('hit_policy = "first"', 'hit_policy = "first"' + AFTER_GATE, 1)
+        before, outcome = head.split("[outcome]")
+        return f"{before}[outcome]{outcome}[[rule]]{rules}"
+
+    create_version("gate", GATE, sha256_of(GATE), created_by="test", state="active")
+    v1, v2 = with_gate(TONE_V1), with_gate(TONE_V2)
+    create_version("tone", v1, sha256_of(v1), created_by="test", state="active")
+    create_version("tone", v2, sha256_of(v2), created_by="test")
+    store_portfolio()
+    one_worker = replace(settings, run=RunSettings(batch_size=500, workers=1))
+
+    result = simulate(one_worker, stored_candidate("tone", 2), AS_OF)
+
+    assert result["errors"] == []
+    changed = {c["customer_id"]: c for c in result["changed"]}
+    assert list(changed) == ["E1"]  # E3 and G1 stay "none": handed over in both versions
+    tone_cells = {
+        (cell["from"], cell["to"]): cell["count"] for cell in result["matrix"]["tone"]["cells"]
+    }
+    assert tone_cells[("none", "none")] == 3  # G3 (nothing late), E3, G1 (handed over)
