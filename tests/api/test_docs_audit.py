@@ -163,6 +163,21 @@ def test_the_auditors_guide_runs_and_its_script_agrees_with_the_chain(shell, tmp
     tampered = _recheck(export)
     assert tampered.returncode == 1
     assert f"line 7 (seq {row['seq']}): the chain does not hold here" in tampered.stderr
+    # The auditor's export the guide names too ({seq, record, prev_hash, hash} lines): the same
+    # script agrees with it, and stops at a line whose record was changed.
+    audit_export = tmp_path / "audit-export.jsonl"
+    lines = audit_export.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == seq and set(json.loads(lines[0])) == {"seq", "record", "prev_hash", "hash"}
+    checked = _recheck(audit_export)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.strip() == f"{seq} decisions hold; the last one's hash is {head}"
+    row = json.loads(lines[3])
+    row["record"]["facts"] = {**row["record"]["facts"], "open_balance": "0.00"}
+    lines[3] = json.dumps(row, ensure_ascii=False)
+    audit_export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tampered = _recheck(audit_export)
+    assert tampered.returncode == 1
+    assert f"line 4 (seq {row['seq']}): the chain does not hold here" in tampered.stderr
 
 
 def test_the_script_recomputes_every_record_format_and_starts_at_a_checkpoint(db, tmp_path):
@@ -182,6 +197,11 @@ def test_the_script_recomputes_every_record_format_and_starts_at_a_checkpoint(db
     assert _recheck(export).returncode == 0
     formats = [json.loads(line).get("format", 1) for line in export.read_text().splitlines()]
     assert formats == [1, 2, 4, 3, 5, 5]
+    from api.audit_records import export_decisions
+
+    nested = tmp_path / "audit-export.jsonl"  # the same rows as `credo audit export` writes them
+    nested.write_text("".join(export_decisions("jsonl").chunks), encoding="utf-8")
+    assert _recheck(nested).returncode == 0
     checkpoint = retention.prune_through(3, datetime(2022, 1, 4, tzinfo=UTC), "test")
     export.write_text("".join(json.dumps(d) + "\n" for d in iter_decisions()), encoding="utf-8")
     assert _recheck(export).returncode == 1  # from the genesis, the first line does not hold
