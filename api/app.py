@@ -12,6 +12,8 @@ from flask import Flask
 
 from api import console
 from api.http import (
+    audit,
+    audit_records,
     customers,
     decisions,
     docs,
@@ -19,6 +21,7 @@ from api.http import (
     health,
     jobs,
     ledger,
+    rollout,
     rulesets,
     runs,
     simulations,
@@ -84,7 +87,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     errors.init_app(app)
     url_text.init_app(app)
     api = make_api(app)
-    for module in (health, decisions, ledger, customers, rulesets, runs, simulations, jobs):
+    modules = (health, decisions, ledger, customers, rulesets, rollout, runs, simulations, jobs)
+    for module in (*modules, audit, audit_records):
         module.init_app(api)
     docs.init_app(app)
     console.init_app(app, settings)

@@ -3,6 +3,7 @@ decision of each kind and the letters the worklist prepared."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -39,7 +40,7 @@ def customer_overview(customer_id: str, as_of: date) -> dict[str, Any] | None:
         facts, facts_error = {}, str(exc)
     events = timeline(ledger)
     return {
-        "customer": to_jsonable(ledger.customer.__dict__),
+        "customer": to_jsonable(asdict(ledger.customer)),  # its contact person as a dict too
         "as_of": as_of.isoformat(),
         "facts": facts,
         "facts_error": facts_error,
@@ -111,3 +112,10 @@ def timeline(ledger: Ledger) -> list[dict[str, Any]]:
         add(h.start, "hold", h.id, f"collections hold{until}: {h.reason}")
     events.sort(key=lambda e: e["date"], reverse=True)
     return events
+
+
+def customer_names(customer_ids: list[str]) -> dict[str, str]:
+    """The stored name of each of a page of customers, by id (an id not stored is left out)."""
+    from storage.customers import customer_names as stored_names
+
+    return stored_names([i for i in customer_ids if 0 < len(i) <= 64])

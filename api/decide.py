@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from api.arms import Challenger, arm_versions
 from api.lifecycle_rules import InvalidInput, UnknownVersion, parsed, stored_version
 from api.usecases import ActiveRuleSet, decide_one
 from engine.ruleset import RuleSet
@@ -58,6 +59,7 @@ def decide(
     active: Mapping[str, ActiveRuleSet],
     engine: Engine,
     store: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    challengers: Mapping[str, Challenger] | None = None,
 ) -> dict[str, Any]:
     """Decide `request` and return the decision: stored by `store` (default: appended to the
     chain) and returned as stored; or, for a what-if, evaluated only and returned as JSON
@@ -69,18 +71,30 @@ def decide(
     Raises RuleFileError (the rule sets do not hold together), InvalidInput (`version` or
     `rules` without a dry run, a rule text of another kind), UnknownKind, UnknownVersion,
     UnknownCustomer, FactError.
+
+    Under champion/challenger (`challengers`, by kind: api.arms), a stored customer is decided
+    by the version of its arm, for the kind asked and the kinds it is after, and the decision
+    records its arm; decisions from given facts, and what-ifs of another text, use the
+    champion (the active version) and record no arm.
     """
-    ruleset, info = _version_for(request, active)
-    chosen = dict(active)  # the rule sets `kind` is after decide with their active versions
+    versions: Mapping[str, ActiveRuleSet] = active
+    arms: dict[str, dict[str, Any]] = {}
+    if request.customer_id is not None and request.version is None and request.rules is None:
+        versions, arms = arm_versions(active, challengers or {}, request.customer_id)
+    ruleset, info = _version_for(request, versions)
+    chosen = dict(versions)  # the rule sets `kind` is after decide with these versions too
     chosen[request.kind] = ActiveRuleSet(request.kind, info["version"], info["sha256"], ruleset)
+    cached = {a.ruleset.sha256 for a in active.values()}
+    cached |= {c.version.sha256 for c in (challengers or {}).values()}
     with engine.lock:
         try:
             record = decide_one(
                 engine.evaluate, chosen, request.kind, request.customer_id, request.facts,
                 request.as_of, request.requested_by, via=request.via,
+                arm=arms.get(request.kind),
             )  # fmt: skip
         finally:
-            if ruleset.sha256 not in {a.ruleset.sha256 for a in active.values()}:
+            if ruleset.sha256 not in cached:
                 engine.unload(ruleset)  # a what-if's text: not kept in the engine
     if request.dry_run:
         return what_if(record)

@@ -27,6 +27,7 @@ from api.lifecycle import (
 from api.lifecycle_rules import unstorable
 from engine.checks import check_ruleset, describe
 from engine.test_cases import append_test_case, render_test_case
+from engine.text import text_problem
 
 NAME_LENGTH = 200
 
@@ -44,6 +45,8 @@ def case_from_decision(decision_id: str, name: str | None = None) -> dict[str, A
     name = (name or f"decision {decision_id[:8]}: {who} as of {found['as_of']}").strip()
     if not name or len(name) > NAME_LENGTH:
         raise InvalidInput("name", f"expected 1 to {NAME_LENGTH} characters")
+    if text_problem(name) is not None:  # the TOML would escape it; the results could not hold it
+        raise InvalidInput("name", text_problem(name))
     version = found["ruleset"]["version"]
     fired = ", ".join(rule["id"] for rule in found["fired"]) or "none"
     comment = [

@@ -30,6 +30,7 @@ JobFunction = Callable[[Settings, dict[str, Any], Callable[[int, int], None]], d
 JOB_TYPES: dict[str, str] = {
     "simulate": "api.simulation:simulate_job",
     "backtest": "api.backtest:backtest_job",
+    "audit-verify": "api.audit_chain:verify_job",
 }
 PROGRESS_EVERY_SECONDS = 1.0
 
@@ -87,6 +88,17 @@ def start_job(
     reaper = threading.Thread(target=_reap, args=(process, job_id, log_path), daemon=True)
     reaper.start()
     return get_job(job_id) or job
+
+
+def launch_job(
+    settings: Settings, job_type: str, params: dict[str, Any], created_by: str
+) -> dict[str, Any]:
+    """`start_job` with `settings` passed to the process as CREDO_* variables and its output
+    in <data_dir>/logs: how the API and the console start a job."""
+    from api.settings import child_env
+
+    env, log_dir = child_env(settings), settings.data_dir / "logs"
+    return start_job(job_type, params, created_by, env=env, log_dir=log_dir)
 
 
 def run_job(settings: Settings, job_id: str) -> dict[str, Any]:

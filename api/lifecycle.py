@@ -11,6 +11,9 @@ only parse input and render what these return or raise.
 | reject   | approver                 | proposed            | rejected | rejected                |
 | activate | approver                 | approved, retired   | active   | activated, rolled_back  |
 
+Activating at a time, and champion/challenger (a version in state `challenger`), are in
+api/rollout.py.
+
 A draft that fails validation is not stored; a reminder draft is stored with its templates
 (api/nightly/templates.py), given and checked, or carried over from the active version. A
 version is proposed only when its [[test]] cases pass and the smoke test passes, both run in a
@@ -117,6 +120,10 @@ def move(
                 owner=actor.owner,
                 note=f"replaced by version {version}",
             )
+        if state == "active":
+            from api.rollout import end_on_activation
+
+            end_on_activation(kind, version, actor.name, actor.owner)
     moved.pop("source", None)
     return moved
 
@@ -307,15 +314,22 @@ def reject_version(
 
 
 def activate_version(
-    kind: str, version: int, actor: Actor, note: str | None = None
+    kind: str, version: int, actor: Actor, note: str | None = None, at: Any = None
 ) -> dict[str, Any]:
-    """approved or retired → active, retiring the active version in the same transaction.
+    """approved, retired or challenger → active, retiring the active version in the same
+    transaction; with `at`, an approved version becomes active then (api.rollout). Activating
+    the challenger promotes it, activating another version replaces it: either ends the
+    experiment.
     Activating a retired version, or one older than the active version, is a rollback: it
     needs a note and is recorded as rolled_back. Refused when the active rule sets, with this
     version in its kind's place, would not hold together (a rule set `after` it reads an
     outcome field or word it no longer decides: api.usecases.cross_reference_problems)."""
     from storage import rulesets
 
+    if at is not None:
+        from api.rollout import schedule_activation
+
+        return schedule_activation(kind, version, at, actor, note)
     allow(actor, "activate")
     note = clean_note(note)
 
@@ -323,9 +337,11 @@ def activate_version(
         if row["state"] == "active":
             raise Refused(f"version {version} is already active")
         require_state(
-            row, ("approved", "retired"), "only an approved or retired version can be activated"
+            row,
+            ("approved", "retired", "challenger"),
+            "only an approved or retired version can be activated",
         )
-        _must_hold_together(row)
+        must_hold_together(row)
         active = rulesets.get_active(kind)
         newer = active is not None and active["version"] > version
         if row["state"] != "retired" and not newer:
@@ -341,7 +357,7 @@ def activate_version(
     return move(kind, version, "active", "activated", actor, note, check)
 
 
-def _must_hold_together(row: dict[str, Any]) -> None:
+def must_hold_together(row: dict[str, Any]) -> None:
     """Refused naming each problem (the rule set providing a field and the one reading it)
     when `row` cannot become the active version of its kind beside the other active ones."""
     from api.usecases import cross_reference_problems

@@ -5,6 +5,7 @@ four eyes), from which state, with what text and note; and the refusals that nam
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -20,6 +21,8 @@ MOVE_ROLES = {
     "approve": ("approver",),
     "reject": ("approver",),
     "activate": ("approver",),
+    "cancel": ("approver",),  # a pending activation
+    "challenge": ("approver",),  # start or stop a challenger (api.rollout)
 }
 READ_ROLES = ("analyst", "approver", "auditor")
 NOTE_LENGTH = 2000
@@ -190,19 +193,28 @@ def unstorable(text: str) -> str | None:
     return None
 
 
-def parse_text(source: str, origin: str, kind: str | None = None) -> RuleSet:
-    """parse_ruleset for a version's text, given the outcome fields of the active rule sets it
-    names in `after` (a reminder version reads the active hand-off's); RuleFileError."""
+def parse_text(
+    source: str,
+    origin: str,
+    kind: str | None = None,
+    providers: Mapping[str, RuleSet] | None = None,
+) -> RuleSet:
+    """parse_ruleset for a version's text, given the outcome fields of the rule sets it names
+    in `after`: those in `providers` (the versions a stored decision read), else the active
+    ones (a reminder version reads the active hand-off's); RuleFileError."""
     from engine.order import declared_after
 
     names = declared_after(source)
-    earlier = {}
-    if names:
+    providers = providers or {}
+    earlier = {k: providers[k].outcome for k in names if k in providers}
+    if set(names) - set(earlier):
         from api.usecases import parse_versions
         from storage import rulesets
 
         active, _ = parse_versions(rulesets.list_active())  # those that parse
-        earlier = {k: active[k].ruleset.outcome for k in names if k in active}
+        earlier.update(
+            {k: active[k].ruleset.outcome for k in names if k in active and k not in earlier}
+        )
     return parse_ruleset(source, origin, kind, earlier)
 
 

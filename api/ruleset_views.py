@@ -13,8 +13,10 @@ from engine.ruleset_diff import diff_files, diff_rulesets
 
 def list_rulesets() -> list[dict[str, Any]]:
     """Every kind with its active version (if any, without source) and number of versions."""
+    from api.rollout import activate_due
     from storage import rulesets
 
+    activate_due()  # a pending activation whose time came is made before it is shown
     items = []
     for kind in rulesets.list_kinds():
         history = rulesets.history(kind)
@@ -25,19 +27,42 @@ def list_rulesets() -> list[dict[str, Any]]:
 
 def ruleset_overview(kind: str) -> dict[str, Any]:
     """One kind: the active version with its source, every version (oldest first, without
-    sources) and every lifecycle event (oldest first). UnknownVersion for an unknown kind."""
-    from storage import rulesets
+    sources), every lifecycle event (oldest first), its pending activation ({version, at, by,
+    owner, note} or None) and its experiment (the running one, else the last, else None).
+    UnknownVersion for an unknown kind."""
+    from api.rollout import activate_due
+    from storage import experiments, rulesets
 
     check_kind(kind)
+    activate_due()  # a pending activation whose time came is made before it is shown
     history = rulesets.history(kind)
     if not history:
         known = ", ".join(rulesets.list_kinds()) or "none"
         raise UnknownVersion(f"unknown rule-set kind {kind!r}; known kinds: {known}")
+    events = rulesets.events(kind)
     return {
         "kind": kind,
         "active": rulesets.get_active(kind),
+        "pending": _pending(rulesets.pending_activations(kind), events),
+        "experiment": experiments.latest_experiment(kind),
         "history": history,
-        "events": rulesets.events(kind),
+        "events": events,
+    }
+
+
+def _pending(pending: list[dict[str, Any]], events: list[dict[str, Any]]) -> dict | None:
+    """The kind's pending activation with who scheduled it (its last `scheduled` event)."""
+    if not pending:
+        return None
+    version = pending[0]["version"]
+    made = [e for e in events if e["version"] == version and e["event"] == "scheduled"]
+    last = made[-1] if made else {"by": None, "owner": None, "note": ""}
+    return {
+        "version": version,
+        "at": pending[0]["activate_at"],
+        "by": last["by"],
+        "owner": last["owner"],
+        "note": last["note"],
     }
 
 

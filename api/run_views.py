@@ -3,13 +3,13 @@ worklist and its CSV, and the portfolio figures per currency over the last runs.
 
 from __future__ import annotations
 
-import csv
-import io
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
+
+from api.csvout import csv_chunks
 
 WORKLIST_COLUMNS = (
     "action_id",
@@ -21,6 +21,7 @@ WORKLIST_COLUMNS = (
     "tone",
     "channel",
     "agency",
+    "currency",
     "open_balance",
     "overdue_balance",
     "days_past_due",
@@ -80,7 +81,7 @@ def worklist_csv_row(action: Any) -> list[Any]:
     payload = action.payload or {}
     invoices = payload.get("invoices") or []
     oldest = payload.get("oldest_invoice") or (invoices[0] if invoices else None) or {}
-    message = payload.get("message") or {}
+    message = payload.get("message") or payload.get("call_script") or {}
     return [
         action.id,
         action.run_id,
@@ -91,6 +92,7 @@ def worklist_csv_row(action: Any) -> list[Any]:
         payload.get("tone", ""),
         payload.get("channel", ""),
         payload.get("agency", ""),
+        payload.get("currency", ""),
         payload.get("open_balance", ""),
         payload.get("overdue_balance", ""),
         payload.get("days_past_due", ""),
@@ -106,30 +108,13 @@ def worklist_csv(
     run_id: str, type_: str | None = None, state: str | None = None, after: int = 0
 ) -> Iterator[str]:
     """The run's matching actions as CSV text, a header row first, one chunk per row (for a
-    streamed response of any size)."""
+    streamed response of any size), cells neutralised for spreadsheets (api.csvout); the
+    action_id column is the id the ERP acknowledges an action by."""
     from storage.worklist import iter_actions
 
     return csv_chunks(
         WORKLIST_COLUMNS, (worklist_csv_row(a) for a in iter_actions(run_id, type_, state, after))
     )
-
-
-def csv_chunks(header: Iterable[Any], rows: Iterable[Iterable[Any]]) -> Iterator[str]:
-    """CSV text (RFC 4180 line ends), the header then each row as its own chunk."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    writer.writerow(header)
-    yield flush()
-    for row in rows:
-        writer.writerow(row)
-        yield flush()
 
 
 # ---- portfolio figures per currency ----------------------------------------------------------

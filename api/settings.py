@@ -76,6 +76,14 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True)
+class AuditSettings:
+    # Days decisions are kept before `credo audit prune` may delete them; 0: pruning is off.
+    retention_days: int = 0
+    # GET /v1/audit/verify over more decisions than this runs as a job (202, GET /v1/jobs/{id}).
+    verify_job_rows: int = 100_000
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     paths: PathSettings = field(default_factory=PathSettings)
@@ -86,6 +94,7 @@ class Settings:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     run: RunSettings = field(default_factory=RunSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     base_dir: Path = PROJECT_ROOT
 
     @property
@@ -183,3 +192,21 @@ def load_settings(
                 overrides.setdefault(section, {})[rest[len(section) + 1 :]] = value
                 break
     return _apply(settings, overrides, "environment") if overrides else settings
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    """This process's environment with every setting of `settings` as a CREDO_* variable, for
+    a process started to work with the same settings (a run, a job)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDO_") or k == "CREDO_CONFIG"}
+    for section in fields(settings):
+        values = getattr(settings, section.name)
+        if section.name == "base_dir":
+            continue
+        for item in fields(values):
+            env[f"CREDO_{section.name}_{item.name}".upper()] = str(getattr(values, item.name))
+    env["CREDO_DATABASE_URL"] = settings.database_url
+    env["CREDO_PATHS_DATA_DIR"] = str(settings.data_dir)
+    env["CREDO_PATHS_RULES_DIR"] = str(settings.rules_dir)
+    # `-m api` must import this very code, from whatever directory the app was started in.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
+    return env

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from engine.errors import EngineError, Problem, RuleFileError
+from engine.explanation import explanation
 from engine.facts import derive_facts
 from engine.ledger import Ledger
 from engine.order import (
@@ -145,12 +146,15 @@ def build_decision_record(
     *,
     via: str,
     earlier: Iterable[Mapping[str, Any]] = (),
+    arm: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The decision to store (SPEC §5) for one evaluation: a new id, now as created_at, facts
     and outcome as JSON values. `ruleset_version_info` gives kind, version and sha256;
     `facts_json`, the facts already as JSON values, is shared by the records that pass it;
     `via` is how the decision is made: "api", "run" or "cli"; `earlier` lists where facts
-    came from earlier decisions ({kind, version, sha256, decision_id, facts})."""
+    came from earlier decisions ({kind, version, sha256, decision_id, facts}); `arm` is the
+    arm that decided under champion/challenger ({name, experiment}: api.arms), else None.
+    Its `explanation` says it in plain words (engine.explanation)."""
     info = ruleset_version_info
     if isinstance(info, Mapping):
         ruleset = {"kind": info["kind"], "version": info["version"], "sha256": info["sha256"]}
@@ -171,6 +175,8 @@ def build_decision_record(
         "engine_us": evaluation.engine_us,
         "via": via,
         "earlier": [dict(e) for e in earlier],
+        "explanation": explanation(evaluation.kind, evaluation.outcome, evaluation.fired),
+        "arm": dict(arm) if arm is not None else None,
     }
 
 
@@ -195,12 +201,14 @@ def decide_account(
     *,
     via: str,
     facts_json: dict[str, Any] | None = None,
+    arms: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
     """One account decided by several rule-set versions, each after those it names in
     `after` (engine.order.decide_in_order): a decision record per version, in evaluation order,
     ready to be stored together. A record whose rule set read earlier decisions holds them in
     its facts and names them, with their decision ids, in `earlier`. `facts_json` (the facts
-    as JSON values) is shared by the records that read nothing earlier."""
+    as JSON values) is shared by the records that read nothing earlier. `arms` gives, by
+    kind, the arm of the kinds under champion/challenger (their `versions` are the arm's)."""
     by_sha = {v.ruleset.sha256: v for v in versions}
     steps = decide_in_order(evaluate, [v.ruleset for v in by_sha.values()], facts)
     made: dict[str, tuple[dict[str, Any], RuleSetVersionLike]] = {}
@@ -212,7 +220,7 @@ def decide_account(
         shared = facts_json if not step.earlier else None
         record = build_decision_record(
             step.evaluation, version, step.facts, customer_id, as_of, requested_by, shared,
-            via=via, earlier=refs,
+            via=via, earlier=refs, arm=(arms or {}).get(version.kind),
         )  # fmt: skip
         made[version.kind] = (record, version)
     return [record for record, _ in made.values()]
@@ -228,6 +236,7 @@ def decide_one(
     requested_by: str,
     *,
     via: str,
+    arm: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The decision record for one request (POST /v1/decisions/{kind}, `credo decide`), not
     yet stored. For a stored customer, the rule sets `kind` is ordered after decide first, and
@@ -242,7 +251,7 @@ def decide_one(
     if customer_id is None or not version.ruleset.after:
         evaluation = evaluate(version.ruleset, facts)
         return build_decision_record(
-            evaluation, version, facts, customer_id, as_of, requested_by, via=via
+            evaluation, version, facts, customer_id, as_of, requested_by, via=via, arm=arm
         )
     base = {k: v for k, v in facts.items() if k not in earlier_names}
     chain = needed_for(kind, {k: v.ruleset for k, v in active.items()})
@@ -252,7 +261,7 @@ def decide_one(
     refs = [_ref(active[e.kind], None, e.facts) for e in step.earlier if e.facts]
     return build_decision_record(
         step.evaluation, version, step.facts, customer_id, as_of, requested_by,
-        via=via, earlier=refs,
+        via=via, earlier=refs, arm=arm,
     )  # fmt: skip
 
 

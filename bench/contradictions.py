@@ -10,7 +10,9 @@ same date (`credo run`), then reads the run's actions and decisions straight fro
 - actions by type;
 - contradictions, each counted in accounts: a hand-off and a reminder the same night; a plan
   offer and a reminder that does not mention the plan; a credit review for an account with an
-  agency; a credit "refer" with no order (requested_amount 0);
+  agency; a credit "refer" with no order (requested_amount 0); a call carrying an e-mail text
+  instead of a call script; a plan offer without instalments adding up to its total; a letter
+  with an ISO date (not written in the letter's locale);
 - policy gaps, in accounts: an overdue undisputed balance left unchased because another invoice
   is disputed (no reminder tonight, none in the last 14 days); a promise broken in the last 7
   days, since the last reminder, with no phone call (unless a new promise or a kept payment
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -33,12 +36,16 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")  # a letter's dates are in its locale
 LADDER = {"none": 0, "courtesy": 0, "friendly": 1, "firm": 2, "final": 3, "demand": 4}
 CONTRADICTIONS = (
     "handoff_and_reminder",
     "plan_offer_without_plan_in_reminder",
     "credit_review_for_agency_account",
     "refer_without_order",
+    "phone_reminder_with_email_text",
+    "plan_offer_without_terms",
+    "letter_with_iso_date",
 )
 GAPS = (
     "undisputed_overdue_unchased",
@@ -83,8 +90,16 @@ def night(db: Path) -> tuple[list[dict], dict[tuple[str, str], dict]]:
 def mentions_plan(payload: dict) -> bool:
     if payload.get("notice") == "plan_offer":
         return True
-    body = (payload.get("message") or {}).get("body", "").lower()
+    text = payload.get("message") or payload.get("call_script") or {}
+    body = text.get("body", "").lower()
     return "plan" in body or "raten" in body
+
+
+def plan_adds_up(payload: dict) -> bool:
+    """The offer's instalments add up to its total (amounts are strings with two decimals)."""
+    plan = payload.get("plan") or {}
+    cents = sum(int(i["amount"].replace(".", "")) for i in plan.get("instalments", []))
+    return bool(plan.get("instalments")) and cents == int(plan["total"].replace(".", ""))
 
 
 def count(actions: list[dict], decisions: dict) -> tuple[Counter, dict[str, set[str]]]:
@@ -100,6 +115,12 @@ def count(actions: list[dict], decisions: dict) -> tuple[Counter, dict[str, set[
             found["handoff_and_reminder"].add(customer)
         if "offer_plan" in acts and reminder and not mentions_plan(reminder):
             found["plan_offer_without_plan_in_reminder"].add(customer)
+        if "offer_plan" in acts and not plan_adds_up(acts["offer_plan"]):
+            found["plan_offer_without_terms"].add(customer)
+        if reminder and reminder.get("channel") == "phone" and "message" in reminder:
+            found["phone_reminder_with_email_text"].add(customer)
+        if reminder and ISO_DATE.search((reminder.get("message") or {}).get("body", "")):
+            found["letter_with_iso_date"].add(customer)
         if "credit_review" in acts and facts.get("in_agency"):
             found["credit_review_for_agency_account"].add(customer)
         if reminder:

@@ -12,6 +12,17 @@ from decimal import Decimal
 
 
 @dataclass(frozen=True)
+class ContactPerson:
+    """Who letters are addressed to at the customer: a name, and optionally an e-mail address,
+    the language letters to them are written in and a salutation ("ms" or "mr")."""
+
+    name: str
+    email: str = ""
+    language: str = ""
+    salutation: str = ""
+
+
+@dataclass(frozen=True)
 class Customer:
     id: str
     name: str
@@ -21,6 +32,7 @@ class Customer:
     segment: str = ""
     country: str = ""
     credit_score: int | None = None
+    contact: ContactPerson | None = None
 
 
 @dataclass(frozen=True)

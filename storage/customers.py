@@ -1,4 +1,5 @@
-"""Finding customers by id or name, a page at a time (for the console's customer search)."""
+"""Finding customers by id or name, a page at a time (for the console's customer search), and
+the names of a page of customers."""
 
 from __future__ import annotations
 
@@ -41,3 +42,12 @@ def _row(customer: Customer) -> dict[str, Any]:
         "currency": customer.currency,
         "credit_limit": f"{customer.credit_limit:.2f}",
     }
+
+
+def customer_names(customer_ids: list[str]) -> dict[str, str]:
+    """The name of each given customer that is stored, by id (a page's worth of ids)."""
+    ids = [i for i in dict.fromkeys(customer_ids) if isinstance(i, str)]
+    if not ids:
+        return {}
+    query = Customer.select(Customer.id, Customer.name).where(Customer.id.in_(ids))
+    return dict(query.tuples())

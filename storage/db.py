@@ -239,6 +239,7 @@ class LockKey(enum.IntEnum):
     RULESET_NUMBERING = 0x6372_6564_6F03
     RUN_QUEUE = 0x6372_6564_6F04  # claiming and committing a run's batches
     RUN = 0x6372_6564_6F05  # the run lock row (SQLite) and a run's creation
+    AUDIT_LOG = 0x6372_6564_6F0E  # appends to the operator log (storage.audit_log)
 
 
 RUN_LOCK_CLASS = 0x6372_6564  # "cred": pg_advisory_lock(RUN_LOCK_CLASS, hashtext(schema))

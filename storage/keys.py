@@ -18,7 +18,8 @@ from typing import Any
 
 import peewee as pw
 
-from storage.db import database
+from storage.audit_log import AUDIT_LOG_LOCK, append_event
+from storage.db import write_lock
 from storage.errors import Conflict, NotFound
 from storage.models import ApiKey, now_utc
 
@@ -96,8 +97,11 @@ def check_name(field: str, value: str) -> str:
     return value
 
 
-def create_key(name: str, role: str, owner: str | None = None) -> tuple[str, KeyInfo]:
-    """Make a key; return (the clear key, shown this once; its description).
+def create_key(
+    name: str, role: str, owner: str | None = None, *, actor: str = "credo keys"
+) -> tuple[str, KeyInfo]:
+    """Make a key; return (the clear key, shown this once; its description). `actor`, who
+    made it, goes to the operator log (`key.created`) with it.
 
     ValueError for a bad role, name or owner; Conflict when a key (live or revoked) already
     has the name.
@@ -110,7 +114,7 @@ def create_key(name: str, role: str, owner: str | None = None) -> tuple[str, Key
     owner = name if owner is None else check_name("owner", owner)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     try:
-        with database.atomic():
+        with write_lock(AUDIT_LOG_LOCK):  # the key and its event, together or not at all
             _refuse_taken(name)
             row = ApiKey.create(
                 name=name,
@@ -120,10 +124,17 @@ def create_key(name: str, role: str, owner: str | None = None) -> tuple[str, Key
                 prefix=key[: len(KEY_PREFIX) + 6],
                 created_at=now_utc(),
             )
+            info = KeyInfo.from_row(row)
+            append_event("key.created", actor, _event_details(info), at=info.created_at)
     except pw.IntegrityError:  # created by someone else between the check and the insert
         _refuse_taken(name)
         raise
-    return key, KeyInfo.from_row(row)
+    return key, info
+
+
+def _event_details(info: KeyInfo) -> dict[str, Any]:
+    """What the operator log keeps of a key: never the key or its hash."""
+    return {"id": info.id, "name": info.name, "owner": info.owner, "role": info.role}
 
 
 def _refuse_taken(name: str) -> None:
@@ -165,12 +176,16 @@ def list_keys(include_revoked: bool = True) -> list[KeyInfo]:
     return [KeyInfo.from_row(row) for row in query]
 
 
-def revoke_key(key_id: int) -> KeyInfo:
-    """Revoke a key by id (revoking twice keeps the first time); NotFound when unknown."""
-    row = ApiKey.get_or_none(ApiKey.id == key_id)
-    if row is None:
-        raise NotFound(f"no API key with id {key_id}")
-    if row.revoked_at is None:
-        row.revoked_at = now_utc()
-        row.save()
+def revoke_key(key_id: int, *, actor: str = "credo keys") -> KeyInfo:
+    """Revoke a key by id (revoking twice keeps the first time); NotFound when unknown.
+    A revocation goes to the operator log (`key.revoked`, by `actor`) with it."""
+    with write_lock(AUDIT_LOG_LOCK):
+        row = ApiKey.get_or_none(ApiKey.id == key_id)
+        if row is None:
+            raise NotFound(f"no API key with id {key_id}")
+        if row.revoked_at is None:
+            row.revoked_at = now_utc()
+            row.save()
+            info = KeyInfo.from_row(row)
+            append_event("key.revoked", actor, _event_details(info), at=info.revoked_at)
     return KeyInfo.from_row(row)

@@ -22,6 +22,7 @@ import peewee as pw
 from engine.ledger import (
     Allocation,
     Contact,
+    ContactPerson,
     CreditNote,
     Customer,
     Dispute,
@@ -163,9 +164,20 @@ def _grouped(query: pw.Query, build) -> dict[str, list]:
 def _load_chunk(ids: list[str]) -> dict[str, Ledger]:
     c = m.Customer
     query = c.select(
-        c.id, c.name, c.currency, c.credit_limit, c.since, c.segment, c.country, c.credit_score
+        c.id,
+        c.name,
+        c.currency,
+        c.credit_limit,
+        c.since,
+        c.segment,
+        c.country,
+        c.credit_score,
+        c.contact_name,
+        c.contact_email,
+        c.contact_language,
+        c.contact_salutation,
     )
-    customers = {row[0]: Customer(*row) for row in _rows(query.where(_in(c.id, ids)))}
+    customers = {row[0]: _customer(row) for row in _rows(query.where(_in(c.id, ids)))}
     if not customers:
         return {}
     ids = list(customers)
@@ -186,6 +198,13 @@ def _load_chunk(ids: list[str]) -> dict[str, Ledger]:
         )
         for cid, customer in customers.items()
     }
+
+
+def _customer(row: tuple) -> Customer:
+    """A customer row as the engine's Customer, with its contact person when it has one."""
+    *fields_, name, email, language, salutation = row
+    contact = ContactPerson(name, email, language, salutation) if name else None
+    return Customer(*fields_, contact=contact)
 
 
 def _in_order(records: list) -> tuple:

@@ -14,6 +14,7 @@ import peewee as pw
 from playhouse import migrate as pwm
 
 from storage.db import LockKey, database, is_postgres, write_lock
+from storage.decisions.retention import ChainCheckpoint
 from storage.jobs import Job
 from storage.models import (
     ID_LENGTH,
@@ -23,6 +24,7 @@ from storage.models import (
     Customer,
     DecisionTag,
     Dispute,
+    Experiment,
     Hold,
     Installment,
     Invoice,
@@ -244,6 +246,15 @@ def _ruleset_events(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
         RuleSetEvent.insert(kind=kind, version=version, at=at, **fields).execute()
 
 
+def _audit_log(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # The operator log (storage.audit_log): from now on every key, lifecycle move, run, import
+    # and demo reset is appended to it. What happened before stays where it was recorded (the
+    # rule-set history, the keys' and runs' own dates): the log starts empty.
+    from storage.audit_log import AuditEvent
+
+    db.create_tables([AuditEvent])
+
+
 def _ruleset_files(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
     # Reminder templates and company.toml are stored with the reminder rule set's versions.
     # The versions stored before have none: `credo init` (which runs the migrations) gives
@@ -276,6 +287,12 @@ def _earlier_decisions(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
     db.execute_sql('ALTER TABLE "decision" ADD COLUMN "earlier" TEXT')
 
 
+def _explanations(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Decisions of record format 3 carry a plain-language explanation (storage.decisions.shape);
+    # older rows have none.
+    db.execute_sql('ALTER TABLE "decision" ADD COLUMN "explanation" TEXT')
+
+
 def _run_planned_at(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
     # A run's customers are listed into batches in several transactions now (api.nightly.run);
     # planned_at marks a run whose listing is complete. Runs made before were complete at once.
@@ -283,6 +300,41 @@ def _run_planned_at(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
     if "planned_at" not in {c.name for c in db.get_columns("run")}:
         pwm.migrate(migrator.add_column("run", "planned_at", Run.planned_at))
     Run.update(planned_at=Run.started_at).where(Run.planned_at.is_null()).execute()
+
+
+def _chain_checkpoints(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Pruning old decisions leaves a checkpoint (the seq and hash at the cut) that verification
+    # starts from (storage.decisions.retention).
+    db.create_tables([ChainCheckpoint])
+
+
+def _rollout(db: pw.Database, _migrator: pwm.SchemaMigrator) -> None:
+    # Champion/challenger: experiments, at most one challenger version per kind (as at most
+    # one active), and the arm that made a decision (record format 5), searched by experiment.
+    # Pending activations use rule_set_version.activate_at, there since migration 1.
+    db.create_tables([Experiment])
+    db.execute_sql(
+        'CREATE UNIQUE INDEX "rule_set_version_one_challenger" ON "rule_set_version" ("kind") '
+        "WHERE \"state\" = 'challenger'"
+    )
+    db.execute_sql('ALTER TABLE "decision" ADD COLUMN "arm" VARCHAR(16)')
+    db.execute_sql('ALTER TABLE "decision" ADD COLUMN "experiment_id" INTEGER')
+    db.execute_sql(
+        'CREATE INDEX "decision_experiment" ON "decision" ("experiment_id", "seq") '
+        'WHERE "experiment_id" IS NOT NULL'
+    )
+
+
+def _customer_contacts(db: pw.Database, migrator: pwm.SchemaMigrator) -> None:
+    # The contact person letters are addressed to. Migration 1 creates the customer table from
+    # today's model, which has the columns already.
+    have = {c.name for c in db.get_columns("customer")}
+    names = ("contact_name", "contact_email", "contact_language", "contact_salutation")
+    adds = [
+        migrator.add_column("customer", n, getattr(Customer, n)) for n in names if n not in have
+    ]
+    if adds:
+        pwm.migrate(*adds)
 
 
 MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
@@ -303,8 +355,13 @@ MIGRATIONS: tuple[tuple[int, str, Migration], ...] = (
     (10, "runs: planned_at, set once a run's customers are all in batches", _run_planned_at),
     (12, "jobs: simulations and backtests run by a process of their own", _jobs),
     (13, "rule-set lifecycle events: their own append-only table", _ruleset_events),
+    (14, "operator log: keys, lifecycle moves, runs, imports, chained by hash", _audit_log),
     (15, "decisions: the facts taken from earlier decisions (record format 4)", _earlier_decisions),
+    (16, "customers: the contact person letters are addressed to", _customer_contacts),
+    (17, "rollout: experiments, one challenger per kind, decisions' arm (format 5)", _rollout),
     (18, "rule-set files: reminder templates stored with their version", _ruleset_files),
+    (19, "chain checkpoints: where pruning cut the decision chain", _chain_checkpoints),
+    (20, "decisions: a plain-language explanation (record format 3)", _explanations),
 )
 LATEST = MIGRATIONS[-1][0]
 

@@ -115,6 +115,11 @@ class Customer(BaseModel):
     credit_limit = MoneyField()
     credit_score = pw.IntegerField(null=True)
     since = pw.DateField()
+    # The contact person letters are addressed to (migration 16); "" when none is known.
+    contact_name = pw.CharField(max_length=200, default="")
+    contact_email = pw.CharField(max_length=254, default="")
+    contact_language = pw.CharField(max_length=16, default="")
+    contact_salutation = pw.CharField(max_length=8, default="")
 
 
 def customer_fk(**kwargs: Any) -> pw.ForeignKeyField:
@@ -256,6 +261,12 @@ class Decision(BaseModel):
     via = pw.CharField(max_length=8, null=True)  # api, run or cli; null in format 1
     # Migration 15. The facts it took from earlier decisions of the account (format 4).
     earlier = JSONField(null=True)
+    # Migration 17. Under champion/challenger, the arm that decided and its experiment
+    # (format 5); null for the rest.
+    arm = pw.CharField(max_length=16, null=True)
+    experiment_id = pw.IntegerField(null=True)
+    # Migration 20. One or two plain sentences from its outcome and reasons (format 3).
+    explanation = pw.TextField(null=True)
 
     class Meta:
         indexes = ((("customer_id", "kind", "seq"), False),)
@@ -337,6 +348,22 @@ class RuleSetFile(BaseModel):
     class Meta:
         table_name = "ruleset_file"
         primary_key = pw.CompositeKey("kind", "version", "path")
+
+
+class Experiment(BaseModel):
+    """Champion/challenger (migration 17): approved version `challenger` of `kind` decides for
+    `share` percent of the customers (chosen by api.arms), the active version `champion` for
+    the rest, from `started_at` until it is stopped, promoted or replaced (`ended_how`)."""
+
+    kind = pw.CharField(max_length=64, index=True)
+    champion = pw.IntegerField()
+    challenger = pw.IntegerField()
+    share = pw.SmallIntegerField()
+    started_at = UtcDateTimeField()
+    started_by = pw.CharField(max_length=200)
+    ended_at = UtcDateTimeField(null=True)
+    ended_by = pw.CharField(max_length=200, null=True)
+    ended_how = pw.CharField(max_length=16, null=True)
 
 
 class ApiKey(BaseModel):

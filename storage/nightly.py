@@ -22,6 +22,7 @@ from typing import Any
 
 import peewee as pw
 
+from storage.audit_log import append_event, storable
 from storage.db import RUN_LOCK_CLASS, LockKey, database, insert_rows, is_postgres, write_lock
 from storage.decisions import PreparedDecision, append_prepared
 from storage.errors import Conflict
@@ -115,7 +116,7 @@ def create_run(
     this date?" and the new run one step."""
     with write_lock(LockKey.RUN):
         previous = latest_run(as_of)
-        return Run.create(
+        run = Run.create(
             run_id=str(uuid.uuid4()),
             as_of=as_of,
             attempt=(previous.attempt + 1) if previous else 1,
@@ -125,6 +126,21 @@ def create_run(
             started_at=now_utc(),
             heartbeat_at=now_utc(),
         )
+        details = {**_run_details(run), "rulesets": rulesets}
+        append_event("run.started", storable(requested_by), details, at=run.started_at)
+        return run
+
+
+def resume_run(run: Run) -> None:
+    """Mark an unfinished run as running again, by this process (holding the run lock); the
+    operator log records it (`run.resumed`)."""
+    with write_lock(LockKey.RUN):
+        Run.update(state="running", error="").where(Run.run_id == run.run_id).execute()
+        append_event("run.resumed", storable(run.requested_by), _run_details(run))
+
+
+def _run_details(run: Run) -> dict[str, Any]:
+    return {"run_id": run.run_id, "as_of": run.as_of, "attempt": run.attempt}
 
 
 def plan_run(run_id: str, batches: Iterator[list[str]], owner: str) -> int:
@@ -326,9 +342,21 @@ def progress(run_id: str) -> dict[str, int]:
 
 
 def finish_run(run_id: str, state: str, report: dict[str, Any], error: str = "") -> None:
-    Run.update(state=state, report=report, error=error, finished_at=now_utc()).where(
-        Run.run_id == run_id
-    ).execute()
+    """Record the end of a run (`finished` with its report, or `failed` with the error), and
+    its event in the operator log (`run.finished`, `run.failed`) with the report's counts."""
+    now = now_utc()
+    with write_lock(LockKey.RUN):
+        Run.update(state=state, report=report, error=error, finished_at=now).where(
+            Run.run_id == run_id
+        ).execute()
+        run = Run.get_by_id(run_id)
+        details = _run_details(run)
+        for name in ("customers_total", "customers_evaluated", "errors_count"):
+            if name in report:
+                details[name] = report[name]
+        if error:
+            details["error"] = storable(error, 2000)
+        append_event(f"run.{state}", storable(run.requested_by), details, at=now)
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:

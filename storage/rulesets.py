@@ -18,11 +18,12 @@ from typing import Any
 
 import peewee as pw
 
+from storage.audit_log import AUDIT_LOG_LOCK, append_event
 from storage.db import LockKey, write_lock
 from storage.errors import Conflict, NotFound
 from storage.models import RuleSetEvent, RuleSetFile, RuleSetVersion, now_utc
 
-STATES = ("draft", "proposed", "approved", "active", "retired", "rejected")
+STATES = ("draft", "proposed", "approved", "active", "retired", "rejected", "challenger")
 EVENTS = (
     "drafted",
     "proposed",
@@ -32,6 +33,10 @@ EVENTS = (
     "rolled_back",
     "retired",
     "templates_added",  # files given to a version stored before versions had them
+    "scheduled",  # an activation at a time (activate_at), pending
+    "cancelled",  # a pending activation cancelled
+    "challenge_start",  # an approved version became the challenger (storage.experiments)
+    "challenge_stop",  # the challenger's experiment ended: stopped, promoted or replaced
 )
 RULESET_LOCK = LockKey.RULESET_NUMBERING  # version numbers are handed out under it
 # Which columns a move into a state stamps.
@@ -157,14 +162,16 @@ def set_state(
     *,
     by: str,
     activate_at: datetime | None = None,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
-    """Move a version to `state`, stamping who and when; activating retires the active one.
+    """Move a version to `state`, stamping who and when (`at`, default now); activating
+    retires the active one and ends a pending activation of the version.
 
     The version's note (why it was drafted) stays; a move's own note goes to its event.
     Raises NotFound for an unknown version and Conflict when it is already in that state.
     """
     _check_state(state)
-    now = now_utc()
+    now = at or now_utc()
     with write_lock(RULESET_LOCK):
         row = RuleSetVersion.get_or_none(
             (RuleSetVersion.kind == kind) & (RuleSetVersion.version == version)
@@ -188,6 +195,30 @@ def set_state(
     return to_json(row)
 
 
+def schedule_activation(kind: str, version: int, at: datetime | None) -> dict[str, Any]:
+    """Set (or with None, clear) the time version `version` of `kind` becomes active; its
+    state stays as it is until then (api.rollout.activate_due makes the move)."""
+    RuleSetVersion.update(activate_at=at).where(
+        (RuleSetVersion.kind == kind) & (RuleSetVersion.version == version)
+    ).execute()
+    found = get_version(kind, version)
+    if found is None:
+        raise NotFound(f"rule set {kind} has no version {version}")
+    return found
+
+
+def pending_activations(kind: str | None = None) -> list[dict[str, Any]]:
+    """The approved versions with a pending activation (of one kind, if given), soonest first,
+    without sources."""
+    query = RuleSetVersion.select().where(
+        RuleSetVersion.activate_at.is_null(False) & (RuleSetVersion.state == "approved")
+    )
+    if kind is not None:
+        query = query.where(RuleSetVersion.kind == kind)
+    order = (RuleSetVersion.activate_at, RuleSetVersion.kind, RuleSetVersion.version)
+    return [to_json(row, with_source=False) for row in query.order_by(*order)]
+
+
 def locked():
     """A transaction holding the rule-set writer lock: moves checked and made inside it cannot
     interleave with another process's move."""
@@ -207,19 +238,18 @@ def record_event(
     """Append one lifecycle event of version `version` of `kind` and return it as JSON values.
 
     `by` is the API key's name (or the command, for credo's own moves such as `credo init`),
-    `owner` the person or system behind it. Every lifecycle event goes through here.
+    `owner` the person or system behind it. Every lifecycle event goes through here, and is
+    appended to the operator log (`ruleset.<event>`) in the same transaction.
     """
     if event not in EVENTS:
         raise ValueError(f"event: {event!r} is not one of {', '.join(EVENTS)}")
-    row = RuleSetEvent.create(
-        kind=kind,
-        version=version,
-        event=event,
-        actor=by,
-        owner=owner,
-        at=at or now_utc(),
-        note=note,
-    )
+    at = at or now_utc()
+    with write_lock(AUDIT_LOG_LOCK):
+        row = RuleSetEvent.create(
+            kind=kind, version=version, event=event, actor=by, owner=owner, at=at, note=note
+        )
+        details = {"ruleset": kind, "version": version, "owner": owner, "note": note}
+        append_event(f"ruleset.{event}", by, {**details, "event_id": row.id}, at=at)
     return event_json(row)
 
 

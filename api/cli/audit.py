@@ -8,7 +8,7 @@ import importlib
 import click
 
 # Modules of api/cli that add commands to the `audit` group when imported.
-_PARTS: tuple[str, ...] = ()
+_PARTS: tuple[str, ...] = ("audit_chain", "audit_records", "audit_decisions")
 
 
 @click.group("audit")

@@ -220,23 +220,39 @@ def reject(ctx: CliContext, kind: str, version: int, note, key, as_json: bool) -
 @click.argument("kind")
 @click.argument("version", type=int)
 @note_option("Why; required for a rollback (a retired version, or one older than the active).")
+@click.option(
+    "--at",
+    metavar="TIME",
+    help="Activate then, with nobody present (ISO 8601 with a time zone, e.g. "
+    "2027-01-01T00:00:00Z): a pending activation, cancelled with `credo rules cancel`.",
+)
 @key_option
 @json_option
 @pass_cli
-def activate(ctx: CliContext, kind: str, version: int, note, key, as_json: bool) -> None:
-    """Activate approved VERSION of KIND, retiring the active version; or roll back to a
-    retired or older version (with --note)."""
+def activate(ctx: CliContext, kind: str, version: int, note, at, key, as_json: bool) -> None:
+    """Activate approved VERSION of KIND, retiring the active version (or at a time, with
+    --at); roll back to a retired or older version (with --note); or promote the challenger,
+    which ends its experiment."""
     actor = _actor(ctx, key)
     with refusals():
-        data = lifecycle.activate_version(kind, version, actor, note)
+        data = lifecycle.activate_version(kind, version, actor, note, at)
     seconds = ctx.settings.api.ruleset_refresh_seconds
-    hint = f"API workers decide with it within {seconds:g} s; runs started from now use it"
+    if at is not None:
+        hint = (
+            f"pending: it becomes active at {data['activate_at']}; API workers switch then "
+            f"(within {seconds:g} s), and runs started from then use it"
+        )
+    else:
+        hint = f"API workers decide with it within {seconds:g} s; runs started from now use it"
     _moved(data, actor, as_json, hint)
 
 
 def register_into(group: click.Group) -> None:
     """Add the lifecycle commands to the `credo rules` group."""
+    from api.cli.rollout import cancel, challenge, experiment, stop_challenge
     from api.cli.rule_views import add_test, diff, history, show
 
     for command in (publish, propose, approve, reject, activate, history, show, diff, add_test):
+        group.add_command(command)
+    for command in (cancel, challenge, stop_challenge, experiment):
         group.add_command(command)

@@ -31,6 +31,19 @@ def history(ctx: CliContext, kind: str, as_json: bool) -> None:
         return
     active = data["active"]
     click.echo(f"{kind}: active version {active['version'] if active else 'none'}")
+    pending = data["pending"]
+    if pending:
+        click.echo(
+            f"pending: version {pending['version']} becomes active at {pending['at']} "
+            f"(scheduled by {pending['by']}, {pending['owner']})"
+        )
+    experiment = data["experiment"]
+    if experiment and experiment["ended_at"] is None:
+        click.echo(
+            f"challenger: version {experiment['challenger']} on {experiment['share']}% of "
+            f"customers against version {experiment['champion']} (experiment "
+            f"{experiment['id']}, since {experiment['started_at'][:19].replace('T', ' ')}Z)"
+        )
     click.echo("versions:")
     width = max(len(v["created_by"]) for v in data["history"])
     for v in data["history"]:

@@ -259,14 +259,14 @@ def decide(
         )
     given = _read_facts(facts_file) if facts_file else None
     rules = _what_if_rules(ctx, rules_file) if rules_file is not None else None
-    active = {}
+    active, challengers = {}, {}
     if customer is not None or rules is None:
-        active = _active_rulesets(ctx)
+        active, challengers = _active_rulesets(ctx)
     day = as_of.date() if as_of else today_in(ctx.settings.facts.timezone)
     asked = DecisionRequest(
         kind, customer, given, day, "cli", "cli", not store, version=version, rules=rules
     )
-    decision = _decided(lambda: decide_request(asked, active, Engine()))
+    decision = _decided(lambda: decide_request(asked, active, Engine(), None, challengers))
     if as_json:
         click.echo(json.dumps(decision, indent=2, ensure_ascii=False))
         return
@@ -283,14 +283,20 @@ def _what_if_rules(ctx: CliContext, rules_file: str) -> RuleSet:
     return ruleset
 
 
-def _active_rulesets(ctx: CliContext) -> dict[str, Any]:
+def _active_rulesets(ctx: CliContext) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The active versions (after making the pending activations that are due) and the
+    running challengers, parsed."""
+    from api.arms import parse_challengers, running_challengers
     from api.cli.data import _open_initialised
+    from api.rollout import activate_due
     from api.usecases import load_active_rulesets
 
     _open_initialised(ctx)
+    activate_due()
     try:
-        return load_active_rulesets()
-    except RuleFileError as exc:
+        active = load_active_rulesets()
+        return active, parse_challengers(running_challengers(), active)
+    except (RuleFileError, LookupError) as exc:
         raise click.ClickException(f"the active rule sets do not load: {exc}") from None
 
 

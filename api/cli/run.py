@@ -195,6 +195,8 @@ def _print_run(run: dict[str, Any], as_json: bool, note: str | None = None) -> N
     from rich.console import Console
     from rich.table import Table
 
+    from api.nightly.report import portfolio_lines
+
     report = run["report"] or {}
     console = Console()
     console.print(
@@ -218,13 +220,16 @@ def _print_run(run: dict[str, Any], as_json: bool, note: str | None = None) -> N
     for kind, states in report["actions"].items():
         actions.add_row(kind, *(str(states.get(s, 0)) for s in ("pending", "void", "acknowledged")))
     console.print(actions)
-    p = report["portfolio"]
-    console.print(
-        f"open {p['open_balance']}, overdue {p['overdue_balance']} (share {p['overdue_share']}), "
-        f"aging 1-30 {p['aging']['1_30']} / 31-60 {p['aging']['31_60']} / "
-        f"61-90 {p['aging']['61_90']} / 90+ {p['aging']['90_plus']}; "
-        f"DSO {p['dso_days']} days, CEI {p['cei_percent']}%"
-    )
+    for line in portfolio_lines(report["portfolio"]):  # one per currency, never a sum
+        console.print(line, markup=False, highlight=False)
+    head = report.get("chain_head")  # reports of older runs have none
+    if head:
+        console.print(
+            f"chain head (keep it as an anchor): decision #{head['seq']} {head['hash']} "
+            f"at {head['time']}",
+            markup=False,
+            highlight=False,
+        )
     for error in report["errors"][:10]:
         console.print(f"[red]error[/red] {error['customer_id']}: {error['error']}")
     if report.get("message_errors_count"):  # reports of older runs have no such key

@@ -72,7 +72,14 @@ def _secure_headers(response: Response) -> Response:
 def init_app(app: Flask, settings: Settings) -> None:
     """Register the console's pages and its session settings on the app."""
     # Importing the page modules registers their pages on the blueprint.
-    from api.console import customers, decisions, home, portfolio, rulesets  # noqa: F401
+    from api.console import (  # noqa: F401
+        customers,
+        decisions,
+        home,
+        portfolio,
+        rulesets,
+        simulations,
+    )
     from api.console.blueprint import bp
 
     app.secret_key = console_secret(settings)

@@ -59,6 +59,10 @@ PORTFOLIO_ROLES = ("decide", "analyst", "auditor")
 CUSTOMER_ROLES = ("analyst", "auditor")
 RULESET_ROLES = ("analyst", "approver", "auditor")
 AUDIT_ROLES = ("auditor",)
+# As the API: POST …/simulate and …/backtest take an analyst, GET /v1/jobs/{id} an analyst or
+# an auditor.
+SIMULATE_ROLES = ("analyst",)
+JOB_ROLES = ("analyst", "auditor")
 SECTIONS = (
     Section("console.portfolio", "Portfolio", PORTFOLIO_ROLES, "aging, DSO and CEI per currency"),
     Section("console.runs", "Runs", PORTFOLIO_ROLES, "run reports and the worklist with its CSV"),
@@ -68,8 +72,8 @@ SECTIONS = (
         "console.rulesets",
         "Rule sets",
         RULESET_ROLES,
-        "rules, tests and history; analysts draft, test and propose, approvers approve and "
-        "activate",
+        "rules, tests and history; analysts draft, test, simulate and propose, approvers "
+        "approve and activate",
     ),
 )
 

@@ -1,12 +1,15 @@
-"""Chart geometry for server-drawn SVG (templates/console/charts.html draws it): a bar chart and
-a line chart in a fixed viewBox that scales with the page. Colours come from the stylesheet."""
+"""Chart geometry for server-drawn SVG (templates/console/charts.html draws it): a bar chart, a
+line chart and a simulation's from→to flow, in a fixed width that scales with the page. Colours
+come from the stylesheet."""
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 WIDTH, HEIGHT = 640, 260
 LEFT, RIGHT, TOP, BOTTOM = 72, 16, 16, 40  # room for the axis labels
@@ -93,3 +96,80 @@ def line_chart(labels: Sequence[str], series: dict[str, Sequence[float | None]])
 
 def _frame() -> dict:
     return {"left": LEFT, "right": WIDTH - RIGHT, "bottom": HEIGHT - BOTTOM, "top": TOP}
+
+
+# ---- where each old value went: one bar per old value, split by new value ---------------------
+
+FLOW_LEFT, FLOW_RIGHT, FLOW_ROW, FLOW_BAR, FLOW_BOTTOM = 150, 56, 30, 20, 28
+
+
+def shown(value: Any) -> str:
+    """An outcome value as the console writes it: none, yes, no, or the value."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def value_key(value: Any) -> str:
+    """A key that keeps apart values Python takes for one another (1, 1.0, true)."""
+    return json.dumps(value, sort_keys=True)
+
+
+def flow_chart(values: Sequence[Any], cells: Sequence[dict[str, Any]]) -> dict:
+    """For one outcome field of a simulation's matrix ({values, cells: [{from, to, count,
+    changed}]}): a bar per old value, in declared order, cut into the new values its subjects
+    got; each new value keeps one colour (series-0…5), a kept value is drawn paler."""
+    order = {value_key(v): i for i, v in enumerate(values)}
+    froms = sorted({value_key(c["from"]) for c in cells}, key=lambda k: order.get(k, len(order)))
+    tos = sorted({value_key(c["to"]) for c in cells}, key=lambda k: order.get(k, len(order)))
+    totals = {k: sum(c["count"] for c in cells if value_key(c["from"]) == k) for k in froms}
+    top = nice_ceiling(max(totals.values(), default=0))
+    plot_w = WIDTH - FLOW_LEFT - FLOW_RIGHT
+    height = TOP + len(froms) * FLOW_ROW + FLOW_BOTTOM
+    rows = []
+    for index, key in enumerate(froms):
+        y, x = TOP + index * FLOW_ROW + (FLOW_ROW - FLOW_BAR) / 2, float(FLOW_LEFT)
+        segments = []
+        for to in tos:
+            cell = next(
+                (c for c in cells if value_key(c["from"]) == key and value_key(c["to"]) == to),
+                None,
+            )
+            if cell is None or cell["count"] == 0:
+                continue
+            w = plot_w * cell["count"] / top
+            segments.append(
+                {
+                    "x": x,
+                    "w": w,
+                    "series": tos.index(to) % 6,
+                    "kept": not cell["changed"],
+                    "title": f"{shown(cell['from'])} → {shown(cell['to'])}: {cell['count']}",
+                }
+            )
+            x += w
+        label = shown(json.loads(key))
+        rows.append(
+            {
+                "y": y,
+                "h": FLOW_BAR,
+                "label": label if len(label) <= 20 else label[:19] + "…",
+                "segments": segments,
+                "total": totals[key],
+                "end": x,
+            }
+        )
+    ticks = [{"x": FLOW_LEFT + plot_w * i / 4, "label": _label(top * i / 4)} for i in range(5)]
+    legend = [{"series": i % 6, "label": shown(json.loads(k))} for i, k in enumerate(tos)]
+    return {
+        "width": WIDTH,
+        "height": height,
+        "rows": rows,
+        "ticks": ticks,
+        "legend": legend,
+        "left": FLOW_LEFT,
+        "top": TOP,
+        "bottom": height - FLOW_BOTTOM,
+    }

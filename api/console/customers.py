@@ -15,7 +15,7 @@ from api.console.blueprint import bp
 PAGE_SIZE = 50
 
 
-def _today() -> date:
+def today() -> date:
     settings = current_app.extensions["credo"].settings
     return datetime.now(ZoneInfo(settings.facts.timezone)).date()
 
@@ -39,7 +39,7 @@ def customer(customer_id: str) -> Any:
     from api.customer_views import customer_overview
     from engine.facts import FACTS
 
-    overview = customer_overview(customer_id, _today())
+    overview = customer_overview(customer_id, today())
     if overview is None:
         abort(404, f"There is no customer {customer_id!r}.")
     return render_template("console/customer.html", o=overview, catalogue=FACTS)

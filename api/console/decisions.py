@@ -86,6 +86,11 @@ def decisions() -> Any:
 @require_page(*DECISION_ROLES)
 def decision(decision_id: str) -> Any:
     """One decision: facts, outcome, every fired rule with its condition and tested values."""
+    return decision_page(decision_id)
+
+
+def decision_page(decision_id: str, status: int = 200, **extra: Any) -> Any:
+    """The decision's page (`extra`: what a refused "make this a test case" says)."""
     from api.decision_views import find_decision, fired_conditions
     from engine.facts import FACTS
 
@@ -93,11 +98,13 @@ def decision(decision_id: str) -> Any:
     if found is None:
         abort(404, f"There is no decision {decision_id!r}.")
     person = current_person()
-    return render_template(
+    page = render_template(
         "console/decision.html",
         d=found,
         fired=fired_conditions(found),
         catalogue=FACTS,
         may_read_rules=person.may(READ_ROLES),
         may_pin=person.may(MOVE_ROLES["draft"]),
+        **extra,
     )
+    return page, status

@@ -10,7 +10,7 @@ from typing import Any
 from flask import abort, current_app, redirect, render_template, request, url_for
 
 from api import lifecycle
-from api.console.access import current_person, require_page
+from api.console.access import SIMULATE_ROLES, current_person, require_page
 from api.console.blueprint import bp
 from api.lifecycle import MOVE_ROLES, READ_ROLES
 
@@ -46,7 +46,7 @@ def rulesets() -> str:
     return render_template("console/rulesets.html", items=items)
 
 
-def _version_page(kind: str, version: int | None, status: int = 200, **extra: Any) -> Any:
+def version_page(kind: str, version: int | None, status: int = 200, **extra: Any) -> Any:
     from api.ruleset_views import ruleset_overview, version_detail
 
     try:
@@ -56,8 +56,13 @@ def _version_page(kind: str, version: int | None, status: int = 200, **extra: An
     except lifecycle.LifecycleError as exc:
         code, message = _refusal(exc)
         abort(code, message)
+    from api.console.simulations import simulate_defaults
+
     person = current_person()
     can = {move: person.may((*roles, "admin")) for move, roles in MOVE_ROLES.items()}
+    can["simulate"] = person.may((*SIMULATE_ROLES, "admin"))
+    extra.setdefault("sim_form", simulate_defaults())
+    extra.setdefault("sim_problems", {})
     page = render_template(
         "console/ruleset.html",
         kind=kind,
@@ -76,7 +81,7 @@ def ruleset(kind: str) -> Any:
     """One version (the active one unless ?version=N): rules, tests, events; moves by role."""
     text = request.args.get("version", "")
     version = int(text) if text.isdigit() and len(text) <= 9 else None
-    return _version_page(kind, version)
+    return version_page(kind, version)
 
 
 @bp.route("/rulesets/<kind>/diff")
@@ -141,6 +146,10 @@ def ruleset_draft(kind: str) -> Any:
         status, message = _refusal(exc)
         page = render_template("console/ruleset_draft.html", kind=kind, form=form, error=message)
         return page, status
+    if request.form.get("then") == "simulate" and current_person().may((*SIMULATE_ROLES, "admin")):
+        from api.console.simulations import simulate_draft
+
+        return simulate_draft(kind, drafted["version"])
     return redirect(url_for("console.ruleset", kind=kind, version=drafted["version"]))
 
 
@@ -149,7 +158,7 @@ def _move(kind: str, version: int, make: Callable[[], Any], done: str) -> Any:
         make()
     except lifecycle.LifecycleError as exc:
         status, message = _refusal(exc)
-        return _version_page(kind, version, status, error=message)
+        return version_page(kind, version, status, error=message)
     return redirect(url_for("console.ruleset", kind=kind, version=version, done=done))
 
 
@@ -165,8 +174,8 @@ def ruleset_test(kind: str, version: int) -> Any:
         result = lifecycle.run_version_tests(kind, version, current_person(), _policy())
     except lifecycle.LifecycleError as exc:
         status, message = _refusal(exc)
-        return _version_page(kind, version, status, error=message)
-    return _version_page(kind, version, tested=result)
+        return version_page(kind, version, status, error=message)
+    return version_page(kind, version, tested=result)
 
 
 @bp.route("/rulesets/<kind>/versions/<int:version>/propose", methods=["POST"])
@@ -219,13 +228,17 @@ def ruleset_activate(kind: str, version: int) -> Any:
 @require_page(*MOVE_ROLES["draft"])
 def decision_test_case(decision_id: str) -> Any:
     """A new draft of the decision's rule set with the decision pinned as a [[test]] case."""
+    from api.console.decisions import decision_page
     from api.decision_tests import add_test_to_draft
 
     name = request.form.get("name", "").strip()[:200] or None
     try:
         draft = add_test_to_draft(None, None, decision_id, current_person(), _policy(), name)
-    except lifecycle.LifecycleError as exc:
-        abort(*_refusal(exc))
+    except lifecycle.UnknownVersion as exc:
+        abort(404, str(exc))
+    except lifecycle.LifecycleError as exc:  # a bad name, a case the active version fails
+        status, message = _refusal(exc)
+        return decision_page(decision_id, status, pin_error=message, pin_name=name or "")
     return redirect(
         url_for("console.ruleset", kind=draft["kind"], version=draft["version"], done="drafted")
     )

@@ -1,15 +1,17 @@
 """A seeded synthetic portfolio for `credo demo` and the benchmarks, as the ERP's JSON records.
 
-Customers in four segments and a dozen countries, with credit limits to match; 18 months of
-invoices on 30-day terms; payers from prompt to chronically late and distressed; partial
-payments, credit notes, disputes (most resolved), promises kept and broken, payment plans kept
-and missed, reminders, calls and agency placements already sent, and a few collections holds.
+Customers in four segments and a dozen countries, with credit limits to match, and a contact
+person for about three in four; 18 months of invoices on 30-day terms; payers from prompt to
+chronically late and distressed; partial payments, credit notes, disputes (most resolved),
+promises kept and broken, payment plans kept and missed, reminders, calls and agency
+placements already sent, and a few collections holds.
 Customer n's records depend only on (seed, n, as_of): a larger portfolio extends a smaller one.
 """
 
 from __future__ import annotations
 
 import random
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -130,6 +132,9 @@ def generate_customer(n: int, seed: int, as_of: date) -> list[dict[str, Any]]:
     }
     if rng.random() < 0.85:
         customer["credit_score"] = max(0, min(1000, int(rng.gauss(680, 120))))
+    contact = _contact(seed, n, country)
+    if contact is not None:
+        customer["contact"] = contact
     book = _Book(rng, customer_id, profile, as_of)
     start = max(since, as_of - timedelta(days=HISTORY_DAYS))
     day = start
@@ -141,6 +146,46 @@ def generate_customer(n: int, seed: int, as_of: date) -> list[dict[str, Any]]:
     book.plans()
     book.hold()
     return [customer, *book.records]
+
+
+# Contact persons by country: given names (with the salutation they take) and family names.
+_GIVEN = {
+    "de": (("Anna", "ms"), ("Jonas", "mr"), ("Katrin", "ms"), ("Lukas", "mr"), ("Sabine", "ms")),
+    "en": (("Emma", "ms"), ("Oliver", "mr"), ("Sarah", "ms"), ("James", "mr"), ("Alex", "")),
+    "other": (("Marie", "ms"), ("Luca", "mr"), ("Sofia", "ms"), ("Lars", "mr"), ("Eva", "ms")),
+}
+_FAMILY = {
+    "de": ("Weber", "Schneider", "Fischer", "Wagner", "Becker", "Hoffmann"),
+    "en": ("Smith", "Taylor", "Brown", "Wilson", "Evans", "Walker"),
+    "other": ("Martin", "Rossi", "García", "de Vries", "Nowak", "Lindberg"),
+}
+_LANGUAGES = {"DE": "de", "AT": "de", "CH": "de", "GB": "en", "US": "en"}
+
+
+def _ascii(text: str) -> str:
+    return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+
+
+def _contact(seed: int, n: int, country: str) -> dict[str, str] | None:
+    """Customer n's contact person, for about three customers in four; from a generator of its
+    own, so the rest of the customer's records are those of a portfolio without contacts."""
+    rng = random.Random(f"credo-demo/{seed}/{n}/contact")
+    if rng.random() >= 0.75:
+        return None
+    language = _LANGUAGES.get(country, "")
+    names = language or "other"
+    given, salutation = rng.choice(_GIVEN[names])
+    family = rng.choice(_FAMILY[names])
+    contact = {
+        "name": f"{given} {family}",
+        "email": _ascii(f"{given}.{family}".lower().replace(" ", "")) + "@example.com",
+    }
+    if language:
+        contact["language"] = language
+    # A family name of several words is greeted by full name: the salutation is left out.
+    if salutation and " " not in family:
+        contact["salutation"] = salutation
+    return contact
 
 
 class _Book:

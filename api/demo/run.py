@@ -60,8 +60,9 @@ def run_demo(
     replaced = _prepare_database(url, force)
     init = init_database(url, settings.rules_dir)
     _mark_demo(customers, seed, as_of, made=None)
+    _log_reset(replaced, customers, seed, as_of)
     records = _import_portfolio(customers, seed, as_of, console)
-    decisions = _run_the_night(settings, as_of, console)
+    decisions, report = _run_the_night(settings, as_of, console)
     console_key = _console_key(settings)
     _mark_demo(customers, seed, as_of, made=_count_data())
     summary = {
@@ -73,6 +74,9 @@ def run_demo(
         "as_of": as_of.isoformat(),
         "decisions": _by_outcome(decisions),
         "riskiest": _riskiest(decisions),
+        # money per currency, never added across currencies (api.nightly.report)
+        "portfolio": report.get("portfolio", {}),
+        "actions": report.get("actions", {}),
         "seconds": round(time.perf_counter() - started, 1),
         "console": console_key,
     }
@@ -205,6 +209,16 @@ def _mark_demo(customers: int, seed: int, as_of: date, made: dict[str, int] | No
     ).execute()
 
 
+def _log_reset(replaced: bool, customers: int, seed: int, as_of: date) -> None:
+    """The operator log's `demo.reset`: the database was filled afresh by `credo demo`
+    (`replaced`: a database holding earlier data, this log's earlier events with it, was
+    emptied first)."""
+    from storage.audit_log import append_event
+
+    details = {"replaced": replaced, "customers": customers, "seed": seed, "as_of": as_of}
+    append_event("demo.reset", "credo demo", details)
+
+
 def _import_portfolio(customers: int, seed: int, as_of: date, console: Console) -> int:
     from api.demo.portfolio import generate_portfolio
     from api.intake.schemas import validate_record
@@ -234,16 +248,19 @@ def _upsert(upsert_records: Any, batch: list[dict[str, Any]]) -> int:
     return result.accepted
 
 
-def _run_the_night(settings: Settings, as_of: date, console: Console) -> list[dict[str, Any]]:
+def _run_the_night(
+    settings: Settings, as_of: date, console: Console
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The nightly run of `as_of` over the portfolio (decisions, worklist, report), as
-    `credo run` makes it; its decisions, which are all the database holds."""
+    `credo run` makes it; its decisions, which are all the database holds, and its report."""
     from api.nightly.run import execute_run, prepare_run
     from storage.decisions import iter_decisions
+    from storage.worklist import get_run
 
     with console.status("the nightly run: deciding every open account"):
         run, _ = prepare_run(settings, as_of, False, "credo demo")
         execute_run(settings, run.run_id)
-    return list(iter_decisions())
+    return list(iter_decisions()), get_run(run.run_id).report or {}
 
 
 CONSOLE_KEY = "demo-console"
@@ -253,7 +270,7 @@ def _console_key(settings: Settings) -> dict[str, str]:
     """An admin key for the web console on the demo data, and how to open it."""
     from storage.keys import create_key
 
-    key, _ = create_key(CONSOLE_KEY, "admin", owner="demo")
+    key, _ = create_key(CONSOLE_KEY, "admin", owner="demo", actor="credo demo")
     host = settings.api.host if settings.api.host not in ("0.0.0.0", "::") else "127.0.0.1"
     return {
         "command": "credo serve",
@@ -278,6 +295,10 @@ def _by_outcome(decisions: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
 
 
 def _riskiest(decisions: list[dict[str, Any]], count: int = 10) -> list[dict[str, Any]]:
+    """The `count` accounts with the most severe outcomes, then the most days past due; each
+    with its overdue balance in its own currency."""
+    from storage.ledger import customer_currencies
+
     accounts: dict[str, dict[str, Any]] = {}
     for decision in decisions:
         account = accounts.setdefault(
@@ -293,7 +314,11 @@ def _riskiest(decisions: list[dict[str, Any]], count: int = 10) -> list[dict[str
         severity = sum(_SEVERITY.get(str(v), 0) for v in account["outcomes"].values())
         return (severity, account["days_past_due"], float(account["overdue_balance"]))
 
-    return sorted(accounts.values(), key=risk, reverse=True)[:count]
+    riskiest = sorted(accounts.values(), key=risk, reverse=True)[:count]
+    currencies = customer_currencies(a["customer_id"] for a in riskiest)
+    for account in riskiest:
+        account["currency"] = currencies.get(account["customer_id"], "")
+    return riskiest
 
 
 def _deciding_reason(decision: dict[str, Any]) -> str:
@@ -329,12 +354,22 @@ def _print_summary(summary: dict[str, Any], console: Console) -> None:
         outcomes = ", ".join(f"{k}: {v}" for k, v in account["outcomes"].items())
         risky.add_row(
             account["customer_id"],
-            account["overdue_balance"],
+            f"{account['overdue_balance']} {account.get('currency', '')}".strip(),
             str(account["days_past_due"]),
             outcomes,
             _main_reason(account),
         )
     console.print(risky)
+    if summary.get("portfolio"):
+        from api.nightly.report import portfolio_lines
+
+        console.print("Portfolio by currency (never added across currencies):")
+        for line in portfolio_lines(summary["portfolio"]):
+            console.print(f"  {line}", markup=False, highlight=False)
+    if summary.get("actions"):
+        actions = summary["actions"].items()
+        counts = ", ".join(f"{sum(states.values())} {kind}" for kind, states in actions)
+        console.print(f"Tonight's worklist: {counts}.")
     if summary["replaced"]:
         console.print(
             "The database was replaced: restart any `credo serve` or `credo scheduler` that "

@@ -242,7 +242,9 @@ class DecisionSchema(ma.Schema):
     created_at = ma.fields.String(required=True, metadata={"format": "date-time"})
     engine_us = ma.fields.Integer(required=True, metadata={"description": "engine time, µs"})
     format = ma.fields.Integer(
-        metadata={"description": "record format its hash signs: 4 (2 before it); absent on 1"}
+        metadata={
+            "description": "record format its hash signs: 3 (4, then 2, before it); absent on 1"
+        }
     )
     via = ma.fields.String(
         metadata={"description": "how it was made: api, run or cli; absent on format 1"}
@@ -254,8 +256,63 @@ class DecisionSchema(ma.Schema):
             "decided `after` another); absent before format 4"
         },
     )
+    explanation = ma.fields.String(
+        metadata={
+            "description": "one or two plain sentences from the outcome and the fired rules' "
+            "reasons, hashed with the decision; absent before format 3"
+        }
+    )
     prev_hash = ma.fields.String(required=True)
     hash = ma.fields.String(required=True)
+
+
+class ChangeSchema(ma.Schema):
+    """One fact that, moved just past a number, makes the version decide otherwise."""
+
+    fact = ma.fields.String(required=True)
+    now = ma.fields.Raw(required=True)
+    must_be = ma.fields.String(required=True, metadata={"example": "<= 50000.00"})
+    outcome = ma.fields.Dict(required=True, metadata={"example": {"decision": "approve"}})
+    rule = ma.fields.String(required=True, allow_none=True)
+    text = ma.fields.String(
+        required=True, metadata={"example": "approve if new_exposure ≤ 50,000.00; now 61,250.00"}
+    )
+
+
+class WhyNotRuleSchema(ma.Schema):
+    id = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    priority = ma.fields.Integer(required=True)
+    when = ma.fields.String(required=True)
+    applied = ma.fields.Boolean(
+        required=True, metadata={"description": "fired, but set no outcome field"}
+    )
+    failed = ma.fields.String(
+        required=True, allow_none=True, metadata={"description": "the first condition that failed"}
+    )
+    read = ma.fields.Dict(required=True, metadata={"description": "the fact values it read"})
+    message = ma.fields.String(
+        required=True, metadata={"example": "HO-020 did not apply: days_past_due 61 is not > 90"}
+    )
+
+
+class WhyNotSchema(ma.Schema):
+    decided_by = ma.fields.String(required=True, allow_none=True)
+    rules = ma.fields.List(ma.fields.Nested(WhyNotRuleSchema), required=True)
+
+
+class ReadDecisionSchema(DecisionSchema):
+    """GET /v1/decisions/{id}: the stored decision, and beside it what is computed when it is
+    read (not hashed, not stored)."""
+
+    what_would_change = ma.fields.List(
+        ma.fields.Nested(ChangeSchema),
+        metadata={
+            "description": "credit decisions referred or declined: single facts that, "
+            "moved past the number the deciding rule compares them with, change the decision"
+        },
+    )
+    why_not = ma.fields.Nested(WhyNotSchema, metadata={"description": "with why_not=1"})
 
 
 class WhatIfDecisionSchema(ma.Schema):
@@ -282,6 +339,9 @@ class WhatIfDecisionSchema(ma.Schema):
     engine_us = ma.fields.Integer(required=True)
     via = ma.fields.String(
         required=True, metadata={"description": "how it was asked: api (cli: credo decide)"}
+    )
+    explanation = ma.fields.String(
+        required=True, metadata={"description": "one or two plain sentences"}
     )
 
 

@@ -8,10 +8,7 @@ decided the same way (api.decide), answered with 200 and `dry_run: true`, never 
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +18,7 @@ from flask.views import MethodView
 
 from api.http.auth import current_caller, require_role
 from api.http.context import app_state
+from api.http.decision_audit import DecisionReadArgsSchema, add_routes, read_decision
 from api.http.decision_schemas import (
     DECISION_OR_WHAT_IF,
     DecisionExportArgsSchema,
@@ -29,6 +27,7 @@ from api.http.decision_schemas import (
     DecisionRequestSchema,
     DecisionSchema,
     IdempotencyHeaderSchema,
+    ReadDecisionSchema,
 )
 from api.http.errors import ApiProblem
 from api.http.rulesets import RULESET_LINK, version_link
@@ -105,23 +104,28 @@ class DecisionResource(MethodView):
             return stored[-1].decision
 
         with deciding.problems():
-            decision = decide(asked, app_state().rulesets.all(), process_engine(), store)
+            now = app_state().rulesets.snapshot()  # one snapshot: no decision mixes two
+            decision = decide(asked, now.active, process_engine(), store, now.challengers)
         if not stored:
             return json_response(decision)  # a what-if: 200, nothing stored
         first = stored[0]
         return _decision_response(first.decision, replayed=first.replayed)
 
     @require_role("auditor")
-    @blp.response(200, DecisionSchema, headers=RULESET_LINK)
-    def get(self, kind_or_id: str) -> Response:
-        """One decision (by the id in the path) with its facts, rule version, fired rules and
-        hashes."""
-        from storage.decisions import get_decision
+    @blp.arguments(DecisionReadArgsSchema(), location="query", as_kwargs=True)
+    @blp.response(200, ReadDecisionSchema, headers=RULESET_LINK)
+    @blp.problem(422, "why_not does not apply (a rule set under `all`)")
+    def get(self, kind_or_id: str, why_not: bool = False) -> Response:
+        """One decision (by the id in the path) with its facts, rule version, fired rules,
+        explanation and hashes; for a credit decision referred or declined, what would change
+        it; with why_not=1, why the rules ranked above the deciding one did not apply."""
+        from api.decision_views import find_decision
 
-        found = get_decision(kind_or_id) if len(kind_or_id) <= 64 else None
+        found = find_decision(kind_or_id)
         if found is None:
-            raise ApiProblem(404, f"no decision {kind_or_id!r}")
-        return json_response(found, headers=version_link(found["ruleset"]))
+            raise ApiProblem(404, f"no decision {kind_or_id[:80]!r}")
+        body = read_decision(found, why_not)
+        return json_response(body, headers=version_link(found["ruleset"]))
 
 
 def _decision_response(decision: dict[str, Any], *, replayed: bool) -> Response:
@@ -168,11 +172,12 @@ class DecisionExport(MethodView):
     )
     def get(self, args: dict[str, Any]) -> Response:
         """Every matching decision, streamed as JSON lines or CSV (read in chunks)."""
+        from api.audit_records import decisions_csv
         from storage.decisions import iter_decisions
 
         filters = decision_filter(args)
         if args["format"] == "csv":
-            lines = _csv_lines(iter_decisions(filters))
+            lines = decisions_csv(iter_decisions(filters))
             mimetype, name = "text/csv", "decisions.csv"
         else:
             lines = (json.dumps(d, ensure_ascii=False) + "\n" for d in iter_decisions(filters))
@@ -198,24 +203,7 @@ def decision_filter(args: dict[str, Any]):
     )
 
 
-def _csv_lines(decisions: Iterator[dict[str, Any]]) -> Iterator[str]:
-    """The CSV export: a header row, then a row per decision (storage.decisions.shape)."""
-    from storage.decisions.shape import csv_header, csv_row
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-
-    def flush() -> str:
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    writer.writerow(csv_header())
-    yield flush()
-    for decision in decisions:
-        writer.writerow(csv_row(decision))
-        yield flush()
+add_routes(blp)  # POST /v1/decisions/{id}/replay, GET /v1/decisions/{id}/evidence
 
 
 def init_app(api: Api) -> None:

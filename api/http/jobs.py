@@ -15,13 +15,15 @@ from flask import url_for
 from flask.views import MethodView
 
 from api.http.auth import current_caller, require_role
-from api.http.context import app_state
 from api.http.errors import ApiProblem
 from api.http.smorest import Api, Blueprint
 from storage.jobs import JOB_STATES
 
 blp = Blueprint(
-    "jobs", __name__, url_prefix="/v1/jobs", description="Jobs (simulations, backtests)"
+    "jobs",
+    __name__,
+    url_prefix="/v1/jobs",
+    description="Jobs (simulations, backtests, large verifications)",
 )
 
 _NULLABLE = {"required": True, "allow_none": True}
@@ -41,7 +43,9 @@ class JobSchema(ma.Schema):
     """A job: what it was asked to do and, once finished, its result."""
 
     job_id = ma.fields.String(required=True)
-    type = ma.fields.String(required=True, metadata={"description": "simulate, backtest"})
+    type = ma.fields.String(
+        required=True, metadata={"description": "simulate, backtest, audit-verify"}
+    )
     state = ma.fields.String(required=True, validate=ma.validate.OneOf(JOB_STATES))
     params = ma.fields.Dict(required=True, metadata={"description": "what the job was given"})
     progress = ma.fields.Dict(
@@ -57,24 +61,15 @@ class JobSchema(ma.Schema):
     finished_at = ma.fields.String(**_NULLABLE, metadata={"format": "date-time"})
 
 
-def start(job_type: str, params: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
-    """Start a job for the current caller; the 202 answer with the job's Location."""
-    from api.http.run_launch import child_env
-    from api.jobs import JobError, start_job
-
-    settings = app_state().settings
-    try:
-        job = start_job(
-            job_type,
-            params,
-            f"api:{current_caller().name}",
-            env=child_env(settings),
-            log_dir=settings.data_dir / "logs",
-        )
-    except JobError as exc:
-        raise ApiProblem(500, str(exc)) from exc
+def started(job: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """The 202 answer for a job just started, with the job's Location."""
     location = url_for("jobs.JobById", job_id=job["job_id"])
     return {"job_id": job["job_id"], "state": job["state"]}, 202, {"Location": location}
+
+
+def caller_name() -> str:
+    """Who a job started by this request is recorded as created by."""
+    return f"api:{current_caller().name}"
 
 
 @blp.route("/<string:job_id>")

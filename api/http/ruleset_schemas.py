@@ -41,7 +41,7 @@ class VersionSchema(ma.Schema):
     retired_at = ma.fields.String(**_NULLABLE_TEXT, metadata=_TIME)
     activate_at = ma.fields.String(
         **_NULLABLE_TEXT,
-        metadata={**_TIME, "description": "a scheduled activation, if any (not yet offered)"},
+        metadata={**_TIME, "description": "its pending activation, if any (activate with at)"},
     )
 
 
@@ -103,9 +103,50 @@ class RuleSetListSchema(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(RuleSetSummarySchema), required=True)
 
 
+class PendingSchema(ma.Schema):
+    """A pending activation: the version that becomes active at `at`, and who scheduled it."""
+
+    version = ma.fields.Integer(required=True)
+    at = ma.fields.String(required=True, metadata=_TIME)
+    by = ma.fields.String(**_NULLABLE_TEXT, metadata={"description": "the API key's name"})
+    owner = ma.fields.String(**_NULLABLE_TEXT)
+    note = ma.fields.String(required=True)
+
+
+class ExperimentSchema(ma.Schema):
+    """A champion/challenger experiment: the challenger version on `share` percent of the
+    customers beside the champion (the active version when it started)."""
+
+    id = ma.fields.Integer(required=True)
+    kind = ma.fields.String(required=True)
+    champion = ma.fields.Integer(required=True)
+    challenger = ma.fields.Integer(required=True)
+    share = ma.fields.Integer(required=True, metadata={"description": "percent, 1 to 50"})
+    started_at = ma.fields.String(required=True, metadata=_TIME)
+    started_by = ma.fields.String(required=True)
+    ended_at = ma.fields.String(**_NULLABLE_TEXT, metadata=_TIME)
+    ended_by = ma.fields.String(**_NULLABLE_TEXT)
+    ended_how = ma.fields.String(
+        **_NULLABLE_TEXT,
+        metadata={"description": "stopped, promoted or replaced; null while it runs"},
+    )
+
+
 class RuleSetSchema(ma.Schema):
     kind = ma.fields.String(required=True)
     active = ma.fields.Nested(ActiveVersionSchema, required=True, allow_none=True)
+    pending = ma.fields.Nested(
+        PendingSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "the version that becomes active at a time, if any"},
+    )
+    experiment = ma.fields.Nested(
+        ExperimentSchema,
+        required=True,
+        allow_none=True,
+        metadata={"description": "the running experiment, else the last one, if any"},
+    )
     history = ma.fields.List(
         ma.fields.Nested(VersionSchema), required=True, metadata={"description": "oldest first"}
     )
@@ -148,16 +189,17 @@ class MoveSchema(ma.Schema):
     note = _note()
 
 
-def _refuse_at(value: str) -> None:
-    raise ma.ValidationError("scheduled activation is not supported yet: activate now, without it")
-
-
 class ActivateSchema(MoveSchema):
     """POST …/activate. A rollback (a retired version, or one older than the active) needs a
-    note."""
+    note. With `at`, an approved version becomes active at that time (a pending activation)."""
 
     at = ma.fields.String(
-        validate=_refuse_at, metadata={"description": "not supported yet (refused with 422)"}
+        metadata={
+            **_TIME,
+            "description": "when it becomes active (ISO 8601 with a time zone, in the future): "
+            "a pending activation, made then with nobody present; cancel it with …/cancel",
+            "example": "2027-01-01T00:00:00Z",
+        }
     )
 
 

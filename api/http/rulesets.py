@@ -234,13 +234,19 @@ class VersionActivate(MethodView):
     @blp.response(200, VersionSchema)
     @blp.problem(404, "unknown kind or version")
     @blp.problem(409, "not approved or retired, already active, or a rollback without a note")
+    @blp.problem(422, "`at` malformed or not in the future")
     def post(self, body: dict[str, Any], kind: str, version: int) -> dict[str, Any]:
-        """approved or retired → active; the active version is retired in the same transaction
-        and every API worker decides with the new one within api.ruleset_refresh_seconds.
-        Activating a retired version or one older than the active one is a rollback: give a
-        note saying why."""
+        """approved, retired or challenger → active; the active version is retired in the same
+        transaction and every API worker decides with the new one within
+        api.ruleset_refresh_seconds. Activating a retired version or one older than the active
+        one is a rollback: give a note saying why. Activating the challenger promotes it, and
+        activating any version ends the kind's experiment. With `at`, an approved version
+        becomes active at that time, with nobody present (a pending activation, listed in the
+        rule set and cancellable with …/cancel)."""
         with lifecycle_problems():
-            return lifecycle.activate_version(kind, version, current_caller(), body.get("note"))
+            return lifecycle.activate_version(
+                kind, version, current_caller(), body.get("note"), body.get("at")
+            )
 
 
 @blp.route("/<string:kind>/versions/<int:version>/test-cases")

@@ -18,37 +18,19 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import fields
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from api.http.errors import ApiProblem
 from api.process_logs import last_line, log_file
-from api.settings import PROJECT_ROOT, Settings
+from api.settings import Settings, child_env
 
 log = logging.getLogger("credo.api.runs")
 
 # The process claims the run in a second or two (imports, the lock, one row), a minute at most
 # on a machine under load.
 START_TIMEOUT_SECONDS = 60.0
-
-
-def child_env(settings: Settings) -> dict[str, str]:
-    """This process's environment with every setting of `settings` as a CREDO_* variable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDO_") or k == "CREDO_CONFIG"}
-    for section in fields(settings):
-        values = getattr(settings, section.name)
-        if section.name == "base_dir":
-            continue
-        for item in fields(values):
-            env[f"CREDO_{section.name}_{item.name}".upper()] = str(getattr(values, item.name))
-    env["CREDO_DATABASE_URL"] = settings.database_url
-    env["CREDO_PATHS_DATA_DIR"] = str(settings.data_dir)
-    env["CREDO_PATHS_RULES_DIR"] = str(settings.rules_dir)
-    # `-m api` must import this very code, from whatever directory the app was started in.
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p)
-    return env
 
 
 def launch_run(settings: Settings, as_of: date, force: bool, requested_by: str) -> dict[str, Any]:

@@ -68,7 +68,8 @@ class RunSchema(ma.Schema):
             "error}] (reminders whose message failed to render), message_errors_count, "
             "message_errors_by_template, decisions (counts by kind and outcome), "
             "changes since the previous run, actions (counts by type and state) and "
-            "portfolio (balances, aging, overdue_share, dso_days, cei_percent) — "
+            "portfolio: currencies and by_currency {currency: {customers, balances, aging, "
+            "overdue_share, dso_days, cei_percent}}, never a sum across currencies — "
             "docs/operations.md explains the figures"
         },
     )
@@ -127,10 +128,13 @@ class ActionSchema(ma.Schema):
     payload = ma.fields.Dict(
         required=True,
         metadata={
-            "description": "reminder: tone, channel, cadence_days, balances, oldest_invoice, "
-            "invoices, message {subject, body, language, template}; offer_plan/handoff: "
-            "action, agency, balances, invoices; credit_review: decision, current_limit, "
-            "proposed_limit; all: decision_id, reasons"
+            "description": "reminder: tone, channel, cadence_days, notice, currency, balances, "
+            "oldest_invoice, invoices, contact?, by e-mail or letter message {subject, body, "
+            "language, template}, by phone call_script {subject, body, language, template}, "
+            "plan? {count, interval_days, total, instalments [{number, due_date, amount}]}, "
+            "charges? {shown, interest_rate, grace_days, interest, fees, total, invoices}; "
+            "offer_plan/handoff: action, agency, currency, balances, invoices, plan?; "
+            "credit_review: decision, current_limit, proposed_limit; all: decision_id, reasons"
         },
     )
 

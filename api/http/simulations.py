@@ -11,6 +11,7 @@ api.backtest). Nothing from either enters the decision trail.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
@@ -18,12 +19,13 @@ from flask.views import MethodView
 
 from api.http import jobs
 from api.http.auth import require_role
+from api.http.context import app_state
 from api.http.decisions import today
 from api.http.errors import ApiProblem
 from api.http.jobs import JobStartedSchema
 from api.http.smorest import Api, Blueprint
 from api.intake.schemas import Day
-from api.simulation import DEFAULT_SEED, MAX_SAMPLE, MAX_SEED
+from api.simulation import MAX_SAMPLE, MAX_SEED, SimulationError
 
 blp = Blueprint(
     "simulations",
@@ -73,25 +75,24 @@ def _version_number(kind: str, version: str) -> int:
     return int(version)
 
 
-def _candidate_and_active(kind: str, version: int, need_active: bool) -> None:
-    """404 for an unknown kind or version; 409 without an active version to compare with, or
-    for a stored version today's validator refuses."""
-    from api.simulation import (
-        InvalidVersion,
-        NoActiveVersion,
-        UnknownVersion,
-        active_version,
-        stored_candidate,
-    )
+def _start(start: Callable[..., dict[str, Any]], *args: Any) -> Any:
+    """Start a job through its use case (api.simulation, api.backtest): 202 with the job; 404
+    for an unknown kind or version; 409 without an active version to compare with, or for a
+    stored version today's validator refuses; 422 for parameters out of range."""
+    from api.jobs import JobError
+    from api.simulation import BadParameters, UnknownVersion
 
     try:
-        stored_candidate(kind, version)
-        if need_active:
-            active_version(kind)
+        job = start(app_state().settings, *args, jobs.caller_name())
     except UnknownVersion as exc:
         raise ApiProblem(404, str(exc)) from exc
-    except (NoActiveVersion, InvalidVersion) as exc:
+    except BadParameters as exc:
+        raise ApiProblem(422, "parameters out of range", errors=exc.errors) from exc
+    except SimulationError as exc:  # NoActiveVersion, InvalidVersion
         raise ApiProblem(409, str(exc)) from exc
+    except JobError as exc:
+        raise ApiProblem(500, str(exc)) from exc
+    return jobs.started(job)
 
 
 # `version` is taken as text and checked here: a path whose version is no number is a 404 like
@@ -111,16 +112,11 @@ class Simulate(MethodView):
         overdue balances per currency, and the customers whose outcome changes (the first 100
         by id, and their count). Nothing is stored but the job.
         """
+        from api.simulation_jobs import start_simulation
+
         number = _version_number(kind, version)
-        _candidate_and_active(kind, number, need_active=True)
-        params = {
-            "kind": kind,
-            "version": number,
-            "as_of": (body.get("as_of") or today()).isoformat(),
-            "sample": body.get("sample"),
-            "seed": DEFAULT_SEED if body.get("seed") is None else body["seed"],
-        }
-        return jobs.start("simulate", params)
+        as_of = body.get("as_of") or today()
+        return _start(start_simulation, kind, number, as_of, body.get("sample"), body.get("seed"))
 
 
 @blp.route("/<string:kind>/versions/<string:version>/backtest")
@@ -138,15 +134,10 @@ class Backtest(MethodView):
         by seq, and their count) with old and new outcome and reasons, and the from→to matrix
         with money per currency.
         """
+        from api.simulation_jobs import start_backtest
+
         number = _version_number(kind, version)
-        _candidate_and_active(kind, number, need_active=False)
-        params = {
-            "kind": kind,
-            "version": number,
-            "from": body["first"].isoformat(),
-            "to": body["last"].isoformat(),
-        }
-        return jobs.start("backtest", params)
+        return _start(start_backtest, kind, number, body["first"], body["last"])
 
 
 def init_app(api: Api) -> None:

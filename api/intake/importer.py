@@ -28,10 +28,13 @@ import peewee as pw
 from api.intake.schemas import LedgerRecordError, validate_record
 from api.nightly.worklist import refresh_worklist, today_in
 from engine.text import printable
+from storage.audit_log import append_event
 from storage.db import analyze
 from storage.ledger import UpsertResult, upsert_records
 
 NESTED_COLUMNS = ("allocations", "installments")
+# CSV columns of a nested object: a customer's contact_name, contact_email, … are its contact.
+OBJECT_COLUMNS = ("contact",)
 # Refresh the planner's statistics after writing this many records.
 ANALYZE_AFTER = 10_000
 FORMATS = ("jsonl", "csv")
@@ -104,10 +107,12 @@ def import_file(
     batch_size: int = 1000,
     on_progress: Callable[[int], None] | None = None,
     today: date | None = None,
+    actor: str = "credo import",
 ) -> ImportReport:
     """Import every record of `path`; `on_progress(bytes_read)` is called as it goes.
 
-    `today` is the date pending actions are checked as of (default: today in UTC).
+    `today` is the date pending actions are checked as of (default: today in UTC). The
+    import's counts go to the operator log (`import.done`, by `actor`) once it is done.
     """
     path = Path(path)
     today = today or today_in("UTC")
@@ -131,7 +136,21 @@ def import_file(
     if report.inserted + report.updated >= ANALYZE_AFTER:
         analyze()
     report.rejected.sort(key=lambda r: r.line)
+    append_event("import.done", actor, _event_details(report))
     return report
+
+
+def _event_details(report: ImportReport) -> dict[str, Any]:
+    """What the operator log keeps of an import: the file and the counts, not the records."""
+    return {
+        "file": printable(report.file)[:1000],
+        "format": report.format,
+        "records": report.lines,
+        "inserted": report.inserted,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "rejected": len(report.rejected),
+    }
 
 
 def _counted(handle: TextIO, on_progress: Callable[[int], None] | None) -> Iterator[str]:
@@ -274,11 +293,17 @@ def _csv_record(header: list[str], values: list[str]) -> dict[str, Any] | Ledger
         undecoded = _UNDECODED.search(value)
         if undecoded is not None:
             return LedgerRecordError({name: [_not_utf8(undecoded)]})
+        group, _, key = name.partition("_")
         if name in NESTED_COLUMNS:
             try:
                 record[name] = parse_json(value)
             except ValueError as exc:
                 return LedgerRecordError({name: [f"not a valid JSON list: {exc}"]})
+        elif group in OBJECT_COLUMNS and key:
+            target = record.setdefault(group, {})
+            if not isinstance(target, dict):
+                return LedgerRecordError({name: [f"cannot come with a {group!r} column"]})
+            target[key] = value
         else:
             record[name] = value
     return record

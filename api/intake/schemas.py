@@ -16,7 +16,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, post_load, validate, validates_schema
 
 from engine.ledger import CONTACT_TYPES
 from engine.text import text_problem
@@ -150,6 +150,45 @@ def _not_before(data: dict, later: str, earlier: str) -> None:
             raise ValidationError(f"must not be before {earlier} ({data[earlier]})", later)
 
 
+SALUTATIONS = ("ms", "mr")
+MAX_EMAIL = 254
+# Not a spreadsheet formula (= + - @ first) and no control character: a contact's name and
+# e-mail address reach letters, worklist exports and the console.
+_NO_FORMULA = re.compile(r"^(?![=+\-@])[^\x00-\x1f\x7f]*\Z")
+_LANGUAGE = re.compile(r"^[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})?\Z")
+
+
+class ContactPersonSchema(Schema):
+    """The person letters are addressed to: name, and optionally e-mail, language, salutation."""
+
+    name = Text(
+        MAX_NAME,
+        min_length=1,
+        required=True,
+        validate=validate.Regexp(
+            _NO_FORMULA, error="must not start with =, +, - or @ nor hold control characters"
+        ),
+    )
+    email = Text(
+        MAX_EMAIL,
+        load_default="",
+        validate=[
+            validate.Regexp(_NO_FORMULA, error="must not start with =, +, - or @"),
+            validate.Email(error="must be an e-mail address such as 'anna.weber@example.com'"),
+        ],
+    )
+    language = Text(
+        16,
+        load_default="",
+        validate=validate.Regexp(_LANGUAGE, error="must be a language code such as 'de' or 'en'"),
+    )
+    salutation = Text(
+        2,
+        load_default="",
+        validate=validate.Regexp(r"^(?:ms|mr)?\Z", error="must be 'ms', 'mr' or empty"),
+    )
+
+
 class CustomerSchema(Schema):
     id = _erp_id(required=True)
     name = Text(MAX_NAME, min_length=1, required=True)
@@ -169,6 +208,20 @@ class CustomerSchema(Schema):
     credit_limit = Money(required=True)
     credit_score = WholeNumber(load_default=None, validate=validate.Range(0, 1000))
     since = Day(required=True)
+    contact = fields.Nested(
+        ContactPersonSchema,
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "the person letters are addressed to (optional)"},
+    )
+
+    @post_load
+    def _contact_columns(self, data: dict, **kwargs: Any) -> dict:
+        """The contact person as the customer's contact_* columns ("" when none)."""
+        contact = data.pop("contact", None) or {}
+        for name in ("name", "email", "language", "salutation"):
+            data[f"contact_{name}"] = contact.get(name, "")
+        return data
 
 
 class InvoiceSchema(Schema):

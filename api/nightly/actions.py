@@ -17,7 +17,9 @@ from decimal import Decimal
 from typing import Any
 from zlib import crc32
 
+from api.nightly.letters import contact_context
 from api.nightly.messages import MessageError, MessageRenderer, reminder_context
+from api.nightly.terms import late_charges, plan_terms
 from engine.account import Account
 from engine.ledger import Ledger
 from engine.trace import to_jsonable
@@ -46,14 +48,14 @@ def derive_actions(
     account = _LazyAccount(ledger, as_of, account)
     reminder = decisions.get("reminder")
     handoff = decisions.get("handoff")
-    plan_offered = bool(handoff and handoff["outcome"].get("action") == "offer_plan")
+    plan = _plan(handoff["outcome"], account) if handoff else None
     if reminder and _reminder_due(reminder["outcome"], facts):
-        actions.append(_reminder(reminder, facts, account, renderer, plan_offered))
+        actions.append(_reminder(reminder, facts, account, renderer, plan))
     if handoff and handoff["outcome"].get("action") in HANDOFF_ACTIONS:
-        actions.append(_handoff(handoff, facts, account))
+        actions.append(_handoff(handoff, facts, account, plan))
     credit = decisions.get("credit")
     if credit and _credit_review_due(credit["outcome"], facts, as_of):
-        actions.append(_credit_review(credit, facts))
+        actions.append(_credit_review(credit, facts, ledger.customer.currency))
     return actions
 
 
@@ -101,10 +103,24 @@ def _invoices(lazy: _LazyAccount, disputed: bool | None = None) -> list[dict[str
     return rows
 
 
-def _amounts(facts: dict[str, Any]) -> dict[str, Any]:
+def _plan(outcome: dict[str, Any], lazy: _LazyAccount) -> dict[str, Any] | None:
+    """The terms of the payment plan a handoff decision offers (api.nightly.terms), or None."""
+    if outcome.get("action") != "offer_plan":
+        return None
+    account = lazy.get()
+    return plan_terms(
+        account.undisputed_overdue_balance,
+        lazy.as_of,
+        outcome.get("plan_instalments") or 3,
+        outcome.get("plan_interval_days") or 30,
+    )
+
+
+def _amounts(facts: dict[str, Any], currency: str) -> dict[str, Any]:
     overdue = facts.get("overdue_balance", Decimal(0))
     return to_jsonable(
         {
+            "currency": currency,
             "open_balance": facts.get("open_balance", Decimal(0)),
             "overdue_balance": overdue,
             "undisputed_overdue_balance": facts.get("undisputed_overdue_balance", overdue),
@@ -123,31 +139,49 @@ def template_name(outcome: dict[str, Any]) -> str:
     return "call" if outcome.get("channel") == "phone" else outcome["tone"]
 
 
-def _reminder(decision, facts, lazy: _LazyAccount, renderer, plan_offered) -> dict[str, Any]:
+def _reminder(decision, facts, lazy: _LazyAccount, renderer, plan) -> dict[str, Any]:
+    """A reminder: by e-mail or letter it carries the letter (`message`), by phone the call
+    script (`call_script`: what to say, the amounts, the promise or plan it is about); the plan
+    terms when it is the plan offer, the late charges when the customer's country has a basis
+    for them (`charges.shown`: whether the letter states them, the outcome's show_charges)."""
     outcome = decision["outcome"]
     tone = outcome["tone"]
     ledger, as_of = lazy.ledger, lazy.as_of
+    customer = ledger.customer
     invoices = _invoices(lazy, disputed=False)  # a reminder never chases a disputed invoice
     overdue = [i for i in invoices if i["days_past_due"] > 0]
+    channel = outcome.get("channel", "email")
     payload: dict[str, Any] = {
         "tone": tone,
-        "channel": outcome.get("channel", "email"),
+        "channel": channel,
         "cadence_days": outcome.get("cadence_days"),
         "notice": outcome.get("notice") or "reminder",
-        **_amounts(facts),
+        **_amounts(facts, customer.currency),
         "oldest_invoice": overdue[0] if overdue else (invoices[0] if invoices else None),
         "invoices": overdue if tone != "courtesy" else invoices,
         "decision_id": decision["decision_id"],
         "reasons": decision["reasons"],
     }
+    if customer.contact is not None:
+        payload["contact"] = contact_context(customer.contact)
+    plan = plan if payload["notice"] == "plan_offer" else None
+    if plan is not None:
+        payload["plan"] = to_jsonable(plan)
+    charges = None
+    if renderer is not None and tone != "courtesy":
+        basis = renderer.charges_basis(customer.country)
+        charges = late_charges(basis, customer.currency, overdue, outcome.get("show_charges"))
+        if charges is not None:
+            payload["charges"] = to_jsonable(charges)
     if renderer is not None:
         discount = _discount(outcome, as_of) if tone == "courtesy" else None
-        plan = "payment in monthly installments" if plan_offered else None
-        language = renderer.language_for(ledger.customer.country)
+        contact = customer.contact
+        language = renderer.language_for(customer.country, contact.language if contact else "")
+        key = "call_script" if channel == "phone" else "message"
         try:
-            context = reminder_context(ledger, as_of, tone, discount, plan, lazy.get())
+            context = reminder_context(ledger, as_of, tone, discount, plan, lazy.get(), charges)
             message = renderer.render(template_name(outcome), context, language)
-            payload["message"] = {
+            payload[key] = {
                 "subject": message.subject,
                 "body": message.body,
                 "language": message.language,
@@ -167,7 +201,7 @@ def _discount(outcome: dict[str, Any], as_of: date) -> dict[str, Any] | None:
     return {"percent": percent, "until": date.fromordinal(as_of.toordinal() + days).isoformat()}
 
 
-def _handoff(decision, facts, lazy: _LazyAccount) -> dict[str, Any]:
+def _handoff(decision, facts, lazy: _LazyAccount, plan) -> dict[str, Any]:
     outcome = decision["outcome"]
     action = outcome["action"]
     invoices = [i for i in _invoices(lazy) if i["days_past_due"] > 0 or i["disputed"]]
@@ -176,12 +210,14 @@ def _handoff(decision, facts, lazy: _LazyAccount) -> dict[str, Any]:
     payload = {
         "action": action,
         "agency": outcome.get("agency", ""),
-        **_amounts(facts),
+        **_amounts(facts, lazy.ledger.customer.currency),
         "oldest_dispute_days": facts.get("oldest_dispute_days"),
         "invoices": invoices,
         "decision_id": decision["decision_id"],
         "reasons": decision["reasons"],
     }
+    if action == "offer_plan" and plan is not None:
+        payload["plan"] = to_jsonable(plan)
     return {"type": action, "customer_id": lazy.ledger.customer.id, "payload": payload}
 
 
@@ -203,7 +239,7 @@ def review_turn(customer_id: str, as_of: date, cycle_days: int) -> bool:
     return (as_of.toordinal() + crc32(customer_id.encode("utf-8"))) % cycle_days == 0
 
 
-def _credit_review(decision, facts) -> dict[str, Any]:
+def _credit_review(decision, facts, currency: str) -> dict[str, Any]:
     outcome = decision["outcome"]
     payload = {
         "decision": outcome.get("decision"),
@@ -212,7 +248,7 @@ def _credit_review(decision, facts) -> dict[str, Any]:
         "current_limit": to_jsonable(facts.get("credit_limit", Decimal(0))),
         "proposed_limit": outcome.get("credit_limit"),
         "utilization": facts.get("utilization"),
-        **_amounts(facts),
+        **_amounts(facts, currency),
         "decision_id": decision["decision_id"],
         "reasons": decision["reasons"],
     }

@@ -17,17 +17,21 @@ import tomllib
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError
 
+from api.nightly.letters import (  # noqa: F401 - reminder_context: where callers find it
+    COURTESY_WINDOW_DAYS,
+    LARGE_SAMPLE_INVOICES,
+    reminder_context,
+    sample_contexts,
+)
 from api.nightly.limits import DEFAULT_LIMITS, RenderLimits, TemplateLimitError
+from api.nightly.locales import letter_locale
 from api.nightly.sandbox import LimitedEnvironment, SizedDictLoader
-from engine.account import Account
-from engine.ledger import Customer, Dispute, Installment, Invoice, Ledger, PaymentPlan
+from api.nightly.terms import TermsError, check_charges
 
 TONES_WITH_MESSAGES = ("courtesy", "friendly", "firm", "final", "demand")
 # Texts of their own, chosen by the reminder rule set's `notice` field, and the call script
@@ -35,14 +39,10 @@ TONES_WITH_MESSAGES = ("courtesy", "friendly", "firm", "final", "demand")
 NOTICES = ("plan_offer", "plan_default", "promise_broken", "call")
 DEFAULT_LANGUAGE = "en"
 COMPANY_FILE = "company.toml"
-COURTESY_WINDOW_DAYS = 14
 # A template that broke a limit (steps, time, size, recursion) for this many messages in a row
 # is not rendered again by the same renderer (one run in one worker): each such failure can take
 # up to RenderLimits.seconds, and a batch must finish well within its lease.
 LIMIT_FAILURES_IN_A_ROW = 3
-# The large sample account `credo rules check` renders every template with: a template whose
-# work grows faster than the number of invoices breaks a limit on it.
-LARGE_SAMPLE_INVOICES = 2000
 # How long checking one set of templates may take in all (each message has its own limits):
 # a draft with very many slow texts is refused rather than holding its request for minutes.
 CHECK_SECONDS = 30.0
@@ -96,6 +96,8 @@ class MessageRenderer:
         self._limit_failures: dict[str, tuple[int, MessageError]] = {}  # in a row, the last
         self.company = read_company(self.files.get(COMPANY_FILE))
         self.languages = {k.upper(): v for k, v in self.company.pop("languages", {}).items()}
+        self.late_charges = self.company.pop("late_charges", {})
+        self._written = {name.split(".")[-2] for name in self.files if name.endswith(".j2")}
 
     @classmethod
     def from_directory(cls, directory: Path, limits: RenderLimits = DEFAULT_LIMITS):
@@ -107,8 +109,17 @@ class MessageRenderer:
         except TemplateFilesError as exc:
             raise MessageError(str(exc)) from None
 
-    def language_for(self, country: str) -> str:
+    def language_for(self, country: str, contact_language: str = "") -> str:
+        """The language of a letter: the contact person's, when the templates are written in
+        it, else the one company.toml's [languages] gives the country, else English."""
+        language = (contact_language or "").split("-")[0].split("_")[0].lower()
+        if language and language in self._written:
+            return language
         return self.languages.get((country or "").upper(), DEFAULT_LANGUAGE)
+
+    def charges_basis(self, country: str) -> dict[str, Any] | None:
+        """The late-charges basis for customers in `country` (api.nightly.terms), or None."""
+        return self.late_charges.get((country or "").upper())
 
     def render(self, tone: str, context: dict[str, Any], language: str) -> Message:
         """Render the message for a tone; falls back to English when the language has none.
@@ -127,8 +138,12 @@ class MessageRenderer:
                 f"{where}: {last.problem}",
                 name,
             )
+        country = (context.get("customer") or {}).get("country", "")
+        locale = letter_locale(language, country if isinstance(country, str) else "")
         try:
-            text = self.env.render_limited(name, {"company": self.company, **context})
+            text = self.env.render_limited(
+                name, {"company": self.company, "locale": locale, **context}
+            )
         except Exception as exc:  # noqa: BLE001 - a broken message costs only that message
             error = self._failure(name, exc)
             if isinstance(exc, TemplateLimitError | RecursionError | MemoryError):
@@ -206,98 +221,8 @@ def read_company(text: str | None) -> dict[str, Any]:
     languages = company.get("languages", {})
     if not isinstance(languages, dict) or not all(isinstance(v, str) for v in languages.values()):
         raise MessageError('[languages] must map countries to languages: DE = "de"', COMPANY_FILE)
+    try:
+        company["late_charges"] = check_charges(company.get("late_charges", {}))
+    except TermsError as exc:
+        raise MessageError(str(exc), COMPANY_FILE) from None
     return company
-
-
-def reminder_context(
-    ledger: Ledger,
-    as_of: date,
-    tone: str,
-    discount: dict[str, Any] | None = None,
-    plan: str | None = None,
-    account: Account | None = None,
-) -> dict[str, Any]:
-    """What a reminder template may use: the customer, the invoices it is about, totals, offers.
-
-    A courtesy reminder lists invoices falling due within the next two weeks; every other tone
-    lists the overdue ones, oldest first, but not those in dispute, which are listed apart
-    (`disputed`): a reminder never chases an invoice under dispute. Amounts are what is still
-    unpaid. `missed_installments` lists the active plan's missed installments (due date,
-    amount).
-    """
-    account = account or Account(ledger, as_of)
-    rows, disputed = [], []
-    for invoice in account.invoices:
-        unpaid = account.unpaid[invoice.id]
-        if unpaid <= 0:
-            continue
-        days = (as_of - invoice.due_date).days
-        coming = -COURTESY_WINDOW_DAYS <= days <= 0
-        if invoice.id in account.disputed_invoice_ids:
-            disputed.append(_row(invoice, unpaid, days))
-        elif (tone == "courtesy" and coming) or (tone != "courtesy" and days > 0):
-            rows.append(_row(invoice, unpaid, days))
-    customer = ledger.customer
-    total = sum((r["unpaid_amount"] for r in rows), Decimal(0))
-    return {
-        "customer": {"id": customer.id, "name": customer.name, "country": customer.country},
-        "currency": customer.currency,
-        "tone": tone,
-        "as_of": as_of.isoformat(),
-        "invoices": rows,
-        "total_overdue": f"{total:,.2f}",
-        "next_due_date": min((r["due_date"] for r in rows), default=as_of.isoformat()),
-        "discount": discount,
-        "plan": plan,
-        "disputed": disputed,
-        "missed_installments": [
-            {"due_date": i.due_date.isoformat(), "amount": f"{i.amount:,.2f}"}
-            for i in account.missed_installments
-        ],
-    }
-
-
-def _row(invoice: Invoice, unpaid: Decimal, days: int) -> dict[str, Any]:
-    return {
-        "id": invoice.id,
-        "issue_date": invoice.issue_date.isoformat(),
-        "due_date": invoice.due_date.isoformat(),
-        "amount": f"{invoice.amount:,.2f}",
-        "unpaid": f"{unpaid:,.2f}",
-        "unpaid_amount": unpaid,
-        "days_past_due": max(days, 0),
-    }
-
-
-def sample_contexts() -> dict[str, dict[str, Any]]:
-    """The sample accounts every template must render with, by label: a small one with a
-    discount and a payment plan offered, the same without either, and a large one."""
-    today = date(2026, 1, 15)
-    customer = Customer("C-1", "Sample Trading Ltd", "EUR", Decimal(10000), date(2020, 1, 1))
-    invoices = (
-        Invoice("INV-1", "C-1", today - timedelta(60), today - timedelta(30), Decimal("1200.00")),
-        Invoice("INV-2", "C-1", today - timedelta(20), today + timedelta(10), Decimal("300.50")),
-        Invoice("INV-3", "C-1", today - timedelta(50), today - timedelta(20), Decimal("150.00")),
-    )
-    disputes = (Dispute("X-1", "INV-3", today - timedelta(12)),)
-    installments = (Installment(today - timedelta(5), Decimal("400.00")),)
-    plans = (PaymentPlan("PL-1", "C-1", "active", installments),)
-    ledger = Ledger(customer, invoices, disputes=disputes, payment_plans=plans)
-    small = reminder_context(ledger, today, "friendly")
-    offers = {
-        **small,
-        "discount": {"percent": 2, "until": (today + timedelta(5)).isoformat()},
-        "plan": "3 monthly installments",
-    }
-    issued = today - timedelta(90)
-    many = tuple(
-        Invoice(f"INV-{n}", "C-1", issued, today - timedelta(1 + n % 60), Decimal("99.90"))
-        for n in range(LARGE_SAMPLE_INVOICES)
-    )
-    return {
-        "small account with offers": offers,
-        "small account": small,
-        f"large account ({LARGE_SAMPLE_INVOICES:,} invoices)": reminder_context(
-            Ledger(customer, many), today, "firm"
-        ),
-    }

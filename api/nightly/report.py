@@ -11,9 +11,9 @@ Portfolio figures a controller watches (over the accounts the run evaluated):
   × 100. 100 means everything collectable was collected. Receivables 30 days ago are what
   was invoiced by then minus what was paid and credited by then (never below zero).
 
-Money of different currencies must not be added up: `portfolio.by_currency` holds the same
-figures for each currency's customers alone. The top-level figures, kept for the clients that
-read them, add every currency together and are meaningful only for a one-currency portfolio.
+Money of different currencies is never added up: `portfolio.by_currency` holds the figures of
+each currency's customers alone, and `portfolio.currencies` lists them; there is no total across
+currencies (a sum of euros and pounds means nothing).
 """
 
 from __future__ import annotations
@@ -66,7 +66,19 @@ def build_report(run_id: str, seconds: float) -> dict[str, Any]:
         "actions": action_counts(run_id),
         "portfolio": portfolio(figures),
         "rulesets": run.rulesets,
+        # The decision chain's head as the run ends: an anchor to keep outside the database
+        # (`credo audit verify --anchor` proves the chain still reaches it).
+        "chain_head": run_anchor(run_id),
     }
+
+
+def run_anchor(run_id: str) -> dict[str, Any]:
+    """The chain's head {seq, hash, time} at the end of a run, also logged (credo.audit)."""
+    from api.audit_chain import current_anchor, log_anchor
+
+    anchor = current_anchor()
+    log_anchor(anchor, f"at the end of run {run_id}")
+    return anchor
 
 
 def _ratio(numerator: Decimal, denominator: Decimal, scale: Decimal) -> float | None:
@@ -76,15 +88,15 @@ def _ratio(numerator: Decimal, denominator: Decimal, scale: Decimal) -> float | 
 
 
 def portfolio(figures: dict[str, Decimal]) -> dict[str, Any]:
-    """Aging, overdue share, DSO and CEI from the summed figures of a run's batches, in all
-    and (by_currency) for each currency's customers."""
+    """Aging, overdue share, DSO and CEI from the summed figures of a run's batches, for each
+    currency's customers (by_currency), never across currencies."""
     currencies: dict[str, dict[str, Decimal]] = {}
     for name, value in figures.items():
         currency, slash, figure = name.partition(CURRENCY_SEPARATOR)
         if slash:
             currencies.setdefault(currency, {})[figure] = value
     return {
-        **_figures(figures),
+        "currencies": sorted(currencies),
         "by_currency": {c: _figures(currencies[c]) for c in sorted(currencies)},
     }
 
@@ -95,6 +107,7 @@ def _figures(figures: dict[str, Decimal]) -> dict[str, Any]:
     begin, sales_30 = get("open_balance_30d_ago"), get("sales_30d")
     collectable = begin + sales_30
     return {
+        "customers": int(get("customers")),
         "open_balance": f"{open_now:.2f}",
         "overdue_balance": f"{overdue:.2f}",
         "disputed_amount": f"{get('disputed_amount'):.2f}",
@@ -119,12 +132,13 @@ def add_figures(
     totals: dict[str, Decimal], facts: dict[str, Any], ledger: Ledger, as_of: date
 ) -> None:
     """Add one account to a batch's portfolio sums: balances, aging, sales, receivables 30
-    days earlier, each both in all and under the account's currency."""
+    days earlier, under the account's currency ("EUR/open_balance"), never across currencies;
+    `customers` counts the accounts in all."""
     currency = ledger.customer.currency
 
     def add(name: str, value: Any) -> None:
-        for key in (name, f"{currency}{CURRENCY_SEPARATOR}{name}"):
-            totals[key] = totals.get(key, Decimal(0)) + Decimal(value)
+        key = f"{currency}{CURRENCY_SEPARATOR}{name}"
+        totals[key] = totals.get(key, Decimal(0)) + Decimal(value)
 
     open_balance = facts["open_balance"]
     add("open_balance", open_balance)
@@ -152,3 +166,19 @@ def add_figures(
     # Receivables 30 days ago: billed minus paid and credited by then (never below zero).
     add("open_balance_30d_ago", max(billed_before - settled_before, Decimal(0)))
     add("customers", 1)
+    totals["customers"] = totals.get("customers", Decimal(0)) + 1
+
+
+def portfolio_lines(portfolio: dict[str, Any]) -> list[str]:
+    """The portfolio figures in words, one line per currency: money of different currencies
+    is never added up."""
+    lines = []
+    for currency, p in (portfolio.get("by_currency") or {}).items():
+        aging, count = p["aging"], p.get("customers", 0)
+        lines.append(
+            f"{currency} ({count} customer{'' if count == 1 else 's'}): open {p['open_balance']}, "
+            f"overdue {p['overdue_balance']} (share {p['overdue_share']}), aging "
+            f"1-30 {aging['1_30']} / 31-60 {aging['31_60']} / 61-90 {aging['61_90']} / "
+            f"90+ {aging['90_plus']}; DSO {p['dso_days']} days, CEI {p['cei_percent']}%"
+        )
+    return lines

@@ -31,12 +31,14 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from api.arms import Challenger, arm_versions, parse_challengers
 from api.nightly.actions import derive_actions
 from api.nightly.messages import MessageError, MessageRenderer
 from api.nightly.report import add_figures
-from api.nightly.templates import pinned_templates
+from api.nightly.templates import TEMPLATE_KINDS, pinned_templates
 from api.settings import Settings
 from api.usecases import ActiveRuleSet, decide_account, parse_versions
+from engine.errors import RuleFileError
 from engine.facts import derive_facts_and_account
 from engine.ledger import Ledger
 from engine.runtime import Engine
@@ -137,21 +139,27 @@ def _claim(settings: Settings, as_of: date, force: bool, requested_by: str) -> t
     An unfinished run of the date is resumed; a finished one is left alone unless `force`,
     which makes a new run (the next attempt).
     """
-    from storage.nightly import create_run, latest_run
+    from storage.nightly import create_run, latest_run, resume_run
     from storage.rulesets import list_active
-    from storage.runs import Run
 
     run = latest_run(as_of)
     if run is not None and run.state != "finished":
         # Under the lock, no process works on it: it is this process's run now.
-        Run.update(state="running", error="").where(Run.run_id == run.run_id).execute()
+        resume_run(run)
         return _reload(run), "resume"
     if run is not None and not force:
         return run, "finished"
+    from api.arms import running_challengers
+    from api.rollout import activate_due
+
+    activate_due()  # the versions active now: a pending activation whose time came is made
     active = list_active()
     if not active:
         raise RunError("no active rule sets: run `credo init` first")
     pinned = {r["kind"]: {"version": r["version"], "sha256": r["sha256"]} for r in active}
+    for kind, challenger in running_challengers().items():
+        if kind in pinned:  # the run decides with it for its arm's customers (api.arms)
+            pinned[kind]["challenger"] = challenger
     return create_run(as_of, requested_by, pinned, settings.run.batch_size), "new"
 
 
@@ -447,6 +455,8 @@ class WorkerContext:
     versions: list[ActiveRuleSet]
     engine: Engine
     renderer: MessageRenderer | None
+    challengers: dict[str, Challenger] = field(default_factory=dict)
+    challenger_renderer: MessageRenderer | None = None
 
     @classmethod
     def load(cls, settings: Settings, run: Any) -> WorkerContext:
@@ -462,12 +472,15 @@ class WorkerContext:
         if problems:
             raise RunError("; ".join(str(p) for p in problems))
         versions = [parsed[kind] for kind in sorted(parsed)]
+        pins = {k: p["challenger"] for k, p in run.rulesets.items() if p.get("challenger")}
         try:
-            renderer = MessageRenderer(pinned_templates(run.rulesets))
-        except MessageError as exc:
-            log.warning("reminder messages disabled: %s", exc)
-            renderer = None
-        return cls(run.run_id, run.as_of, versions, Engine(), renderer)
+            challengers = parse_challengers(pins, parsed)
+        except (LookupError, RuleFileError) as exc:
+            raise RunError(str(exc)) from None
+        return cls(
+            run.run_id, run.as_of, versions, Engine(), _renderer(run.rulesets),
+            challengers, _renderer(pins) if pins else None,
+        )  # fmt: skip
 
     def compute(self, customer_ids: list[str]) -> BatchOutput:
         """Decisions, actions, errors and portfolio figures of one batch (nothing stored)."""
@@ -488,12 +501,14 @@ class WorkerContext:
                         continue
                     raise RunError("customer not found")
                 facts, account = derive_facts_and_account(ledger, self.as_of)
+                versions, arms = self._arm_versions(customer_id)
                 records = decide_account(  # one account's rule sets, in their declared order
-                    self.engine.evaluator(facts), self.versions, facts, customer_id, self.as_of,
-                    requested_by, via="run", facts_json=to_jsonable(facts),
+                    self.engine.evaluator(facts), versions, facts, customer_id, self.as_of,
+                    requested_by, via="run", facts_json=to_jsonable(facts), arms=arms,
                 )  # fmt: skip
                 by_kind = {r["kind"]: r for r in records}
-                actions = derive_actions(by_kind, facts, ledger, self.as_of, self.renderer, account)
+                renderer = self._renderer_for(arms)
+                actions = derive_actions(by_kind, facts, ledger, self.as_of, renderer, account)
                 # encoded here, not by the writer, and sent to it without facts and trace
                 prepared = [d.for_writer() for d in prepare_decisions(records)]
                 for action in actions:
@@ -508,6 +523,29 @@ class WorkerContext:
         output.figures = {name: str(value) for name, value in totals.items()}
         output.seconds = time.perf_counter() - started
         return output
+
+    def _arm_versions(self, customer_id: str) -> tuple[list[ActiveRuleSet], dict[str, Any]]:
+        """The pinned versions that decide for the customer (its arm's, under an experiment)
+        and the arm of each kind under one."""
+        if not self.challengers:
+            return self.versions, {}
+        champions = {v.kind: v for v in self.versions}
+        chosen, arms = arm_versions(champions, self.challengers, customer_id)
+        return [chosen[kind] for kind in sorted(chosen)], arms
+
+    def _renderer_for(self, arms: dict[str, Any]) -> MessageRenderer | None:
+        """A reminder challenger's customers get its letters (the templates stored with it)."""
+        if any(arms.get(k, {}).get("name") == "challenger" for k in TEMPLATE_KINDS):
+            return self.challenger_renderer
+        return self.renderer
+
+
+def _renderer(pinned: dict[str, Any]) -> MessageRenderer | None:
+    try:
+        return MessageRenderer(pinned_templates(pinned))
+    except MessageError as exc:
+        log.warning("reminder messages disabled: %s", exc)
+        return None
 
 
 def _payload_json(payload: dict[str, Any]) -> str:

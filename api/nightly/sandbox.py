@@ -20,8 +20,9 @@ one message finishes quickly whatever the template says:
 - recursion: a macro, include or extends that calls itself ends in Python's RecursionError,
   which the caller reports like any other failure.
 
-`namespace` (whose attributes a loop could grow without any of these checks) and `lipsum` are
-not offered to templates.
+The letters' own filters (`money`, `date`, `number`: api.nightly.locales) are guarded like
+Jinja's. `namespace` (whose attributes a loop could grow without any of these checks) and
+`lipsum` are not offered to templates.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from api.nightly.limits import (
     current_budget,
     guard_filter,
 )
+from api.nightly.locales import FILTERS as LETTER_FILTERS
 
 
 def _env_call(name: str, args: list[nodes.Expr], lineno: int) -> nodes.Call:
@@ -151,6 +153,7 @@ class LimitedEnvironment(ImmutableSandboxedEnvironment):
     def __init__(self, limits: RenderLimits = DEFAULT_LIMITS, **options: Any):
         super().__init__(**options)
         self.limits = limits
+        self.filters.update(LETTER_FILTERS)  # money, date, number: api.nightly.locales
         self.filters = {name: guard_filter(name, f) for name, f in self.filters.items()}
         for name in ("namespace", "lipsum"):
             self.globals.pop(name, None)

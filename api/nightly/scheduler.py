@@ -4,6 +4,7 @@ APScheduler 3 fires the job on `[scheduler] cron` in `[scheduler] timezone`; the
 the fire time's date there. A run missed while the process was down (within
 `misfire_grace_seconds`) is started when the process starts, unless that date's run finished.
 SIGTERM/SIGINT: the run in hand finishes its batch, is left resumable, and the process exits.
+Every 30 seconds it also makes the pending rule-set activations whose time has come.
 """
 
 from __future__ import annotations
@@ -88,6 +89,23 @@ def nightly_job(settings: Settings, stop: StopFlag, fire_time: datetime | None =
         log.exception("run of %s failed", as_of)
 
 
+ACTIVATIONS_SECONDS = 30  # how often pending activations are looked at (api.rollout)
+
+
+def activations_job(settings: Settings) -> None:
+    """Make the pending activations whose time has come, so the rule sets' state and history
+    show them even when no API worker and no run looks (those make them too)."""
+    from api.rollout import activate_due
+    from storage.db import connect
+
+    try:
+        connect(settings.database_url)
+        for made in activate_due():
+            log.info("rule set %s version %s activated as scheduled", made["kind"], made["version"])
+    except Exception:
+        log.exception("pending activations not made")
+
+
 def run_scheduler(settings: Settings, stop_event: threading.Event | None = None) -> None:
     """Block until SIGTERM/SIGINT (or `stop_event`), firing runs on the configured cron."""
     conf = settings.scheduler
@@ -111,6 +129,15 @@ def run_scheduler(settings: Settings, stop_event: threading.Event | None = None)
         max_instances=1,
         coalesce=True,
         misfire_grace_time=conf.misfire_grace_seconds,
+    )
+    scheduler.add_job(
+        activations_job,
+        "interval",
+        seconds=ACTIVATIONS_SECONDS,
+        args=(settings,),
+        id="activations",
+        max_instances=1,
+        coalesce=True,
     )
     now = datetime.now(ZoneInfo(conf.timezone))
     missed = missed_fire_time(trigger, now, conf.misfire_grace_seconds)

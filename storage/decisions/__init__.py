@@ -3,7 +3,8 @@
 - shape.py: what a decision is made of, declared once (FIELDS), with its record formats;
 - append.py: appending, one decision or a batch, under the chain lock;
 - queries.py: reading (one by id, filtered pages, exports, counts);
-- chain.py: the chain's head and its verification.
+- chain.py: the chain's head and its verification (rehash.py: a row's hash recomputed);
+- retention.py: pruning the oldest decisions behind a checkpoint (record_checkpoint).
 
 The names callers use are importable from here.
 """
@@ -18,16 +19,18 @@ from storage.decisions.append import (
     prepare_decisions,
     tag_value,
 )
-from storage.decisions.chain import ChainProblem, chain_head, verify_chain
+from storage.decisions.chain import ChainProblem, chain_head, scan_chain, verify_chain
 from storage.decisions.queries import (
     DecisionFilter,
     DecisionPage,
     count_decisions,
     get_decision,
+    get_decision_by_seq,
     iter_decisions,
     query_decisions,
     to_record,
 )
+from storage.decisions.retention import Checkpoint, latest_checkpoint, record_checkpoint
 from storage.decisions.shape import FORMAT, VIAS
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "FORMAT",
     "VIAS",
     "ChainProblem",
+    "Checkpoint",
     "DecisionFilter",
     "DecisionPage",
     "PreparedDecision",
@@ -45,9 +49,13 @@ __all__ = [
     "chain_head",
     "count_decisions",
     "get_decision",
+    "get_decision_by_seq",
     "iter_decisions",
+    "latest_checkpoint",
     "prepare_decisions",
     "query_decisions",
+    "record_checkpoint",
+    "scan_chain",
     "tag_value",
     "to_record",
     "verify_chain",

@@ -52,6 +52,12 @@ def get_decision(decision_id: str) -> dict[str, Any] | None:
     return to_record(row) if row else None
 
 
+def get_decision_by_seq(seq: int) -> dict[str, Any] | None:
+    """One decision by its place in the chain, or None."""
+    row = Decision.get_or_none(Decision.seq == seq)
+    return to_record(row) if row else None
+
+
 def _filtered(filters: DecisionFilter) -> pw.ModelSelect:
     query = Decision.select()
     if filters.customer_id is not None:

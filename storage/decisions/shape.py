@@ -15,10 +15,13 @@ field existed still verify: each row is read back, and hashed, with its own form
 - format 4: adds `earlier`, the facts the decision took from earlier decisions of the same
   account (SPEC §4, `after`): a list of {kind, version, sha256, decision_id, facts}, where
   decision_id is the earlier decision's when it was stored too (a run), else null, and facts
-  the <kind>_<field> names it gave. (Format 3 is another field's, on another branch.)
+# The formats in the order they were introduced (not their numbers' order: see above).
+FORMAT_ORDER = (1, 2, 4, 3, 5)
+FORMAT = FORMAT_ORDER[-1]  # the format of the decisions written now
 
 To add a field to the decisions written from now on:
-1. one line in FIELDS with `since=` the next format number, and FORMAT raised to it;
+1. one line in FIELDS with `since=` its format number, and that number appended to
+   FORMAT_ORDER (FORMAT is its last);
 2. its column on storage.models.Decision (nullable: older rows have none) and a migration
    that adds it (storage.migrations);
 3. the decision records given to storage carry it (api.usecases.build_decision_record).
@@ -36,6 +39,7 @@ from typing import Any
 
 import peewee as pw
 
+from engine.explanation import EXPLANATION_LENGTH
 from engine.trace import canonical_json, canonical_json_plain, canonical_object, to_jsonable
 from storage.errors import InvalidRecord
 from storage.models import ID_LENGTH, Decision
@@ -58,6 +62,11 @@ class Codec:
     def csv(self, value: Any) -> tuple:
         """The value's cells in the CSV export."""
         return ("" if value is None else value,)
+
+    def stored_json(self, *columns: Any) -> str:
+        """The canonical JSON the hash signed, from its columns' values as stored (JSON
+        columns as their text): verification hashes it without parsing JSON again."""
+        return canonical_json_plain(self.decode(*columns))
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,11 @@ class Json(Codec):
     def csv(self, value: Any) -> tuple:
         return (canonical_json(value),)
 
+    def stored_json(self, text: Any) -> str:
+        if not isinstance(text, str):
+            raise TypeError("a JSON column holds text")
+        return text  # written as the canonical JSON of the value (encode)
+
 
 class Fired(Json):
     """The rules that fired: a list of objects with an id; in CSV their ids, then the list."""
@@ -177,6 +191,33 @@ class RuleSetRef(Codec):
         return tuple(value.values())
 
 
+ARMS = ("champion", "challenger")
+
+
+class ArmRef(Codec):
+    """{name, experiment} of a decision's arm under champion/challenger, or null; in two
+    columns (arm, experiment_id), so an experiment's decisions are found by its id."""
+
+    def encode(self, name: str, value: Any, memo: Memo) -> tuple[Any, str, tuple]:
+        if value is None:
+            return None, "null", (None, None)
+        if not (
+            isinstance(value, Mapping)
+            and value.get("name") in ARMS
+            and type(value.get("experiment")) is int
+            and 1 <= value["experiment"] < 2**31
+        ):
+            raise InvalidRecord(name, f"expected null or {{name: {' | '.join(ARMS)}, experiment}}")
+        plain = {"experiment": value["experiment"], "name": value["name"]}
+        return plain, canonical_json_plain(plain), (plain["name"], plain["experiment"])
+
+    def decode(self, arm: str | None, experiment: int | None) -> dict[str, Any] | None:
+        return None if arm is None else {"experiment": experiment, "name": arm}
+
+    def csv(self, value: Any) -> tuple:
+        return ("", "") if value is None else (value["name"], value["experiment"])
+
+
 @dataclass(frozen=True)
 class Field:
     """One member of a decision record."""
@@ -212,11 +253,18 @@ FIELDS = (
     Field("engine_us", Count()),
     Field("format", Count(), since=2),
     Field("via", Text(8, choices=VIAS), since=2),
+    Field("explanation", Text(EXPLANATION_LENGTH), since=3),
     Field("earlier", Json(list), since=4),
+    Field("arm", ArmRef(), since=5, columns=("arm", "experiment_id")),
 )
-FORMAT = 4  # the format of the decisions written now
+# The formats in the order they were introduced (not their numbers' order: see above).
+FORMAT_ORDER = (1, 2, 4, 3, 5)
+FORMAT = FORMAT_ORDER[-1]  # the format of the decisions written now
 
-_BY_FORMAT = {n: tuple(f for f in FIELDS if f.since <= n) for n in range(1, FORMAT + 1)}
+_BY_FORMAT = {
+    n: tuple(f for f in FIELDS if f.since in FORMAT_ORDER[: FORMAT_ORDER.index(n) + 1])
+    for n in FORMAT_ORDER
+}
 # The Decision columns a decision's fields fill, in FIELDS order (all but seq and the hashes).
 COLUMNS: tuple[pw.Field, ...] = tuple(Decision._meta.fields[c] for f in FIELDS for c in f.columns)
 

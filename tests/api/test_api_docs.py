@@ -15,6 +15,8 @@ def test_openapi_documents_every_endpoint_with_problem_errors(client):
         "/v1/decisions/{kind_or_id}": {"get", "post"},
         "/v1/decisions": {"get"},
         "/v1/decisions/export": {"get"},
+        "/v1/decisions/{decision_id}/replay": {"post"},
+        "/v1/decisions/{decision_id}/evidence": {"get"},
         "/v1/customers/{customer_id}": {"put"},
         "/v1/customers/{customer_id}/facts": {"get"},
         "/v1/invoices": {"post"},
@@ -37,6 +39,8 @@ def test_openapi_documents_every_endpoint_with_problem_errors(client):
         "/v1/rulesets/{kind}/versions/{version}/activate": {"post"},
         "/v1/rulesets/{kind}/versions/{version}/test-cases": {"post"},
         "/v1/rulesets/{kind}/diff": {"get"},
+        "/v1/audit/verify": {"get"},
+        "/v1/audit/anchor": {"get"},
         "/healthz": {"get"},
         "/readyz": {"get"},
     }.items():
@@ -135,3 +139,61 @@ def test_a_newly_activated_version_is_used_after_the_refresh_interval(
     renewed = cached.post("/v1/decisions/credit", json=body, headers=auth("decide"))
     assert renewed.json["ruleset"]["version"] == 2
     assert renewed.json["ruleset"]["sha256"] == fresh.json["ruleset"]["sha256"]
+
+
+ROLLOUT_SECTIONS = ("## Activate at a time", "## Try a policy on a share of customers")
+
+
+def test_the_rollout_sections_of_rules_md_run_and_answer_what_they_show(tmp_path, monkeypatch):
+    """docs/rules.md, "Activate at a time" and "Try a policy on a share of customers": their
+    shell blocks run in order against a demo database, each shown answer matched."""
+    import json
+    import signal
+    from pathlib import Path
+
+    from click.testing import CliRunner
+    from doc_runner import DocError, Shell, match, read_blocks, split_commands
+    from lifecycle_support import edited_reminder
+
+    from api.cli.main import main
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
+    text = doc.read_text(encoding="utf-8")
+    first = text[: text.index(ROLLOUT_SECTIONS[0])].count("\n") + 1
+    end = text.index("\n## ", text.index(ROLLOUT_SECTIONS[1]))
+    last = text[:end].count("\n") + 1
+    blocks = [b for b in read_blocks(doc) if b.run and first <= b.line <= last]
+    assert len(blocks) >= 8 and all(b.answer is not None for b in blocks[1:])
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CREDO_DATABASE_URL", f"sqlite:///{tmp_path / 'credo.db'}")
+    monkeypatch.setenv("CREDO_RUN_WORKERS", "1")
+    (tmp_path / "reminder.toml").write_text(edited_reminder(), encoding="utf-8")
+
+    def credo(args: list[str]) -> str:
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+        if result.exit_code != 0:
+            raise DocError(f"credo {' '.join(args)}: exit {result.exit_code}: {result.output}")
+        return result.stdout
+
+    def serve(args: list[str]) -> str:
+        raise DocError("these sections start no server")
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    shell = Shell(credo=credo, serve=serve, cwd=tmp_path, doc_base="http://127.0.0.1:8000")
+    try:
+        for block in blocks:
+            commands = split_commands(block.text)
+            for number, command in enumerate(commands, 1):
+                where = f"docs/rules.md, block at line {block.line}, command {number}: {command}"
+                try:
+                    answer = shell.run(command)
+                except DocError as exc:
+                    raise DocError(f"{where}\n{exc}") from None
+                if number == len(commands) and block.answer is not None:
+                    actual = json.loads(answer.output)
+                    problems = match(json.loads(block.answer.text), actual)
+                    assert not problems, f"{where}\n" + "\n".join(problems) + f"\n{actual}"
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)

@@ -250,13 +250,17 @@ def test_activating_an_approved_version_older_than_the_active_one_is_a_rollback(
     )
 
 
-def test_scheduled_activation_is_refused_as_not_supported_yet(lc):
+def test_activation_at_a_time_is_pending_until_then(lc):
+    """Issue 17: `at` makes a pending activation (tests/api/test_rollout_pending.py)."""
     version = _draft(lc)
     lc("alice-analyst", "propose", version)
     lc("bob-approver", "approve", version)
     response = lc("bob-approver", "activate", version, at="2030-01-01T00:00:00Z")
-    assert response.status_code == 422
-    assert "not supported yet" in response.json["errors"]["at"][0]
+    assert response.status_code == 200, response.json
+    assert (response.json["state"], response.json["activate_at"]) == (
+        "approved",
+        "2030-01-01T00:00:00+00:00",
+    )
 
 
 def test_roles_guard_each_move(client, as_, lc, auth):
@@ -378,6 +382,15 @@ def test_a_stored_decision_becomes_a_test_case_of_a_new_draft(client, as_, auth,
         headers=as_("alice-analyst"),
     )
     assert named.status_code == 422 and "has a [[test]] named" in named.json["errors"]["name"][0]
+    nul = client.post(
+        path,
+        json={"decision_id": decided["decision_id"], "name": "a\u0000b"},
+        headers=as_("alice-analyst"),
+    )
+    assert nul.status_code == 422, nul.json
+    assert nul.json["errors"]["name"] == [
+        "must not contain a NUL character (\\u0000 at character 2)"
+    ]
     wrong = client.post(
         "/v1/rulesets/credit/versions/1/test-cases",
         json={"decision_id": decided["decision_id"]},
@@ -419,7 +432,7 @@ def test_activation_is_refused_when_an_active_rule_set_reads_what_the_version_dr
     dropped = source.replace(
         '"review_dispute", "offer_plan", "handoff"]', '"review_dispute", "handoff"]'
     )
-    dropped = dropped[: dropped.index('[[rule]]\nid = "HO-100"')]  # the plan offer and tests
+    dropped = dropped[: dropped.index('[[rule]]\nid = "HO-095"')]  # the plan offers and tests
     dropped += '[[rule]]\nid = "HO-999"\nname = "Else"\npriority = 0\nwhen = "true"\n'
     dropped += 'then = { action = "none" }\nreason = "nothing"\n'
     base = "/v1/rulesets/handoff/versions"

@@ -236,13 +236,17 @@ def test_the_portfolio_never_adds_up_currencies_and_the_worklist_csv_is_the_apis
     assert html.count("<polyline") == 4  # DSO and CEI, one line per currency
     run_page = client.get(f"/console/runs/{latest.run_id}").get_data(as_text=True)
     assert "Worklist" in run_page and "E1" in run_page
-    # streamed: each read and closed before the next request
-    with client.get(f"/console/runs/{latest.run_id}/worklist.csv?type=reminder") as ours:
-        assert ours.mimetype == "text/csv"
-        text = ours.get_data(as_text=True)
-    url = f"/v1/runs/{latest.run_id}/actions?format=csv&type=reminder"
-    with client.get(url, headers=auth("auditor")) as theirs:
-        assert text == theirs.get_data(as_text=True)
+    # the page's filters give the API's file (api.run_views.worklist_csv, csv_chunks), byte for
+    # byte; streamed: each read and closed before the next request
+    for query in ("", "state=pending", "type=reminder&state=pending", "type=reminder"):
+        with client.get(f"/console/runs/{latest.run_id}/worklist.csv?{query}") as ours:
+            assert ours.mimetype == "text/csv"
+            assert ours.headers["Content-Disposition"].startswith("attachment; filename=")
+            text = ours.get_data(as_text=True)
+        url = f"/v1/runs/{latest.run_id}/actions?format=csv&{query}"
+        with client.get(url, headers=auth("auditor")) as theirs:
+            assert text == theirs.get_data(as_text=True), query
+        assert text.startswith("action_id,run_id,") and text.count("\r\n") >= 2, query
     rows = list(csv.reader(io.StringIO(text)))
     assert rows[0][0] == "action_id" and {r[2] for r in rows[1:]} == {"E1", "S1"}
     assert client.get(f"/console/runs/{latest.run_id}?type=bogus").status_code == 400

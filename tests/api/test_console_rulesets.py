@@ -5,6 +5,7 @@ becomes a test case, and two versions compare side by side."""
 from __future__ import annotations
 
 import re
+from urllib.parse import urlencode
 
 import pytest
 from console_support import sign_in
@@ -50,7 +51,9 @@ def test_a_draft_with_mistakes_shows_each_beside_its_line_and_stores_nothing(peo
     assert row, html
     assert "unknown fact" in row.group(1) and "days_past_due" in row.group(1)
     assert "days_pass_due" in html  # the text the analyst wrote is kept in the editor
-    assert "v2" not in client.get("/console/rulesets/reminder").get_data(as_text=True)
+    page = client.get("/console/rulesets/reminder").get_data(as_text=True)
+    # Attribute values (a form's random CSRF token can hold "v2") are no version shown.
+    assert "v2" not in re.sub(r'value="[^"]*"', "", page)
 
 
 def test_draft_test_propose_approve_activate_with_four_eyes(people):
@@ -117,6 +120,48 @@ def test_a_decision_becomes_a_test_case_in_a_new_draft(client, auth, customer, p
     assert response.headers["Location"].startswith("/console/rulesets/reminder?version=2")
     draft = alice.get("/console/rulesets/reminder?version=2").get_data(as_text=True)
     assert "C1 sixty days late" in draft
+    # hostile names: a NUL refused beside the form; the rest kept as text in the case
+    path = f"/console/decisions/{decision['decision_id']}/test-case"
+    response = alice.post(path, data={"csrf_token": token, "name": "x\x00y"})
+    assert response.status_code == 422
+    alert = re.search(r'role="alert">([^<]*)<', response.get_data(as_text=True)).group(1)
+    assert alert == "name: must not contain a NUL character (\\u0000 at character 2)"
+    # a lone surrogate as a browser sends it, bytes that are not UTF-8: werkzeug gives them
+    # back %-quoted
+    for name, shown in (("\ud800", "%ED%A0%80"), ("=1+1", "=1+1"), (" " * 5, "decision ")):
+        body = urlencode({"csrf_token": token, "name": name}, errors="surrogatepass")
+        response = alice.post(path, data=body, content_type="application/x-www-form-urlencoded")
+        assert response.status_code == 302, name
+        draft = alice.get(response.headers["Location"]).get_data(as_text=True)
+        assert f"<td>{shown}" in draft, name
     bob, _ = people["bob"]
     page = bob.get(f"/console/decisions/{decision['decision_id']}")
     assert page.status_code == 403  # an approver reads rule sets, not decisions
+
+
+def test_a_test_case_the_active_version_fails_is_refused_on_the_decision_page(
+    client, auth, customer, people
+):
+    from engine.ruleset import sha256_of
+    from storage.rulesets import create_version, history
+
+    body = {"customer_id": customer, "as_of": "2024-05-01"}
+    decision = client.post("/v1/decisions/reminder", json=body, headers=auth("decide")).json
+    assert decision["outcome"]["cadence_days"] == 7, decision
+    first_reminder = 'then = { tone = "friendly", channel = "email", cadence_days = 7 }'
+    later = _source().replace(first_reminder, first_reminder.replace("= 7", "= 9"))
+    assert later.count("cadence_days = 9") == _source().count("cadence_days = 9") + 1
+    create_version("reminder", later, sha256_of(later), created_by="test", state="active")
+    versions = len(history("reminder"))
+    alice, token = people["alice"]
+    path = f"/console/decisions/{decision['decision_id']}/test-case"
+    response = alice.post(path, data={"csrf_token": token, "name": "=HYPERLINK(1) <b>"})
+    assert response.status_code == 409
+    html = response.get_data(as_text=True)
+    assert "Rules that fired" in html  # the decision's own page, with why beside the form
+    alert = re.search(r'<p class="error" role="alert">([^<]*)</p>', html).group(1)
+    assert "the case must pass" in alert and "cadence_days: expected 7, got 9" in alert
+    assert 'value="=HYPERLINK(1) &lt;b&gt;"' in html  # the name typed is kept, as text
+    assert len(history("reminder")) == versions  # nothing stored
+    missing = alice.post("/console/decisions/nope/test-case", data={"csrf_token": token})
+    assert missing.status_code == 404

@@ -41,6 +41,11 @@ def test_valid_records_load_as_decimal_and_date():
         "credit_limit": Decimal("5000.00"),
         "credit_score": None,
         "since": date(2020, 2, 29),
+        # no contact person: its columns are empty (docs/import.md)
+        "contact_name": "",
+        "contact_email": "",
+        "contact_language": "",
+        "contact_salutation": "",
     }
     invoice = validate_record(INVOICE, "invoice")
     assert invoice["amount"] == Decimal("1250.50") and invoice["type"] == "invoice"

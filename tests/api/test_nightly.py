@@ -66,7 +66,9 @@ def test_a_run_evaluates_every_open_customer_once(settings):
     assert {c for c, _ in seen} == set(expected)
     assert report["customers_evaluated"] == len(expected) and report["errors_count"] == 0
     assert set(report["decisions"]) == {"credit", "reminder", "handoff"}
-    assert report["portfolio"]["dso_days"] is not None
+    by_currency = report["portfolio"]["by_currency"]
+    assert all(figures["dso_days"] is not None for figures in by_currency.values())
+    assert "open_balance" not in report["portfolio"]  # never a sum across currencies
     # the same date again does nothing; --force makes a new attempt
     assert run_once(settings)[1] is None
     forced, result = run_once(settings, force=True)

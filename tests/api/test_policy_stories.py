@@ -171,7 +171,7 @@ def test_a_dispute_on_150_leaves_the_5000_undisputed_chased_and_named_alone(nigh
     assert (letter["tone"], letter["undisputed_overdue_balance"]) == ("final", "5000.00")
     assert [i["invoice_id"] for i in letter["invoices"]] == ["C-DISPUTE-1"]
     assert "C-DISPUTE-2" not in letter["message"]["body"]
-    assert "Total overdue: 5,000.00 EUR" in letter["message"]["body"]
+    assert "Total overdue: €5,000.00" in letter["message"]["body"]  # en_GB
 
 
 def test_a_dispute_open_longer_than_the_policy_allows_goes_to_a_controller(night):
@@ -186,7 +186,10 @@ def test_a_broken_promise_gets_a_phone_call(night):
     assert set(night["C-PROMISE"]) == {"reminder"}
     call = night["C-PROMISE"]["reminder"]
     assert (call["channel"], call["tone"], call["notice"]) == ("phone", "firm", "promise_broken")
-    assert call["message"]["template"] == "reminder/promise_broken.en.j2"
+    assert "message" not in call  # a call script, not an e-mail text
+    assert call["call_script"]["template"] == "reminder/promise_broken.en.j2"
+    script = call["call_script"]["body"]
+    assert "€3,000.00 by 23 June 2024, promised on 8 June 2024" in script
 
 
 def test_a_missed_installment_gets_the_plans_default_notice(night):
@@ -197,7 +200,7 @@ def test_a_missed_installment_gets_the_plans_default_notice(night):
         "firm",
         "letter",
     )
-    assert day(-5) in notice["message"]["body"]  # the missed installment's due date
+    assert "23 June 2024" in notice["message"]["body"]  # the missed installment's due date
 
 
 def test_a_second_missed_installment_breaks_the_plan_final_notice_no_hand_off_yet(night):
@@ -254,7 +257,12 @@ def test_a_runs_reminder_names_the_hand_off_decision_it_read_and_replays_exactly
         1,
         handoff["ruleset"]["sha256"],
     )
-    assert ref["facts"] == ["handoff_action", "handoff_agency"]
+    assert ref["facts"] == [
+        "handoff_action",
+        "handoff_agency",
+        "handoff_plan_instalments",
+        "handoff_plan_interval_days",
+    ]
     assert stored["facts"]["handoff_action"] == "handoff"
     assert [f["id"] for f in stored["fired"]] == ["RT-015"]
 
@@ -283,7 +291,11 @@ def test_the_api_decides_the_hand_off_first_without_storing_it(night, client, au
     given = {**body, "facts": {"handoff_action": "none"}}  # the caller's word wins
     response = client.post("/v1/decisions/reminder", json=given, headers=auth("decide"))
     assert response.json["outcome"]["tone"] == "demand"
-    assert response.json["earlier"][0]["facts"] == ["handoff_agency"]
+    assert response.json["earlier"][0]["facts"] == [
+        "handoff_agency",
+        "handoff_plan_instalments",
+        "handoff_plan_interval_days",
+    ]
 
 
 def test_facts_given_directly_may_hold_an_earlier_decisions_facts_checked(client, auth):

@@ -137,7 +137,7 @@ def test_activation_check_refuses_a_version_dropping_what_an_active_rule_set_rea
     dropped = source.replace(
         '"review_dispute", "offer_plan", "handoff"]', '"review_dispute", "handoff"]'
     )
-    dropped = dropped[: dropped.index('[[rule]]\nid = "HO-100"')]  # cut the plan offer and tests
+    dropped = dropped[: dropped.index('[[rule]]\nid = "HO-095"')]  # cut the plan offers and tests
     dropped += CATCH_ALL
     candidate = parse_ruleset(dropped, "handoff version 2", "handoff")
     (problem,) = cross_reference_problems(candidate)

@@ -107,7 +107,7 @@ def test_the_cli_and_the_api_decide_the_same_facts_with_the_active_version(clien
     assert {k: stored[k] for k in SAME} == {k: what_if[k] for k in SAME}
     assert stored["requested_by"] == "cli" and stored_api.json["requested_by"] == "erp-decide"
     assert (stored["via"], stored_api.json["via"], api.json["via"]) == ("cli", "api", "api")
-    assert stored["format"] == stored_api.json["format"] == 4
+    assert stored["format"] == stored_api.json["format"] == 5
 
 
 def test_a_what_if_is_marked_and_leaves_the_decision_table_and_chain_untouched(

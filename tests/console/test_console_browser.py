@@ -1,13 +1,17 @@
 """The web console in headless Chromium against a real server: sign-in, every main page at
 desktop and phone width with an axe-core check, a hostile name shown as text, CSRF refusal,
-security headers, keyboard navigation and the worklist download."""
+security headers, keyboard navigation, the worklist download, and a rule change from a mistake
+in the editor through a simulation, two people's approval and a decision pinned as a test."""
 
 from __future__ import annotations
 
 import csv
 import io
+import time
 
 from conftest import AXE
+
+from api.run_views import WORKLIST_COLUMNS
 
 HOSTILE = "<script>alert(1)</script>"
 PHONE = {"width": 390, "height": 844}
@@ -160,44 +164,138 @@ def test_the_worklist_downloads_as_csv(page, server):
     assert len(rows) > 1 and {r[3] for r in rows[1:]} == {"reminder"}
 
 
+# A rule that changes what some customers of the browser tests' data get (EVIL1 among them:
+# 61 days late, never reminded), and that the reminder rule set's own tests accept.
+NEW_RULE = """[[rule]]
+id = "RT-138"
+name = "Two months late and never reminded: a friendly letter"
+priority = 41
+when = "days_past_due >= 60"
+then = { tone = "friendly", channel = "letter", cadence_days = 7 }
+reason = "Oldest undisputed invoice {days_past_due} days past due: the first reminder by letter"
+
+"""
+
+
+def desktop_and_phone(page, artifacts, name: str) -> None:
+    """Screenshots at 1280 px and at phone width, each with no serious axe violation and
+    nothing wider than the window."""
+    for width, viewport in (("desktop", {"width": 1280, "height": 900}), ("phone", PHONE)):
+        page.set_viewport_size(viewport)
+        page.screenshot(path=str(artifacts / f"{name}-{width}.png"), full_page=True)
+        assert not axe_violations(page), (name, width, axe_violations(page))
+        assert not overflows(page), (name, width)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+
+def signed_in_context(browser, server, role: str):
+    # bypass_csp lets axe be injected (the policy itself is checked by the CSRF test above)
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, bypass_csp=True, accept_downloads=True
+    )
+    page = context.new_page()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    sign_in(page, server, role)
+    return context, page, dialogs
+
+
+def wait_for_job(page, timeout: float = 90) -> None:
+    """Follow the job page's "Check again" link until the job has ended."""
+    deadline = time.monotonic() + timeout
+    while page.get_by_role("link", name="Check again").count():
+        assert time.monotonic() < deadline, page.inner_text("main")
+        time.sleep(0.5)
+        page.get_by_role("link", name="Check again").click()
+        page.wait_for_load_state()
+
+
 def test_a_rule_change_from_mistake_to_activation_by_two_people(browser, server, artifacts):
     """alice drafts a change with a typo, sees the problem beside the rule, fixes it, runs the
-    tests and proposes; bob approves and activates; a decision's trace links its version."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    sign_in(page, server, "analyst")
+    tests, simulates it (the matrix, the money, the changed customers) and proposes; bob
+    approves and activates; alice makes a decision a test case of a new draft and downloads
+    the worklist; a decision's trace links its version."""
+    context, page, dialogs = signed_in_context(browser, server, "analyst")
     page.goto(server["url"] + "/console/rulesets/reminder")
+    desktop_and_phone(page, artifacts, "ruleset")
     page.get_by_role("link", name="Edit as a new draft").click()
     source = page.get_by_label("TOML of the rule set")
     original = source.input_value()
-    source.fill(original.replace("days_past_due", "days_pass_due", 1))
-    page.get_by_label("Why this version (required)").fill("gentler wording")
-    page.get_by_role("button", name="Store as a draft").click()
+    changed = original.replace('[[rule]]\nid = "RT-140"', NEW_RULE + '[[rule]]\nid = "RT-140"', 1)
+    assert changed != original
+    source.fill(changed.replace("days_past_due", "days_pass_due", 1))
+    page.get_by_label("Why this version (required)").fill("a letter when two months late")
+    page.get_by_role("button", name="Store as a draft", exact=True).click()
     problem = page.locator("tr.has-problem").first
     assert "unknown fact 'days_pass_due'" in problem.inner_text()
     assert "days_past_due" in problem.inner_text()  # the suggestion
     page.screenshot(path=str(artifacts / "draft-problem.png"), full_page=True)
+    desktop_and_phone(page, artifacts, "draft-editor")
     source = page.get_by_label("TOML of the rule set")
     source.fill(source.input_value().replace("days_pass_due", "days_past_due"))
-    page.get_by_role("button", name="Store as a draft").click()
+    page.get_by_role("button", name="Store as a draft", exact=True).click()
     page.wait_for_url("**/console/rulesets/reminder?version=2")
     page.get_by_role("button", name="Run the tests").click()
     assert ", 0 failed" in page.get_by_role("heading", name="Test results").inner_text()
+
+    # simulate the draft on the customers as of the data's date: a job, then its result
+    page.get_by_label("As of").fill(server["as_of"])
+    page.get_by_role("button", name="Simulate").click()
+    page.wait_for_url("**/console/jobs/*")
+    wait_for_job(page)
+    assert "change outcome" in page.get_by_role("status").inner_text()
+    matrix = page.locator("table.matrix", has=page.locator("caption", has_text="channel:"))
+    email_row = matrix.locator("tr", has=page.locator("th", has_text="email"))
+    assert email_row.locator("td.changed").count() == 1  # email → letter
+    assert page.locator("svg .flow").count() >= 4  # a chart per field
+    caption = page.locator("caption", has_text="money behind each cell of channel")
+    money = page.locator("table", has=caption).locator("tr.changed", has_text="letter")
+    assert money.count() >= 1 and "EUR" in money.first.inner_text()
+    while not page.locator("tr", has_text="EVIL1").count():  # customers by id, pages of 25
+        page.get_by_role("link", name="Next page").click()
+    evil = page.locator("tr", has_text="EVIL1")
+    assert HOSTILE in evil.inner_text()  # the name shown as text
+    assert "two months late" not in evil.inner_text()  # reasons, not rule names
+    assert "days past due: the first reminder by letter" in evil.inner_text()
+    assert page.locator("main script, main img").count() == 0
+    desktop_and_phone(page, artifacts, "simulation")
+    page.goto(server["url"] + "/console/rulesets/reminder?version=2")
     page.get_by_role("button", name="Propose").click()
     assert page.get_by_role("status").inner_text() == "Version 2 proposed."
     assert page.get_by_role("button", name="Approve").count() == 0
+    assert not dialogs, dialogs
     context.close()
 
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    sign_in(page, server, "approver")
+    context, page, dialogs = signed_in_context(browser, server, "approver")
     page.goto(server["url"] + "/console/rulesets")
     page.get_by_role("link", name="v2 proposed").click()
+    assert page.get_by_role("button", name="Simulate").count() == 0  # an analyst's move
     page.get_by_role("button", name="Approve").click()
     assert page.get_by_role("status").inner_text() == "Version 2 approved."
     page.get_by_role("button", name="Activate").click()
     assert page.get_by_role("status").inner_text() == "Version 2 activated."
     page.screenshot(path=str(artifacts / "ruleset-activated.png"), full_page=True)
+    context.close()
+
+    # alice pins a decision the new version decides alike as a [[test]] of a new draft
+    context, page, dialogs = signed_in_context(browser, server, "analyst")
+    page.goto(server["url"] + "/console/decisions?kind=reminder&outcome=tone%3Dnone")
+    page.locator("tbody a").first.click()
+    desktop_and_phone(page, artifacts, "decision")
+    page.get_by_label("Name of the case").fill("pinned in the browser test")
+    page.get_by_role("button", name="with this decision as a [[test]]").click()
+    page.wait_for_url("**/console/rulesets/reminder?version=3*")
+    assert page.get_by_role("status").inner_text() == "Version 3 drafted."
+    cases = page.locator("table", has=page.locator("th", has_text="Expect"))
+    assert cases.locator("tr", has_text="pinned in the browser test").count() == 1
+    page.screenshot(path=str(artifacts / "test-case-draft.png"), full_page=True)
+    # and downloads the run's worklist
+    page.goto(server["url"] + f"/console/runs/{server['run_id']}")
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    text = download.value.path().read_bytes().decode("utf-8")
+    assert text.split("\r\n", 1)[0] == ",".join(WORKLIST_COLUMNS)  # RFC 4180 line ends
+    assert not dialogs, dialogs
     context.close()
 
     context = browser.new_context(viewport={"width": 1280, "height": 900})

@@ -161,8 +161,23 @@ def long_overdue(**records) -> Ledger:
     )
 
 
-def tone(tone: str, channel: str = "email", cadence: int = 7, notice: str = "reminder") -> dict:
-    return {"tone": tone, "channel": channel, "cadence_days": cadence, "notice": notice}
+def tone(
+    tone: str,
+    channel: str = "email",
+    cadence: int = 7,
+    notice: str = "reminder",
+    show_charges: bool | None = None,
+) -> dict:
+    """A reminder outcome; the final notice and the demand state the late charges."""
+    if show_charges is None:
+        show_charges = tone in ("final", "demand") and notice == "reminder"
+    return {
+        "tone": tone,
+        "channel": channel,
+        "cadence_days": cadence,
+        "notice": notice,
+        "show_charges": show_charges,
+    }
 
 
 def test_ten_days_overdue_gets_a_friendly_reminder(rulesets, engine):
@@ -229,7 +244,12 @@ def test_120_days_with_a_final_notice_and_no_plan_is_handed_off_without_a_remind
     rulesets, engine
 ):
     decided = decide(rulesets, engine, long_overdue())
-    assert decided["handoff"] == {"action": "handoff", "agency": "standard"}
+    assert decided["handoff"] == {
+        "action": "handoff",
+        "agency": "standard",
+        "plan_instalments": 3,
+        "plan_interval_days": 30,
+    }
     assert decided["reminder"]["tone"] == "none"
     assert decided["credit"] == {**decided["credit"], "decision": "none", "status": "stop"}
 

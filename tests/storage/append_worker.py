@@ -32,6 +32,8 @@ def record(worker: str, n: int) -> dict:
         "engine_us": 1,
         "via": "api",
         "earlier": [],
+        "explanation": "Firm reminder.",
+        "arm": None,
     }
 
 

@@ -207,6 +207,8 @@ def decision_record(n: int, **changes) -> dict:
         "engine_us": 31,
         "via": "api",
         "earlier": [],
+        "explanation": f"Firm reminder by email: reason {n} (rule RT-040).",
+        "arm": None,
     }
     record.update(changes)
     return record
@@ -237,10 +239,12 @@ def store_format_1(records: list[dict], tags_table: str = "decision_tag") -> lis
     last, prev = head.fetchone() or (0, GENESIS_HASH)
     stored = []
     for seq, decision in enumerate(prepare_decisions(records), start=last + 1):
-        record = {k: v for k, v in decision.record.items() if k not in ("format", "via", "earlier")}
+        later = ("format", "via", "earlier", "explanation", "arm")  # fields of later formats
+        record = {k: v for k, v in decision.record.items() if k not in later}
         digest = chain_hash(record, prev)
         row = dict(zip([c.name for c in shape.COLUMNS], decision.row, strict=True))
-        del row["format"], row["via"], row["earlier"]
+        for column in (*later, "experiment_id"):
+            del row[column]
         _DecisionV1.insert(**row, seq=seq, prev_hash=prev, hash=digest).execute()
         mark = database.param
         insert = (

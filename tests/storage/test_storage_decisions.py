@@ -131,7 +131,8 @@ def format_1_row(record: dict) -> dict:
 def test_a_decision_of_format_2_still_verifies_and_the_chain_grows_after_it(db, make_decision):
     """Format 4 added `earlier`: rows written as format 2 (no `earlier` member, the column
     NULL) read back without it and verify; a new decision chains after them with it."""
-    record = {k: v for k, v in make_decision(1).items() if k != "earlier"}
+    later = ("earlier", "explanation", "arm")
+    record = {k: v for k, v in make_decision(1).items() if k not in later}
     row = {**format_1_row(record), "via": "api", "format": 2}
     row["hash"] = chain_hash({**record, "format": 2}, GENESIS_HASH)
     Decision.insert(**row).execute()
@@ -146,6 +147,73 @@ def test_a_decision_of_format_2_still_verifies_and_the_chain_grows_after_it(db, 
     # `earlier` is signed like any other member: altering it is found.
     db.execute_sql('UPDATE "decision" SET "earlier" = \'[]\' WHERE "seq" = 2')
     assert [p.seq for p in decisions.verify_chain()] == [2]
+
+
+def test_a_decision_of_format_4_still_verifies_after_format_3_added_explanation(db, make_decision):
+    """Format 4 (`earlier`) was written before format 3 (`explanation`): a format-4 row reads
+    back with `earlier` and without `explanation`, verifies, and the chain grows after it with
+    rows of the formats after it (3, then 5), which carry both."""
+    record = {k: v for k, v in make_decision(1).items() if k not in ("explanation", "arm")}
+    ref = {"kind": "handoff", "version": 1, "sha256": "cd" * 32, "decision_id": None}
+    record["earlier"] = [{**ref, "facts": ["handoff_action"]}]
+    row = {**format_1_row(record), "via": "api", "format": 4}
+    row["earlier"] = JSONText(canonical_json(record["earlier"]))
+    row["hash"] = chain_hash({**record, "format": 4}, GENESIS_HASH)
+    Decision.insert(**row).execute()
+    old = decisions.get_decision("dec-1")
+    assert old["format"] == 4 and "explanation" not in old and old["earlier"] == record["earlier"]
+    assert old["hash"] == chain_hash(hashed(old), GENESIS_HASH)
+    new = decisions.append_decision(make_decision(2))
+    assert new["format"] == decisions.FORMAT == 5 and new["earlier"] == []
+    assert new["explanation"] == "Firm reminder by email: reason 2 (rule RT-040)."
+    assert decisions.get_decision("dec-2") == new
+    assert decisions.verify_chain() == []
+    # The explanation is signed: rewording it is found; relabelling the row as format 4
+    # (which has no explanation) is found too.
+    db.execute_sql('UPDATE "decision" SET "explanation" = \'Approved.\' WHERE "seq" = 2')
+    assert [p.seq for p in decisions.verify_chain()] == [2]
+    db.execute_sql(
+        'UPDATE "decision" SET "explanation" = \'Firm reminder by email: reason 2 (rule '
+        'RT-040).\', "format" = 4 WHERE "seq" = 2'
+    )
+    assert [p.seq for p in decisions.verify_chain()] == [2]
+
+
+def test_a_decision_of_format_4_still_verifies_and_arm_is_signed_from_format_5(db, make_decision):
+    """Format 5 added `arm`: a row written as format 4 (no `arm` member, its columns NULL) reads
+    back without it and verifies; a decision under an experiment records its arm, in two
+    columns, signed like the rest."""
+    record = {k: v for k, v in make_decision(1).items() if k not in ("arm", "explanation")}
+    row = {**format_1_row(record), "via": "api", "format": 4, "earlier": JSONText("[]")}
+    row["hash"] = chain_hash({**record, "format": 4}, GENESIS_HASH)
+    Decision.insert(**row).execute()
+    old = decisions.get_decision("dec-1")
+    assert old["format"] == 4 and "arm" not in old and old["earlier"] == []
+    arm = {"name": "challenger", "experiment": 3}
+    new = decisions.append_decision(make_decision(2, arm=arm))
+    plain = decisions.append_decision(make_decision(3))
+    assert (new["format"], new["arm"], plain["arm"]) == (5, arm, None)
+    assert decisions.get_decision("dec-2") == new
+    assert Decision.get(Decision.seq == 2).experiment_id == 3
+    assert decisions.verify_chain() == []
+    db.execute_sql('UPDATE "decision" SET "arm" = \'champion\' WHERE "seq" = 2')
+    assert [p.seq for p in decisions.verify_chain()] == [2]
+
+
+@pytest.mark.parametrize(
+    "arm",
+    [
+        {"name": "control", "experiment": 1},
+        {"name": "challenger", "experiment": "1"},
+        {"name": "challenger", "experiment": 0},
+        {"name": "challenger"},
+        "challenger",
+    ],
+)
+def test_a_bad_arm_is_refused_naming_it(db, make_decision, arm):
+    with pytest.raises(InvalidRecord) as caught:
+        decisions.append_decision(make_decision(1, arm=arm))
+    assert caught.value.field == "arm"
 
 
 def test_a_decision_hashed_before_formats_existed_still_verifies(db, make_decision):
@@ -234,12 +302,12 @@ def test_verify_finds_altered_removed_and_reordered_rows(db, make_decision):
     _tamper(db, "DELETE FROM decision_tag WHERE seq = 7")
     _tamper(db, "DELETE FROM decision WHERE seq = 7")
     problems = decisions.verify_chain()
-    assert [(p.seq, "altered" in p.problem) for p in problems] == [
-        (3, True),
-        (5, True),
-        (8, False),
+    assert [(p.seq, p.decision_id, p.kind) for p in problems] == [
+        (3, "dec-3", "altered"),
+        (5, "dec-5", "altered"),
+        (7, None, "deleted"),
     ]
-    assert "#7 to #7 are missing" in str(problems[2])
+    assert "decision #7 is missing" in str(problems[2])
     assert decisions.verify_chain(first_seq=9) == []
     assert [p.seq for p in decisions.verify_chain(first_seq=4, last_seq=6)] == [5]
 
@@ -252,8 +320,10 @@ def test_verify_finds_two_rows_swapped(db, make_decision):
     _tamper(db, "UPDATE decision SET seq = 2 WHERE seq = 3")
     _tamper(db, "UPDATE decision SET seq = 3 WHERE seq = 100")
     problems = decisions.verify_chain()
-    assert [p.seq for p in problems] == [2, 3, 4]
-    assert all("prev_hash" in p.problem for p in problems)
+    assert [(p.seq, p.decision_id, p.kind) for p in problems] == [
+        (2, "dec-3", "reordered"),
+        (3, "dec-2", "reordered"),
+    ]
 
 
 @settings(max_examples=300, deadline=None)

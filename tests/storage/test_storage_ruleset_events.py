@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from storage import keys, rulesets
+from storage import rulesets
 from storage.migrations import migrate
-from storage.models import RuleSetVersion
+from storage.models import ApiKey, RuleSetVersion
 
 
 def test_events_are_appended_in_order_and_a_move_keeps_the_versions_note(db):
@@ -29,8 +29,19 @@ def test_events_are_appended_in_order_and_a_move_keeps_the_versions_note(db):
 
 def test_migration_13_turns_stamped_moves_into_events(empty_db):
     migrate(empty_db, target=9)
-    keys.create_key("alice-analyst", "analyst", "alice")
-    keys.create_key("bob-approver", "approver", "bob")
+    # Keys as a release of schema 9 stored them (create_key writes the operator log of 14).
+    for name, role, owner in (
+        ("alice-analyst", "analyst", "alice"),
+        ("bob-approver", "approver", "bob"),
+    ):
+        ApiKey.create(
+            name=name,
+            owner=owner,
+            role=role,
+            key_hash=name,
+            prefix=name,
+            created_at=datetime.now(UTC),
+        )
     t0 = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
     later = [t0 + timedelta(hours=n) for n in range(5)]
     common = {"kind": "reminder", "sha256": "0" * 64, "source": "x"}
