@@ -10,16 +10,15 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from api_support import CUSTOMER, complete_facts
+from doc_shell import free_port, wait_until_up
 from werkzeug.serving import make_server
 
 
@@ -131,30 +130,11 @@ def test_concurrent_requests_with_one_idempotency_key_store_one_decision(server,
         assert later["prev_hash"] == earlier["hash"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _credo() -> list[str]:
     script = Path(sys.executable).parent / "credo"
     if script.exists():
         return [str(script)]
     return [sys.executable, "-c", "from api.cli.main import main; main()"]
-
-
-def _wait_until_up(base: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"credo serve exited: {process.stderr.read()}")
-        try:
-            if request(base, "GET", "/healthz")[0] == 200:
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("credo serve did not answer in time")
 
 
 def test_credo_serve_in_a_subprocess(settings, database_url):
@@ -168,7 +148,7 @@ def test_credo_serve_in_a_subprocess(settings, database_url):
         check=True,
     )
     key = made.stdout.splitlines()[-1]
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [*_credo(), "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
@@ -178,7 +158,7 @@ def test_credo_serve_in_a_subprocess(settings, database_url):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(base, process)
+        wait_until_up(base, process)
         headers = {"Authorization": f"Bearer {key}"}
         status, _, ready = request(base, "GET", "/readyz")
         assert status == 200 and ready["rulesets"]["credit"] == 1
@@ -200,7 +180,7 @@ def test_credo_serve_in_a_subprocess(settings, database_url):
 def test_bytes_not_utf8_in_urls_under_gunicorn_are_422(settings, database_url, auth):
     """gunicorn hands a path's bytes over as they came (PEP 3333), werkzeug's own server as
     U+FFFD: the production server is where a lone surrogate's bytes reach the app."""
-    port = _free_port()
+    port = free_port()
     gunicorn = Path(sys.executable).parent / "gunicorn"
     process = subprocess.Popen(
         [str(gunicorn), "-w", "1", "-b", f"127.0.0.1:{port}", "api.wsgi:app"],
@@ -211,7 +191,7 @@ def test_bytes_not_utf8_in_urls_under_gunicorn_are_422(settings, database_url, a
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(base, process)
+        wait_until_up(base, process)
         for path, name in (
             ("/v1/decisions/%ED%A0%80", "kind_or_id"),
             ("/v1/customers/C%FF1/facts", "customer_id"),

@@ -6,90 +6,22 @@ and stops at a tampered line."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 from doc_runner import DocError, Shell, match, read_blocks, split_commands
-
-from api.cli.main import main
+from doc_shell import doc_shell
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "audit.md"
-DOC_BASE = "http://127.0.0.1:8000"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_until_up(base: str, process: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"credo serve exited: {process.communicate()[1]}")
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("credo serve did not answer in time")
 
 
 @pytest.fixture
 def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A Shell on a fresh SQLite database, working in tmp_path (files the commands write land
-    there); `credo serve … &` starts a real server process."""
-    url = f"sqlite:///{tmp_path / 'credo.db'}"
-    monkeypatch.setenv("CREDO_DATABASE_URL", url)
-    monkeypatch.setenv("CREDO_RUN_WORKERS", "1")
-    monkeypatch.chdir(tmp_path)
-    servers: list[subprocess.Popen] = []
-
-    def credo(args: list[str]) -> str:
-        result = CliRunner().invoke(main, args, catch_exceptions=False)
-        if result.exit_code != 0:
-            raise DocError(f"credo {' '.join(args)}: exit {result.exit_code}: {result.output}")
-        return result.stdout
-
-    def serve(args: list[str]) -> str:
-        port = str(_free_port())
-        if "--port" in args:
-            at = args.index("--port")
-            args = args[:at] + args[at + 2 :]
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api", "serve", *args, "--port", port],
-            env={**os.environ, "CREDO_DATABASE_URL": url},
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        servers.append(process)
-        base = f"http://127.0.0.1:{port}"
-        _wait_until_up(base, process)
-        return base
-
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    yield Shell(credo=credo, serve=serve, cwd=tmp_path, doc_base=DOC_BASE)
-    for sig, handler in handlers.items():  # `credo demo` runs a run in this process
-        signal.signal(sig, handler)
-    for process in servers:
-        process.terminate()
-        try:
-            process.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
+    with doc_shell(tmp_path, monkeypatch, chdir=True) as opened:
+        yield opened
 
 
 def run_document(shell: Shell) -> None:

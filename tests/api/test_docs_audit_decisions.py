@@ -1,6 +1,6 @@
 """docs/audit-decisions.md is executable: its shell examples run, in the order written,
 against a real `credo serve` and a fresh SQLite database
-(the shell fixture of test_docs_erp.py). A ```json
+(tests/api/doc_shell.py). A ```json
 block after a run block is that block's answer (doc_runner.match); a ```text block after one is
 its output, line for line, where `…` stands for any text and <id>, <hash>, <timestamp>, <int>
 for values of that shape."""
@@ -11,8 +11,9 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from doc_runner import DocError, Shell, match, read_blocks, split_commands
-from test_docs_erp import shell  # noqa: F401 (the fixture)
+from doc_shell import doc_shell
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "audit-decisions.md"
 TEXT_PLACEHOLDERS = {
@@ -43,7 +44,13 @@ def text_answers(path: Path) -> dict[int, tuple[int, str]]:
     return found
 
 
-def test_the_audit_guide_runs_and_answers_what_it_shows(shell: Shell):  # noqa: F811
+@pytest.fixture
+def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    with doc_shell(tmp_path, monkeypatch) as opened:
+        yield opened
+
+
+def test_the_audit_guide_runs_and_answers_what_it_shows(shell: Shell):
     blocks = [b for b in read_blocks(DOC) if b.run]
     texts = text_answers(DOC)
     assert len(blocks) > 8 and len(texts) >= 3

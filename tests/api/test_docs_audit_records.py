@@ -7,9 +7,7 @@ the auditor's script the document shows agrees with the export, and finds an edi
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from doc_runner import Block, DocError, Shell, match, read_blocks, split_commands
-from test_docs_erp import _free_port, _wait_until_up
+from doc_shell import doc_shell
 
 from api.cli.main import main
 
@@ -56,52 +54,19 @@ def section_blocks(path: Path = DOC) -> tuple[list[Block], list[Block]]:
 
 @pytest.fixture
 def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A Shell on the document's database, with CREDO and AUDIT_KEY set and a server up."""
-    url = f"sqlite:///{tmp_path / 'credo.db'}"
-    monkeypatch.setenv("CREDO_DATABASE_URL", url)
-    monkeypatch.setenv("CREDO_RUN_WORKERS", "1")
-    monkeypatch.chdir(tmp_path)  # where `credo … --output FILE` writes, as curl's -o does
-    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    runner = CliRunner()
-
-    def credo(args: list[str]) -> str:
-        result = runner.invoke(main, args, catch_exceptions=False)
-        if result.exit_code != 0:
-            raise DocError(f"credo {' '.join(args)}: exit {result.exit_code}: {result.output}")
-        return result.stdout
-
-    ledger = tmp_path / "ledger.jsonl"
-    ledger.write_text("".join(json.dumps(r) + "\n" for r in LEDGER), encoding="utf-8")
-    credo(["init"])
-    credo(["import", str(ledger)])
-    audit_key = credo(["keys", "create", "--name", "audit", "--role", "auditor"]).splitlines()[-1]
-    credo(["run", "--as-of", "2024-06-03"])
-    port = str(_free_port())
-    script = Path(sys.executable).parent / "credo"
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "api"]
-    server = subprocess.Popen(
-        [*command, "serve", "--port", port],
-        env={**os.environ, "CREDO_DATABASE_URL": url},
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_up(base, server)
-        shell = Shell(credo=credo, serve=lambda a: base, cwd=tmp_path, doc_base=base)
-        shell.env.update(CREDO=base, AUDIT_KEY=audit_key)
-        yield shell
-    finally:
-        for sig, handler in handlers.items():  # `credo run` in this process set its own
-            signal.signal(sig, handler)
-        server.terminate()
-        try:
-            server.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.communicate()
+    """A Shell on the document's database, with CREDO and AUDIT_KEY set and a server up; it
+    works in tmp_path, where `credo … --output FILE` writes, as curl's -o does."""
+    with doc_shell(tmp_path, monkeypatch, chdir=True) as opened:
+        ledger = tmp_path / "ledger.jsonl"
+        ledger.write_text("".join(json.dumps(r) + "\n" for r in LEDGER), encoding="utf-8")
+        opened.credo(["init"])
+        opened.credo(["import", str(ledger)])
+        key = opened.credo(["keys", "create", "--name", "audit", "--role", "auditor"])
+        opened.credo(["run", "--as-of", "2024-06-03"])
+        base = opened.serve([])
+        opened.serve, opened.doc_base = (lambda args: base), base
+        opened.env.update(CREDO=base, AUDIT_KEY=key.splitlines()[-1])
+        yield opened
 
 
 def run_blocks(shell: Shell, blocks: list[Block]) -> None:
