@@ -13,6 +13,8 @@ Measurements are functions registered in MEASUREMENTS: `(trail) -> {figure name:
 - verify: api.audit_chain.verify_trail over the whole chain (what `credo audit verify` does):
   wall seconds, this process's CPU seconds (on a busy machine wall time is mostly waiting for a
   core), decisions per second; target under 60 s for a million decisions.
+- replay: api.audit_replay.replay of a random sample of 20,000 of them (`credo audit replay
+  --sample`): decisions replayed per second, and the whole trail's time at that rate.
 Nothing is kept: the files and the schema are removed at the end.
 """
 
@@ -110,8 +112,32 @@ def measure_verify(trail: Trail) -> dict[str, str]:
     }
 
 
+REPLAY_SAMPLE = 20_000
+
+
+def measure_replay(trail: Trail) -> dict[str, str]:
+    """Replay a random sample of the trail (api.audit_replay.replay, as `credo audit replay
+    --sample N`): each decision read by seq, evaluated again on its version's stored text and
+    compared; the rate, and what the whole trail would take at it."""
+    from api.audit_replay import Selection, replay
+
+    size = min(REPLAY_SAMPLE, trail.count)
+    started = time.perf_counter()
+    report = replay(Selection(sample=size))
+    seconds = time.perf_counter() - started
+    if report["different"] or report["replayed"] != size:
+        raise SystemExit(f"{trail.name}: replay differs: {report['differences'][:2]}")
+    rate = size / seconds
+    return {
+        "replayed": f"{size:,}",
+        "replayed/s": f"{rate:,.0f}",
+        "whole trail at that rate": f"{trail.count / rate / 60:.1f} min",
+    }
+
+
 MEASUREMENTS: dict[str, Callable[[Trail], dict[str, str]]] = {
     "verify": measure_verify,
+    "replay": measure_replay,
 }
 
 
