@@ -9,6 +9,7 @@ export_decisions, streamed, for the files.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Response, render_template, request, stream_with_context
@@ -20,6 +21,14 @@ PAGE_SIZE = 50
 FIELD_LENGTH = 200
 LOG_FIELDS = ("kind", "actor", "from", "to")
 EXPORT_FIELDS = ("from", "to", "kind", "customer")
+
+
+@bp.app_template_filter("detail")
+def detail(value: Any) -> str:
+    """An event's detail as text: a number or text as it is, an object or list as JSON."""
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return "none" if value is None else str(value)
 
 
 def _form(names: tuple[str, ...]) -> dict[str, str]:

@@ -50,7 +50,7 @@ def test_an_approver_activates_at_a_time_and_cancels_saying_why(client, people):
     page = bob.get(VERSION_PAGE.format(version))
     shown = _text(page)
     assert f"Version {version} becomes active at {at.strftime('%Y-%m-%d %H:%M:%S')} UTC." in shown
-    assert "Activate at this time" not in shown  # one pending activation per kind
+    assert "Schedule for this time" not in shown  # one pending activation per kind
     # the cancel needs a note, said beside the field; with it, the version stays approved
     cancel = f"/console/rulesets/reminder/versions/{version}/cancel"
     refused = bob.post(cancel, data={"csrf_token": token, "cancel_note": "  "})
