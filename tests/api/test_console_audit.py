@@ -197,6 +197,9 @@ def test_verify_shows_ok_with_the_head_hash_and_a_tampered_decision(client, auth
     assert f'id="anchor-hash">{made[-1]["hash"]}</code>' in anchor
     copied = re.search(r'<textarea id="anchor-json"[^>]*>([^<]*)</textarea>', anchor).group(1)
     assert json.loads(html.unescape(copied))["hash"] == made[-1]["hash"]  # as credo audit anchor
+    verify_link = re.search(r'href="(/console/audit\?[^"]+)"', anchor).group(1)
+    prefilled = client.get(html.unescape(verify_link)).get_data(as_text=True)
+    assert f'name="anchor_hash" type="text" value="{made[-1]["hash"]}"' in prefilled
     data = {"csrf_token": token, "anchor_seq": "3", "anchor_hash": made[-1]["hash"]}
     reached = client.post("/console/audit/verify", data=data)
     assert "reached, hash matches" in reached.get_data(as_text=True)
