@@ -32,7 +32,7 @@ def customers() -> Any:
     return render_template("console/customers.html", q=text, page=page, next_after=next_after)
 
 
-@bp.route("/customers/<customer_id>")
+@bp.route("/customers/<erp_id:customer_id>")
 @require_page(*CUSTOMER_ROLES)
 def customer(customer_id: str) -> Any:
     """One customer: facts as of today, the ledger newest first, decisions and letters."""

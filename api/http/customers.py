@@ -38,7 +38,7 @@ class CustomerFactsSchema(ma.Schema):
     )
 
 
-@blp.route("/<string:customer_id>")
+@blp.route("/<erp_id:customer_id>")
 class CustomerById(MethodView):
     @require_role("decide")
     @blp.arguments(CustomerBodySchema())
@@ -54,7 +54,7 @@ class CustomerById(MethodView):
         return upsert_one("customer", body)
 
 
-@blp.route("/<string:customer_id>/facts")
+@blp.route("/<erp_id:customer_id>/facts")
 class CustomerFacts(MethodView):
     @require_role("decide", "auditor", "analyst")
     @blp.arguments(FactsArgsSchema(), location="query")

@@ -14,6 +14,7 @@ import re
 from urllib.parse import parse_qsl
 
 from flask import Flask, Request, request
+from werkzeug.routing import PathConverter
 
 from api.http.errors import ApiProblem
 
@@ -73,5 +74,13 @@ def check_url_text() -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Check every request's URL before its view runs."""
+    """Check every request's URL before its view runs; `erp_id` for ids in paths."""
+    app.url_map.converters["erp_id"] = ErpIdConverter
     app.before_request(check_url_text)
+
+
+class ErpIdConverter(PathConverter):
+    """`<erp_id:customer_id>`: an ERP's id in a path, slashes included (ACME/DE-1), and any
+    other character, so that a control character reaches the 422 above instead of a 404."""
+
+    regex = r"[^/][\s\S]*?"

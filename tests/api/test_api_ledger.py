@@ -158,3 +158,17 @@ def test_rulesets_list_and_detail(client, auth, role):
     missing = client.get("/v1/rulesets/credits", headers=auth(role))
     assert missing.status_code == 404
     assert "known kinds: credit, handoff, reminder" in missing.json["detail"]
+
+
+@pytest.mark.parametrize("customer_id", ["ACME/DE-1", '=HYPERLINK("http://x")', "a/b/c"])
+def test_a_customer_id_with_a_slash_is_read_and_written_by_its_path(client, auth, customer_id):
+    """ERP ids such as ACME/DE-1 are valid ids: the path takes them whole."""
+    assert put_customer(client, auth, customer_id).json["inserted"] == 1
+    invoice = {**RECORDS["invoices"], "customer_id": customer_id}
+    assert client.post("/v1/invoices", json=invoice, headers=auth("decide")).status_code == 200
+    facts = client.get(
+        f"/v1/customers/{customer_id}/facts?as_of=2024-04-21", headers=auth("decide")
+    )
+    assert facts.status_code == 200, facts.json
+    assert facts.json["customer_id"] == customer_id
+    assert facts.json["facts"]["open_balance"] == "500.00"
