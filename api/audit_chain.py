@@ -193,12 +193,16 @@ def verify_trail(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Verify the chain from seq `first` to `last` (default: all) and, with `anchor`, that it
-    still reaches the anchored decision with the anchored hash.
+    still reaches the anchored decision with the anchored hash; and the whole operator log
+    (api.audit_records.check_audit_log: the range is the decisions').
 
     {ok, from, to, count, head: {seq, hash}, problems: [first MAX_PROBLEMS_LISTED in seq order],
-    problems_count, anchor: {seq, hash, time, ok, problem} | null, checkpoint | null}.
-    AuditInputError for a range that starts in the pruned part or an anchor before the cut.
+    problems_count, anchor: {seq, hash, time, ok, problem} | null, checkpoint | null,
+    operator_log: {ok, events, head, problems}}, `ok` true when the decisions, the anchor and
+    the operator log all hold. AuditInputError for a range that starts in the pruned part or an
+    anchor before the cut.
     """
+    from api.audit_records import check_audit_log
     from storage.decisions.chain import RangeError, scan_chain
 
     listed: list[dict[str, Any]] = []
@@ -216,8 +220,9 @@ def verify_trail(
     if anchor is not None:
         problem = check_anchor(anchor)
         anchored = {**anchor.to_json(), "ok": problem is None, "problem": problem}
+    operator_log = check_audit_log()
     return {
-        "ok": scan.problems == 0 and (anchored is None or anchored["ok"]),
+        "ok": scan.problems == 0 and (anchored is None or anchored["ok"]) and operator_log["ok"],
         "from": scan.first_seq,
         "to": scan.last_seq if scan.count else None,
         "count": scan.count,
@@ -226,6 +231,7 @@ def verify_trail(
         "problems_count": scan.problems,
         "anchor": anchored,
         "checkpoint": scan.checkpoint.to_json() if scan.checkpoint else None,
+        "operator_log": operator_log,
     }
 
 
@@ -262,7 +268,17 @@ def describe_result(result: dict[str, Any]) -> list[str]:
             f"anchor #{anchor['seq']} {anchor['hash']}: "
             + ("reached, hash matches" if anchor["ok"] else anchor["problem"])
         )
-    lines.append("OK: the chain holds" if result["ok"] else "BROKEN: the chain does not hold")
+    from api.audit_records import describe_check
+
+    operator_log = result["operator_log"]
+    lines += describe_check(operator_log)
+    chain_holds = result["problems_count"] == 0 and (anchor is None or anchor["ok"])
+    if result["ok"]:
+        lines.append("OK: the chain holds")
+    elif chain_holds:
+        lines.append("BROKEN: the chain holds, but the operator log does not")
+    else:
+        lines.append("BROKEN: the chain does not hold")
     return lines
 
 

@@ -74,21 +74,6 @@ def backtest_job(
     return backtest(candidate, first, last, progress)
 
 
-def start_backtest(
-    settings: Settings, kind: str, version: int, first: date, last: date, created_by: str
-) -> dict[str, Any]:
-    """Start the "backtest" job of version `version` of `kind` over the decisions made from
-    `first` to `last`, for POST …/backtest and the console alike; return the job. Checked
-    first: BadParameters, UnknownVersion, InvalidVersion; api.jobs.JobError when the job's
-    process cannot start."""
-    from api.jobs import launch_job
-
-    check_period(first, last)
-    stored_candidate(kind, version)
-    params = {"kind": kind, "version": version, "from": first.isoformat(), "to": last.isoformat()}
-    return launch_job(settings, "backtest", params, created_by)
-
-
 def _chunks(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     while chunk := list(islice(items, size)):
         yield chunk

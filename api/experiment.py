@@ -8,9 +8,9 @@ Both arms are read over the same period, the experiment's (from its start to its
   is the moment; the overdue balance then (the decision's `overdue_balance` fact) is what could
   be paid, and the payments dated in the N days after the decision's as_of date (the day after
   it to the Nth day, inclusive) are what was paid, counted up to that balance. The share paid
-  within N days is the paid sum over the overdue sum of the customers whose N days are over by
-  `as_of` (the others are counted as `not_yet`). Balances are added up whatever their
-  currency: compare experiments within one currency.
+  within N days is, per currency (money is never added across currencies), the paid sum over
+  the overdue sum of the customers whose N days are over by `as_of` (the others are counted as
+  `not_yet`); the counts of customers paying and clearing their balance are over all of them.
 - a two-proportion z-test on the customers who cleared their overdue balance within 30 days:
   with p ≥ 0.05 the note says the arms are too small (or too alike) to tell apart.
 """
@@ -113,7 +113,9 @@ def _arm_figures(
         for field, value in decision["outcome"].items():
             outcomes.setdefault(field, Counter())[str(value)] += 1
         first.setdefault(decision["customer_id"], decision)
-    payments = _payments(list(first), as_of)
+    payments, currencies = _payments(list(first), as_of), _currencies(list(first))
+    for customer_id, decision in first.items():
+        decision["currency"] = currencies.get(customer_id, "")
     return {
         "version": experiment[arm],
         "decisions": len(decisions),
@@ -123,6 +125,18 @@ def _arm_figures(
             str(days): paid_within(days, first.values(), payments, as_of) for days in WINDOWS
         },
     }
+
+
+def _currencies(customer_ids: list[str]) -> dict[str, str]:
+    """Each customer's currency (a customer no longer stored has none)."""
+    from storage.models import Customer
+
+    found = {}
+    for start in range(0, len(customer_ids), 500):
+        chunk = customer_ids[start : start + 500]
+        query = Customer.select(Customer.id, Customer.currency).where(Customer.id.in_(chunk))
+        found.update(query.tuples())
+    return found
 
 
 def _payments(customer_ids: list[str], as_of: date) -> dict[str, list[tuple[date, Decimal]]]:
@@ -147,8 +161,8 @@ def paid_within(
     as_of: date,
 ) -> dict[str, Any]:
     """The share of the overdue balance paid within `days` of each customer's first decision,
-    with the sums and counts behind it (see the module's docstring)."""
-    overdue_sum = paid_sum = Decimal("0.00")
+    per currency, with the sums and counts behind it (see the module's docstring)."""
+    money: dict[str, list] = {}  # currency -> [overdue, paid, customers]
     counted = paying = cleared = not_yet = no_overdue = 0
     for decision in first:
         overdue, start = decision["overdue"], decision["as_of"]
@@ -165,16 +179,23 @@ def paid_within(
         )
         paid = min(paid, overdue)
         counted += 1
-        overdue_sum += overdue
-        paid_sum += paid
+        sums = money.setdefault(decision.get("currency", ""), [Decimal("0.00"), Decimal("0.00"), 0])
+        sums[0] += overdue
+        sums[1] += paid
+        sums[2] += 1
         paying += paid > 0
         cleared += paid >= overdue
-    share = float(round(paid_sum / overdue_sum, 4)) if overdue_sum > 0 else None
     return {
         "days": days,
-        "share": share,
-        "paid": str(paid_sum),
-        "overdue": str(overdue_sum),
+        "by_currency": {
+            currency: {
+                "share": float(round(paid_sum / overdue_sum, 4)),
+                "paid": str(paid_sum),
+                "overdue": str(overdue_sum),
+                "customers": customers,
+            }
+            for currency, (overdue_sum, paid_sum, customers) in sorted(money.items())
+        },
         "customers": counted,
         "customers_paying": paying,
         "customers_cleared": cleared,

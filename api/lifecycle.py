@@ -341,7 +341,7 @@ def activate_version(
             ("approved", "retired", "challenger"),
             "only an approved or retired version can be activated",
         )
-        _must_hold_together(row)
+        must_hold_together(row)
         active = rulesets.get_active(kind)
         newer = active is not None and active["version"] > version
         if row["state"] != "retired" and not newer:
@@ -357,7 +357,7 @@ def activate_version(
     return move(kind, version, "active", "activated", actor, note, check)
 
 
-def _must_hold_together(row: dict[str, Any]) -> None:
+def must_hold_together(row: dict[str, Any]) -> None:
     """Refused naming each problem (the rule set providing a field and the one reading it)
     when `row` cannot become the active version of its kind beside the other active ones."""
     from api.usecases import cross_reference_problems

@@ -81,7 +81,7 @@ def schedule_activation(
     """`activate --at`: approved version `version` of `kind` becomes active at `at`, with
     nobody present. One pending activation per kind. Returns the version (state approved,
     `activate_at` set)."""
-    from api.lifecycle import _must_hold_together
+    from api.lifecycle import must_hold_together
     from storage import rulesets
 
     allow(actor, "activate")
@@ -96,7 +96,7 @@ def schedule_activation(
                 f"becomes active at {pending['activate_at']}; cancel it first "
                 f"(`credo rules cancel {kind} {pending['version']}`)"
             )
-        _must_hold_together(row)
+        must_hold_together(row)
         moved = rulesets.schedule_activation(kind, version, when)
         text = f"activates at {when.isoformat()}" + (f": {note}" if note else "")
         rulesets.record_event(
@@ -196,7 +196,7 @@ def start_challenger(
     """Approved version `version` of `kind` decides for `share` percent (1 to 50) of the
     customers beside the active version: a new experiment. With four eyes, by another person
     than its maker, as an approval. Returns the version (state challenger) and `experiment`."""
-    from api.lifecycle import _must_hold_together
+    from api.lifecycle import must_hold_together
     from storage import experiments, rulesets
 
     allow(actor, "challenge")
@@ -225,7 +225,7 @@ def start_challenger(
             raise Refused(f"a challenger runs beside the active version: {kind} has none")
         if policy.four_eyes:
             four_eyes(kind, version, actor)
-        _must_hold_together(row)
+        must_hold_together(row)
         started = experiments.start_experiment(
             kind, active["version"], version, share, by=actor.name
         )

@@ -195,35 +195,6 @@ def simulate_job(settings: Settings, params: dict[str, Any], progress: Progress)
     return simulate(settings, candidate, as_of, params.get("sample"), seed, progress)
 
 
-def start_simulation(
-    settings: Settings,
-    kind: str,
-    version: int,
-    as_of: date,
-    sample: int | None,
-    seed: int | None,
-    created_by: str,
-) -> dict[str, Any]:
-    """Start the "simulate" job of version `version` of `kind` (a draft or any stored version)
-    as of `as_of`, for POST …/simulate and the console alike; return the job. Checked first,
-    nothing stored when it fails: UnknownVersion, NoActiveVersion, InvalidVersion,
-    BadParameters; api.jobs.JobError when the job's process cannot start."""
-    from api.jobs import launch_job
-
-    seed = DEFAULT_SEED if seed is None else seed
-    check_sample(sample, seed)
-    stored_candidate(kind, version)
-    active_version(kind)
-    params = {
-        "kind": kind,
-        "version": version,
-        "as_of": as_of.isoformat(),
-        "sample": sample,
-        "seed": seed,
-    }
-    return launch_job(settings, "simulate", params, created_by)
-
-
 def sample_customer_ids(size: int, seed: int) -> list[str]:
     """`size` stored customers chosen by `seed` (all of them when there are fewer), sorted.
 

@@ -49,6 +49,7 @@ KINDS = (
     "run.failed",
     "import.done",
     "demo.reset",
+    "chain.pruned",
 )
 KIND_RE = re.compile(r"[a-z][a-z0-9_]{0,30}(\.[a-z][a-z0-9_]{0,30}){0,2}")
 KIND_LENGTH = 64

@@ -1,7 +1,8 @@
 """`credo audit verify|anchor|prune`: the decision chain's commands (api.audit_chain).
 
-Exit codes (SPEC §7): 0 the chain holds; 1 it does not (or the anchor is not reached); 2 bad
-input (a range, an anchor file, a date, pruning while it is off).
+Exit codes (SPEC §7): 0 the chain holds; 1 it does not (or the anchor is not reached, or the
+operator log does not hold); 2 bad input (a range, an anchor file, a date, pruning while it is
+off).
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ class _Bound(click.ParamType):
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_cli
 def verify_command(ctx: CliContext, first, last, anchor_file: Path | None, as_json: bool) -> None:
-    """Recompute every hash of the decision chain; list each altered, deleted, inserted or
-    reordered decision (exit 1), or say OK with the count and the head's hash."""
+    """Recompute every hash of the decision chain and of the operator log; list each altered,
+    deleted, inserted or reordered decision or event (exit 1), or say OK with the counts and
+    the heads' hashes."""
     from api.audit_chain import AuditInputError, read_anchor, resolve_range, verify_trail
     from api.cli.data import _open_initialised
 

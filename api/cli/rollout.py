@@ -138,10 +138,12 @@ def _print_report(data: dict[str, Any]) -> None:
             values = ", ".join(f"{value} {n}" for value, n in counts.items())
             click.echo(f"  {field}: {values}")
         for paid in arm["paid_within"].values():
-            share = "n/a" if paid["share"] is None else f"{paid['share']:.1%}"
+            shares = "; ".join(
+                f"{m['share']:.1%} in {currency} ({m['paid']} of {m['overdue']} overdue)"
+                for currency, m in paid["by_currency"].items()
+            )
             click.echo(
-                f"  paid within {paid['days']} days: {share} ({paid['paid']} of "
-                f"{paid['overdue']} overdue; {paid['customers']} customers, "
-                f"{paid['customers_cleared']} cleared, {paid['not_yet']} not yet due)"
+                f"  paid within {paid['days']} days: {shares or 'n/a'} ({paid['customers']} "
+                f"customers, {paid['customers_cleared']} cleared, {paid['not_yet']} not yet due)"
             )
     click.echo(data["comparison"]["note"])

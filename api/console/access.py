@@ -72,8 +72,8 @@ SECTIONS = (
         "console.rulesets",
         "Rule sets",
         RULESET_ROLES,
-        "rules, tests and history; analysts draft, test and propose, approvers approve and "
-        "activate",
+        "rules, tests and history; analysts draft, test, simulate and propose, approvers "
+        "approve and activate",
     ),
     Section(
         "console.audit_verify",

@@ -5,7 +5,7 @@ from→to matrix of each outcome field as a table and a chart, the money behind 
 the customers (or decisions) that change, a page at a time.
 
 Starting goes through the use cases the API's POST …/simulate and …/backtest call
-(api.simulation.start_simulation, api.backtest.start_backtest): a job run by its own process
+(api.simulation_jobs: start_simulation, start_backtest): a job run by its own process
 (api.jobs), read back as GET /v1/jobs/{id} reads it.
 """
 
@@ -95,7 +95,8 @@ def ruleset_simulate(kind: str, version: int) -> Any:
     """Simulate the version (a draft or any stored one) beside the active version: a job."""
     from api.console.rulesets import version_page
     from api.jobs import JobError
-    from api.simulation import SimulationError, start_simulation
+    from api.simulation import SimulationError
+    from api.simulation_jobs import start_simulation
 
     form, loaded, problems = _read(SimulateForm(), ("as_of", "sample", "seed"))
     form = {**simulate_defaults(), **form}
@@ -115,10 +116,10 @@ def ruleset_simulate(kind: str, version: int) -> Any:
 @require_page(*SIMULATE_ROLES)
 def ruleset_backtest(kind: str, version: int) -> Any:
     """Replay the version over the decisions of its kind made in a period: a job."""
-    from api.backtest import start_backtest
     from api.console.rulesets import version_page
     from api.jobs import JobError
     from api.simulation import SimulationError
+    from api.simulation_jobs import start_backtest
 
     form, loaded, problems = _read(BacktestForm(), ("from", "to"))
     form = {**simulate_defaults(), **form}
@@ -138,7 +139,8 @@ def simulate_draft(kind: str, version: int) -> Any:
     today on every customer; the draft's page with why, when it cannot start."""
     from api.console.rulesets import version_page
     from api.jobs import JobError
-    from api.simulation import SimulationError, start_simulation
+    from api.simulation import SimulationError
+    from api.simulation_jobs import start_simulation
 
     try:
         job = start_simulation(_settings(), kind, version, today(), None, None, _created_by())

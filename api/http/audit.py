@@ -1,6 +1,7 @@
 """The auditor's chain endpoints (api.audit_chain, the same use cases as `credo audit`):
 
-GET /v1/audit/verify?from=&to=&anchor_seq=&anchor_hash=  verify the decision chain
+GET /v1/audit/verify?from=&to=&anchor_seq=&anchor_hash=  verify the decision chain (and the
+                                                         whole operator log)
 GET /v1/audit/anchor                                     the chain's head {seq, hash, time}
 
 A range of at most `audit.verify_job_rows` decisions (100,000 by default) is verified in the
@@ -79,6 +80,21 @@ class AnchorCheckSchema(ChainAnchorSchema):
     problem = ma.fields.String(required=True, allow_none=True)
 
 
+class LogProblemSchema(ma.Schema):
+    seq = ma.fields.Integer(required=True)
+    kind = ma.fields.String(required=True, allow_none=True, metadata={"description": "event kind"})
+    problem = ma.fields.String(required=True, metadata={"description": "what does not match"})
+
+
+class OperatorLogCheckSchema(ma.Schema):
+    """The operator log's verification (as `credo audit log --verify --json`)."""
+
+    ok = ma.fields.Boolean(required=True)
+    events = ma.fields.Integer(required=True, metadata={"description": "events checked"})
+    head = ma.fields.Nested(ChainHeadSchema, required=True)
+    problems = ma.fields.List(ma.fields.Nested(LogProblemSchema), required=True)
+
+
 class ChainVerifySchema(ma.Schema):
     """The result of a verification (also a verify job's result)."""
 
@@ -95,6 +111,11 @@ class ChainVerifySchema(ma.Schema):
     checkpoint = ma.fields.Dict(
         required=True, allow_none=True, metadata={"description": "the retention checkpoint"}
     )
+    operator_log = ma.fields.Nested(
+        OperatorLogCheckSchema,
+        required=True,
+        metadata={"description": "the whole operator log, verified beside the decisions"},
+    )
 
 
 @blp.route("/verify")
@@ -103,10 +124,12 @@ class Verify(MethodView):
     @blp.arguments(ChainVerifyArgsSchema(), location="query")
     @blp.response(200, ChainVerifySchema)
     @blp.alt_response(202, description="a large range: verified by a job (GET /v1/jobs/{id})")
+    @blp.problem(503, "a large range's job could not be started")
     def get(self, args: dict[str, Any]) -> Any:
         """Recompute the decision chain's hashes over a range (default: all): ok with the count
         and the last hash, or each altered, deleted, inserted or reordered decision; with an
-        anchor, whether the chain still reaches it."""
+        anchor, whether the chain still reaches it; and the whole operator log's (ok is false
+        when either does not hold)."""
         from api.audit_chain import (
             AuditInputError,
             make_anchor,
@@ -129,10 +152,22 @@ class Verify(MethodView):
             first, last = resolve_range(*bounds)
             if range_size(first or 1, last) > app_state().settings.audit.verify_job_rows:
                 params = {"from": first, "to": last, "anchor": anchor and anchor.to_json()}
-                return json_response(*jobs.start("audit-verify", params))
+                return json_response(*_start_job(params))
             return verify_trail(first, last, anchor)
         except AuditInputError as exc:
             raise ApiProblem(422, "", errors={exc.field: [exc.message]}) from None
+
+
+def _start_job(params: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+    """A verify job for the caller (api.jobs.launch_job, as the simulations start theirs): the
+    202 answer; 503 when its process cannot start."""
+    from api.jobs import JobError, launch_job
+
+    try:
+        job = launch_job(app_state().settings, "audit-verify", params, jobs.caller_name())
+    except JobError as exc:
+        raise ApiProblem(503, str(exc)) from exc
+    return jobs.started(job)
 
 
 @blp.route("/anchor")

@@ -58,8 +58,9 @@ class ExperimentReportSchema(ma.Schema):
         required=True,
         metadata={
             "description": "champion and challenger: version, decisions, customers, outcomes "
-            "(field → value → decisions), paid_within (14 and 30 days: share of the overdue "
-            "balance at decision time paid, with the amounts and customers behind it)"
+            "(field → value → decisions), paid_within (14 and 30 days: customers, paying, "
+            "cleared, not yet; by_currency: the share of the overdue balance at decision time "
+            "paid, with the amounts behind it, per currency, never summed across currencies)"
         },
     )
     comparison = ma.fields.Dict(

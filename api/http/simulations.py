@@ -112,7 +112,7 @@ class Simulate(MethodView):
         overdue balances per currency, and the customers whose outcome changes (the first 100
         by id, and their count). Nothing is stored but the job.
         """
-        from api.simulation import start_simulation
+        from api.simulation_jobs import start_simulation
 
         number = _version_number(kind, version)
         as_of = body.get("as_of") or today()
@@ -134,7 +134,7 @@ class Backtest(MethodView):
         by seq, and their count) with old and new outcome and reasons, and the from→to matrix
         with money per currency.
         """
-        from api.backtest import start_backtest
+        from api.simulation_jobs import start_backtest
 
         number = _version_number(kind, version)
         return _start(start_backtest, kind, number, body["first"], body["last"])

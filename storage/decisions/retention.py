@@ -4,7 +4,9 @@ Pruning deletes the decisions up to a seq, after recording a checkpoint: that se
 hash of the decision stored there, which the next remaining decision's prev_hash must equal.
 Verification then starts at the checkpoint (storage.decisions.chain) and still proves every
 decision that remains. Checkpoints are append-only rows of `chain_checkpoint` (migration 19);
-`record_checkpoint` is the one way in, for any code that cuts the chain.
+`record_checkpoint` is the one way in, for any code that cuts the chain. A prune appends a
+`chain.pruned` event to the operator log (storage.audit_log) in the same transaction: the
+checkpoint's seq and hash, the cut, the count and who pruned.
 """
 
 from __future__ import annotations
@@ -99,8 +101,11 @@ def prunable_through(before: datetime) -> tuple[int, int] | None:
 
 def prune_through(seq: int, before: datetime, by: str) -> Checkpoint:
     """Record the checkpoint at decision `seq`, then delete the decisions up to it with their
-    tags, in one transaction under the chain lock. LookupError when there is no decision `seq`.
-    """
+    tags and append the `chain.pruned` event to the operator log, in one transaction under the
+    chain lock (the log's lock is taken last, as everywhere). LookupError when there is no
+    decision `seq`."""
+    from storage.audit_log import append_event, storable
+
     with write_lock(LockKey.DECISION_CHAIN):
         row = Decision.select(Decision.hash).where(Decision.seq == seq).first()
         if row is None:
@@ -109,4 +114,11 @@ def prune_through(seq: int, before: datetime, by: str) -> Checkpoint:
         checkpoint = record_checkpoint(seq, row.hash, before, count, by)
         DecisionTag.delete().where(DecisionTag.decision <= seq).execute()
         Decision.delete().where(Decision.seq <= seq).execute()
+        details = {
+            "seq": checkpoint.seq,
+            "hash": checkpoint.hash,
+            "before": checkpoint.before.isoformat(),
+            "pruned": checkpoint.pruned,
+        }
+        append_event("chain.pruned", storable(by), details, at=checkpoint.recorded_at)
     return checkpoint

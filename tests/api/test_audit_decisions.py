@@ -89,7 +89,7 @@ def test_every_stored_decision_carries_its_explanation(client, auth):
         "final notice sent 21 days ago (rule HO-120)."
     )
     read = client.get(f"/v1/decisions/{handoff['decision_id']}", headers=auth("auditor")).json
-    assert read["explanation"] == handoff["explanation"] and read["format"] == 3
+    assert read["explanation"] == handoff["explanation"] and read["format"] == 5
     assert "what_would_change" not in read  # hand-offs: nothing of the kind
     page = client.get("/v1/decisions?kind=handoff", headers=auth("auditor")).json
     assert page["items"][0]["explanation"] == handoff["explanation"]
@@ -144,8 +144,8 @@ def test_why_not_lists_the_rules_above_the_decider_with_the_condition_that_faile
     assert why["decided_by"] == "HO-900"
     ids = [row["id"] for row in why["rules"]]
     assert ids == ["HO-010", "HO-015", "HO-020", "HO-030", "HO-040", "HO-050", "HO-060",
-                   "HO-065", "HO-070", "HO-080", "HO-090", "HO-100", "HO-110", "HO-120",
-                   "HO-130"]  # fmt: skip
+                   "HO-065", "HO-070", "HO-080", "HO-090", "HO-095", "HO-100", "HO-110",
+                   "HO-120", "HO-130"]  # fmt: skip
     rows = {row["id"]: row for row in why["rules"]}
     assert rows["HO-020"]["message"] == "HO-020 did not apply: days_past_due 61 is not < 60"
     assert rows["HO-020"]["read"] == {"days_past_due": 61}
@@ -242,7 +242,7 @@ def test_replay_of_an_untouched_decision_is_the_same(client, auth, cli_db):
     answer = client.post(f"/v1/decisions/{ids[0]}/replay", headers=auth("auditor"))
     assert answer.status_code == 200, answer.json
     assert answer.json["same"] is True and answer.json["differences"] == []
-    assert answer.json["replayed"]["outcome"] == {"action": "handoff", "agency": "standard"}
+    assert answer.json["replayed"]["outcome"]["action"] == "handoff"
     code, output = credo("audit", "replay")
     assert code == 0, output
     assert output.strip() == "OK: 3 decisions replayed, 3 the same, 0 different"
@@ -272,14 +272,25 @@ def test_replay_reports_tampered_facts_with_both_sides(client, auth, settings, c
     assert answer["same"] is False
     by_field = {d["field"]: d for d in answer["differences"]}
     assert set(by_field) == {"outcome", "reasons", "fired"}
-    assert by_field["outcome"]["stored"] == {"action": "handoff", "agency": "standard"}
-    assert by_field["outcome"]["replayed"] == {"action": "none", "agency": ""}
+    assert by_field["outcome"]["stored"] == {
+        "action": "handoff",
+        "agency": "standard",
+        "plan_instalments": 3,
+        "plan_interval_days": 30,
+    }
+    assert by_field["outcome"]["replayed"] == {
+        "action": "none",
+        "agency": "",
+        "plan_instalments": 3,
+        "plan_interval_days": 30,
+    }
     assert by_field["fired"]["replayed"][0]["id"] == "HO-020"
     code, output = credo("audit", "replay", "--decision", decision["decision_id"])
     assert code == 1
     assert f"DIFFERS decision {decision['decision_id']}" in output
-    assert '    stored:   {"action":"handoff","agency":"standard"}' in output
-    assert '    replayed: {"action":"none","agency":""}' in output
+    plan = ',"plan_instalments":3,"plan_interval_days":30}'
+    assert '    stored:   {"action":"handoff","agency":"standard"' + plan in output
+    assert '    replayed: {"action":"none","agency":""' + plan in output
     assert output.splitlines()[-1] == "DIFFERENT: 1 decisions replayed, 0 the same, 1 different"
 
 
@@ -299,7 +310,12 @@ def test_replay_reports_a_tampered_rule_text(client, auth, cli_db):
     assert by_field["ruleset.sha256"]["stored"] == decision["ruleset"]["sha256"]
     assert by_field["ruleset.sha256"]["replayed"] != decision["ruleset"]["sha256"]
     assert "changed after the decision" in by_field["ruleset.sha256"]["problem"]
-    assert by_field["outcome"]["replayed"] == {"action": "none", "agency": ""}
+    assert by_field["outcome"]["replayed"] == {
+        "action": "none",
+        "agency": "",
+        "plan_instalments": 3,
+        "plan_interval_days": 30,
+    }
     assert credo("audit", "replay")[0] == 1
     evidence = client.get(
         f"/v1/decisions/{decision['decision_id']}/evidence", headers=auth("auditor")

@@ -41,6 +41,8 @@ def decision(n: int, **changes) -> dict:
         "engine_us": 31,
         "via": "api",
         "earlier": [],
+        "explanation": f"Firm reminder: reason {n} (rule RT-040).",
+        "arm": None,
     }
     return {**record, **changes}
 
@@ -92,7 +94,7 @@ def test_the_jsonl_export_carries_each_record_as_hashed(credo, stored):
     assert list(first) == ["seq", "record", "prev_hash", "hash"]
     assert first["seq"] == stored[0]["seq"] and first["hash"] == stored[0]["hash"]
     assert first["record"]["facts"]["open_balance"] == "1200.50"
-    assert first["record"]["format"] == 4 and "seq" not in first["record"]
+    assert first["record"]["format"] == 5 and "seq" not in first["record"]
     # an edited line no longer checks
     row = json.loads(lines[3])
     row["record"]["outcome"]["tone"] = "gentle"
@@ -221,7 +223,11 @@ def test_rows_stored_before_a_field_existed_are_exported_with_their_own_fields(s
 
     old = {
         "seq": 1,
-        **{k: v for k, v in decision(1).items() if k not in ("via", "earlier")},
+        **{
+            k: v
+            for k, v in decision(1).items()
+            if k not in ("via", "earlier", "explanation", "arm")
+        },
         "prev_hash": "0" * 64,
         "hash": "f" * 64,
     }

@@ -39,6 +39,8 @@ def _record(n: int, created: datetime) -> dict:
         "engine_us": 12,
         "via": "run",
         "earlier": [],
+        "explanation": f"Approved on 30 days: reason {n} (rule CR-1).",
+        "arm": None,
     }
 
 
@@ -110,20 +112,29 @@ def test_prune_refuses_to_delete_a_part_that_does_not_verify(old_then_new, credo
 
 
 def _store_old_format(fmt: int, n: int) -> None:
-    """A decision stored as credo stored it in record format `fmt` (1: no format, via or
-    earlier; 2: no earlier), chained after the head."""
+    """A decision stored as credo stored it in record format `fmt` (1: no format, via,
+    earlier, explanation or arm; 2: no earlier, explanation or arm; 4: no explanation or arm;
+    3: no arm), chained after the head."""
     from storage.db import insert_rows
     from storage.decisions import chain_head, prepare_decisions, shape
     from storage.decisions.append import _COLUMNS
     from storage.models import Decision
 
     (prepared,) = prepare_decisions([_record(n, datetime(2021, 1, n, tzinfo=UTC))])
-    dropped = {1: ("format", "via", "earlier"), 2: ("earlier",)}[fmt]
+    dropped = {
+        1: ("format", "via", "earlier", "explanation", "arm"),
+        2: ("earlier", "explanation", "arm"),
+        4: ("explanation", "arm"),
+        3: ("arm",),
+    }[fmt]
     record = {k: v for k, v in prepared.record.items() if k not in dropped}
-    if fmt == 2:
-        record["format"] = 2
+    if fmt != 1:
+        record["format"] = fmt
     row = dict(zip([c.name for c in shape.COLUMNS], prepared.row, strict=True))
-    row.update(format=fmt, earlier=None, **({"via": None} if fmt == 1 else {}))
+    row.update(format=fmt, arm=None, experiment_id=None)
+    row.update({"explanation": None} if "explanation" in dropped else {})
+    row.update({"earlier": None} if "earlier" in dropped else {})
+    row.update({"via": None} if fmt == 1 else {})
     seq, prev = chain_head()
     values = (seq + 1, *row.values(), prev, chain_hash(record, prev))
     insert_rows(Decision, _COLUMNS, [values])
@@ -132,19 +143,21 @@ def _store_old_format(fmt: int, n: int) -> None:
 def test_rows_of_every_record_format_verify_and_each_is_checked(db, client, auth, credo):
     from storage.decisions import get_decision
 
-    _store_old_format(1, 1)
-    _store_old_format(2, 2)
+    old = (1, 2, 4, 3)  # every format before today's, in the order they were introduced
+    for n, fmt in enumerate(old, 1):
+        _store_old_format(fmt, n)
     client.post("/v1/decisions/credit", json={"facts": complete_facts()}, headers=auth("decide"))
-    formats = [get_decision(i).get("format", 1) for i in ("old-1", "old-2")]
-    assert formats == [1, 2] and get_decision("old-1")["prev_hash"] == GENESIS_HASH
+    formats = [get_decision(f"old-{n}").get("format", 1) for n in range(1, 5)]
+    assert formats == list(old) and get_decision("old-1")["prev_hash"] == GENESIS_HASH
+    assert "explanation" not in get_decision("old-3") and "arm" not in get_decision("old-4")
     result = credo("audit", "verify", "--json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["count"] == 3
-    for seq in (1, 2):
+    assert json.loads(result.output)["count"] == 5
+    for seq in (1, 2, 3, 4, 5):
         with db.atomic():
             db.execute_sql(f"UPDATE decision SET requested_by = 'someone' WHERE seq = {seq}")
     problems = json.loads(credo("audit", "verify", "--json").output)["problems"]
-    assert [(p["seq"], p["kind"]) for p in problems] == [(1, "altered"), (2, "altered")]
+    assert [(p["seq"], p["kind"]) for p in problems] == [(s, "altered") for s in range(1, 6)]
 
 
 def test_a_run_report_records_the_chain_head_and_serves_as_an_anchor(
@@ -169,3 +182,56 @@ def test_a_run_report_records_the_chain_head_and_serves_as_an_anchor(
         db.execute_sql(f"DELETE FROM decision WHERE seq > {head['seq'] - 1}")
     cut = credo("audit", "verify", "--anchor", str(report))
     assert cut.exit_code == 1 and "truncated" in cut.output
+
+
+def test_a_prune_is_an_operator_log_event_stored_with_it(old_then_new, credo, db):
+    """`chain.pruned` in the operator log: the checkpoint's seq and hash, the cut, the count
+    and who pruned; none for a dry run; and no prune at all when the event cannot be stored."""
+    import peewee as pw
+
+    from storage.db import is_postgres
+    from storage.decisions import get_decision, retention
+
+    def pruned_events() -> list[dict]:
+        out = credo("audit", "log", "--kind", "chain", "--json")
+        assert out.exit_code == 0, out.output
+        return json.loads(out.stdout)
+
+    keep = {"CREDO_AUDIT_RETENTION_DAYS": "30"}
+    assert credo("audit", "prune", "--before", "2020-01-03", **keep).exit_code == 0
+    assert pruned_events() == []  # saying what would go is no prune
+    second = get_decision("old-2")
+    done = credo("audit", "prune", "--before", "2020-01-03", "--yes", "--json", **keep)
+    assert done.exit_code == 0, done.output
+    checkpoint = json.loads(done.output)["checkpoint"]
+    (event,) = pruned_events()
+    assert (event["kind"], event["actor"]) == ("chain.pruned", "credo audit prune")
+    assert event["details"] == {
+        "seq": 2,
+        "hash": second["hash"],
+        "before": "2020-01-03T00:00:00+00:00",
+        "pruned": 2,
+    }
+    assert event["at"] == checkpoint["recorded_at"]
+    assert credo("audit", "log", "--verify").exit_code == 0
+
+    # The event and the deletion are one transaction: an operator log that refuses the event
+    # (a trigger, as a full disk or a lost connection would) leaves every decision in place.
+    if is_postgres(db):
+        db.execute_sql(
+            "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+            "RAISE EXCEPTION 'the log refuses'; END $$ LANGUAGE plpgsql"
+        )
+        db.execute_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit_event "
+            "FOR EACH ROW EXECUTE FUNCTION refuse()"
+        )
+    else:
+        db.execute_sql(
+            "CREATE TRIGGER refuse BEFORE INSERT ON audit_event "
+            "BEGIN SELECT RAISE(ABORT, 'the log refuses'); END"
+        )
+    with pytest.raises(pw.DatabaseError, match="the log refuses"):
+        retention.prune_through(4, datetime(2020, 1, 5, tzinfo=UTC), "test")
+    assert get_decision("old-3") is not None and get_decision("old-4") is not None
+    assert retention.latest_checkpoint().seq == 2

@@ -212,3 +212,51 @@ def test_a_run_report_is_an_anchor(db, stored, credo, tmp_path):
     path.write_text(json.dumps(run_json))
     assert read_anchor(path.read_text()).seq == 2
     assert credo("verify", "--anchor", str(path)).exit_code == 0
+
+
+def test_the_operator_log_is_verified_beside_the_decisions(db, stored, credo, client, auth):
+    """`credo audit verify` and GET /v1/audit/verify check the whole operator log too and report
+    it apart: an altered event fails the verification (exit 1, ok false) with the decisions
+    still holding, and says which of the two does not hold."""
+    from storage.audit_log import iter_events, log_head
+
+    auditor = auth("auditor")
+    events, head = log_head()
+    first = next(iter_events())
+    assert events > 0  # the keys the requests were made with
+    intact = json.loads(credo("verify", "--json").stdout)
+    assert intact["operator_log"] == {
+        "ok": True,
+        "events": events,
+        "head": {"seq": events, "hash": head},
+        "problems": [],
+    }
+    assert credo("verify").stdout.splitlines()[-2:] == [
+        f"operator log OK: {events} events, head #{events} {head}",
+        "OK: the chain holds",
+    ]
+    sql(db, "UPDATE audit_event SET actor = 'someone else' WHERE seq = 1")
+    result = credo("verify", "--json")
+    assert result.exit_code == 1
+    answer = json.loads(result.stdout)
+    assert not answer["ok"] and answer["problems"] == [] and answer["count"] == COUNT
+    assert not answer["operator_log"]["ok"]
+    assert [(p["seq"], p["kind"]) for p in answer["operator_log"]["problems"]] == [
+        (1, first["kind"])
+    ]
+    ranged = credo("verify", "--from", "2", "--to", "3", "--json")
+    assert ranged.exit_code == 1  # a range narrows the decisions; the log is checked whole
+    text = credo("verify")
+    assert text.exit_code == 1
+    assert text.stdout.splitlines()[-3:] == [
+        "operator log BROKEN: 1 problem",
+        f"  event #1 ({first['kind']}): hash does not match the event's contents: "
+        "the event was altered",
+        "BROKEN: the chain holds, but the operator log does not",
+    ]
+    over_http = client.get("/v1/audit/verify", headers=auditor)
+    assert over_http.status_code == 200 and over_http.json == answer
+    sql(db, "UPDATE decision SET reasons = '[]' WHERE seq = 2")
+    both = credo("verify")
+    assert both.exit_code == 1
+    assert both.stdout.rstrip().endswith("BROKEN: the chain does not hold")

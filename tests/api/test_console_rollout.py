@@ -146,6 +146,13 @@ def test_the_list_shows_the_challenger_and_links_its_experiment_report(client, p
     champion, challenger = api["arms"]["champion"], api["arms"]["challenger"]
     assert f"Customers {champion['customers']} {challenger['customers']}" in shown
     assert champion["customers"] + challenger["customers"] == 12
+    for arm in (champion, challenger):
+        window = arm["paid_within"]["30"]
+        assert f"{window['customers_cleared']} of {window['customers']}" in shown
+        for currency, money in window["by_currency"].items():  # never added across currencies
+            assert f"Overdue balance paid within 30 days, {currency}" in shown
+            assert f"of {float(money['overdue']):,.2f} ({money['customers']} customers)" in shown
+    assert champion["paid_within"]["30"]["by_currency"]  # the rows above were checked
     for bad in ("99", "abc", "0"):
         response = dave.get(f"/console/rulesets/reminder/experiment?experiment={bad}")
         assert response.status_code == 404, bad

@@ -111,6 +111,22 @@ def run_document(shell: Shell) -> None:
                 problems = match(shown, json.loads(answer.output))
                 if problems:
                     raise DocError(f"{where}\n" + "\n".join(problems) + f"\n{answer.output}")
+            printed = _printed(block.text)
+            if len(commands) == 1 and printed and _hashless(answer.output) != printed:
+                raise DocError(f"{where}\nprints, unlike the lines shown:\n{answer.output}")
+
+
+def _hashless(text: str) -> list[str]:
+    """Lines of output with each hash as <hash>: they differ from one database to the next."""
+    return [re.sub(r"\b[0-9a-f]{64}\b", "<hash>", line) for line in text.splitlines()]
+
+
+def _printed(block: str) -> list[str]:
+    """The output a one-command block shows as `# ` lines after its command."""
+    lines = block.splitlines()
+    if len(lines) < 2 or not all(line.startswith("# ") for line in lines[1:]):
+        return []
+    return _hashless("\n".join(line[2:] for line in lines[1:]))
 
 
 def _script() -> str:
@@ -147,25 +163,45 @@ def test_the_auditors_guide_runs_and_its_script_agrees_with_the_chain(shell, tmp
     tampered = _recheck(export)
     assert tampered.returncode == 1
     assert f"line 7 (seq {row['seq']}): the chain does not hold here" in tampered.stderr
+    # The auditor's export the guide names too ({seq, record, prev_hash, hash} lines): the same
+    # script agrees with it, and stops at a line whose record was changed.
+    audit_export = tmp_path / "audit-export.jsonl"
+    lines = audit_export.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == seq and set(json.loads(lines[0])) == {"seq", "record", "prev_hash", "hash"}
+    checked = _recheck(audit_export)
+    assert checked.returncode == 0, checked.stderr
+    assert checked.stdout.strip() == f"{seq} decisions hold; the last one's hash is {head}"
+    row = json.loads(lines[3])
+    row["record"]["facts"] = {**row["record"]["facts"], "open_balance": "0.00"}
+    lines[3] = json.dumps(row, ensure_ascii=False)
+    audit_export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tampered = _recheck(audit_export)
+    assert tampered.returncode == 1
+    assert f"line 4 (seq {row['seq']}): the chain does not hold here" in tampered.stderr
 
 
 def test_the_script_recomputes_every_record_format_and_starts_at_a_checkpoint(db, tmp_path):
-    """Rows of formats 1, 2 and 4 (tests/api/test_audit_prune.py stores the old ones as credo
-    did) and a chain cut by a prune, rechecked from the checkpoint's hash."""
+    """Rows of formats 1, 2, 4, 3 and 5 (tests/api/test_audit_prune.py stores the old ones as
+    credo did) and a chain cut by a prune, rechecked from the checkpoint's hash."""
     from datetime import UTC, datetime
 
     from test_audit_prune import _record, _store_old_format
 
     from storage.decisions import append_decisions, iter_decisions, retention
 
-    _store_old_format(1, 1)
-    _store_old_format(2, 2)
-    append_decisions([_record(n, datetime(2022, 1, n, tzinfo=UTC)) for n in range(3, 7)])
+    for n, fmt in enumerate((1, 2, 4, 3), 1):
+        _store_old_format(fmt, n)
+    append_decisions([_record(n, datetime(2022, 1, n, tzinfo=UTC)) for n in range(5, 7)])
     export = tmp_path / "all.jsonl"
     export.write_text("".join(json.dumps(d) + "\n" for d in iter_decisions()), encoding="utf-8")
     assert _recheck(export).returncode == 0
     formats = [json.loads(line).get("format", 1) for line in export.read_text().splitlines()]
-    assert formats == [1, 2, 4, 4, 4, 4]
+    assert formats == [1, 2, 4, 3, 5, 5]
+    from api.audit_records import export_decisions
+
+    nested = tmp_path / "audit-export.jsonl"  # the same rows as `credo audit export` writes them
+    nested.write_text("".join(export_decisions("jsonl").chunks), encoding="utf-8")
+    assert _recheck(nested).returncode == 0
     checkpoint = retention.prune_through(3, datetime(2022, 1, 4, tzinfo=UTC), "test")
     export.write_text("".join(json.dumps(d) + "\n" for d in iter_decisions()), encoding="utf-8")
     assert _recheck(export).returncode == 1  # from the genesis, the first line does not hold

@@ -91,8 +91,11 @@ def test_the_arms_compared_on_payments_worked_out_by_hand(client, as_, experimen
 
     def figures(arm, days):
         paid = arm["paid_within"][str(days)]
+        (currency,) = paid["by_currency"]
+        money = paid["by_currency"][currency]
+        assert money["customers"] == paid["customers"]
         return (
-            paid["share"], paid["paid"], paid["overdue"], paid["customers"],
+            money["share"], money["paid"], money["overdue"], paid["customers"],
             paid["customers_paying"], paid["customers_cleared"], paid["not_yet"],
         )  # fmt: skip
 
@@ -123,12 +126,10 @@ def test_windows_not_over_yet_are_counted_apart(client, as_, experiment):
 
     report = compare_arms("reminder", as_of=date(2024, 5, 20))
     champion = report["arms"]["champion"]["paid_within"]
-    assert (champion["14"]["share"], champion["14"]["customers"]) == (0.2, 2)
-    assert (champion["30"]["share"], champion["30"]["customers"], champion["30"]["not_yet"]) == (
-        None,
-        0,
-        2,
-    )
+    (money,) = champion["14"]["by_currency"].values()
+    assert (money["share"], champion["14"]["customers"]) == (0.2, 2)
+    thirty = champion["30"]
+    assert (thirty["by_currency"], thirty["customers"], thirty["not_yet"]) == ({}, 0, 2)
     assert report["comparison"]["note"] == (
         "too small to tell apart: no customers to compare in either arm"
     )
@@ -164,15 +165,36 @@ def test_credo_rules_experiment_prints_the_arms_and_refusals_exit_2(settings, ex
         "against version 1"
     )
     assert (
-        "  paid within 30 days: 50.0% (500.00 of 1000.00 overdue; 2 customers, 1 cleared, "
-        "0 not yet due)"
+        "  paid within 30 days: 50.0% in EUR (500.00 of 1000.00 overdue) (2 customers, "
+        "1 cleared, 0 not yet due)"
     ) in lines
     assert (
-        "  paid within 14 days: 33.3% (500.00 of 1500.00 overdue; 3 customers, 1 cleared, "
-        "0 not yet due)"
+        "  paid within 14 days: 33.3% in EUR (500.00 of 1500.00 overdue) (3 customers, "
+        "1 cleared, 0 not yet due)"
     ) in lines
     assert lines[-1].startswith("too small to tell apart: 1/2 champion, 2/3 challenger")
     unknown = CliRunner().invoke(main, ["rules", "experiment", "credit"], env=env)
     assert unknown.exit_code == 2 and "rule set credit has had no experiment" in unknown.output
     stop = CliRunner().invoke(main, ["rules", "stop-challenge", "reminder", "--note", "x"], env=env)
     assert stop.exit_code == 2 and "this command acts as an API key" in stop.output
+
+
+def test_money_is_shared_per_currency_never_summed_across():
+    from datetime import date
+    from decimal import Decimal as D
+
+    from api.experiment import paid_within
+
+    day = date(2024, 5, 1)
+    first = [
+        {"customer_id": "E", "as_of": day, "overdue": D("1000.00"), "currency": "EUR"},
+        {"customer_id": "G", "as_of": day, "overdue": D("300.00"), "currency": "GBP"},
+        {"customer_id": "G2", "as_of": day, "overdue": D("100.00"), "currency": "GBP"},
+    ]
+    payments = {"E": [(date(2024, 5, 3), D("250.00"))], "G": [(date(2024, 5, 9), D("400.00"))]}
+    paid = paid_within(14, first, payments, date(2024, 6, 30))
+    assert paid["by_currency"] == {
+        "EUR": {"share": 0.25, "paid": "250.00", "overdue": "1000.00", "customers": 1},
+        "GBP": {"share": 0.75, "paid": "300.00", "overdue": "400.00", "customers": 2},
+    }  # G paid more than it owed: counted up to its balance
+    assert (paid["customers"], paid["customers_paying"], paid["customers_cleared"]) == (3, 2, 1)
