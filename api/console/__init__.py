@@ -73,10 +73,14 @@ def init_app(app: Flask, settings: Settings) -> None:
     """Register the console's pages and its session settings on the app."""
     # Importing the page modules registers their pages on the blueprint.
     from api.console import (  # noqa: F401
+        audit,
+        audit_records,
         customers,
+        decision_audit,
         decisions,
         home,
         portfolio,
+        rollout,
         rulesets,
         simulations,
     )

@@ -75,6 +75,13 @@ SECTIONS = (
         "rules, tests and history; analysts draft, test, simulate and propose, approvers "
         "approve and activate",
     ),
+    Section(
+        "console.audit_verify",
+        "Audit",
+        AUDIT_ROLES,
+        "the decision chain verified with its head hash, the operator log and the exports; "
+        "replay and version evidence on a decision's page",
+    ),
 )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import abort, render_template, request
 
-from api.console.access import DECISION_ROLES, current_person, require_page
+from api.console.access import AUDIT_ROLES, DECISION_ROLES, current_person, require_page
 from api.console.blueprint import bp
 from api.lifecycle import MOVE_ROLES, READ_ROLES
 
@@ -90,7 +90,9 @@ def decision(decision_id: str) -> Any:
 
 
 def decision_page(decision_id: str, status: int = 200, **extra: Any) -> Any:
-    """The decision's page (`extra`: what a refused "make this a test case" says)."""
+    """The decision's page (`extra`: what a refused "make this a test case" says, a replay's
+    result). What would change it is the use case GET /v1/decisions/{id} adds."""
+    from api.decision_audit import what_would_change
     from api.decision_views import find_decision, fired_conditions
     from engine.facts import FACTS
 
@@ -102,9 +104,11 @@ def decision_page(decision_id: str, status: int = 200, **extra: Any) -> Any:
         "console/decision.html",
         d=found,
         fired=fired_conditions(found),
+        changes=what_would_change(found),
         catalogue=FACTS,
         may_read_rules=person.may(READ_ROLES),
         may_pin=person.may(MOVE_ROLES["draft"]),
+        may_audit=person.may((*AUDIT_ROLES, "admin")),
         **extra,
     )
     return page, status

@@ -40,9 +40,18 @@ def rulesets() -> str:
 
     items = []
     for item in list_rulesets():
-        history = ruleset_overview(item["kind"])["history"]
-        pending = [v for v in history if v["state"] in ("draft", "proposed", "approved")]
-        items.append({**item, "pending": pending})
+        overview = ruleset_overview(item["kind"])
+        waiting = ("draft", "proposed", "approved")
+        pending = [v for v in overview["history"] if v["state"] in waiting]
+        experiment = overview["experiment"]
+        items.append(
+            {
+                **item,
+                "pending": pending,
+                "activation": overview["pending"],
+                "challenger": experiment if experiment and not experiment["ended_at"] else None,
+            }
+        )
     return render_template("console/rulesets.html", items=items)
 
 
@@ -63,6 +72,8 @@ def version_page(kind: str, version: int | None, status: int = 200, **extra: Any
     can["simulate"] = person.may((*SIMULATE_ROLES, "admin"))
     extra.setdefault("sim_form", simulate_defaults())
     extra.setdefault("sim_problems", {})
+    extra.setdefault("rollout_form", {})
+    extra.setdefault("rollout_problems", {})
     page = render_template(
         "console/ruleset.html",
         kind=kind,

@@ -1,5 +1,6 @@
 """Fill a fresh SQLite database for the browser tests, in its own process: a small demo
-portfolio, a customer named like a script, a nightly run, and keys for four people.
+portfolio, a customer named like a script (imported from a file whose path reads as a script),
+a nightly run, and keys for four people.
 
     python tests/console/make_data.py DATA_DIR   -> prints {"keys": {...}, ...} as JSON
 """
@@ -10,6 +11,7 @@ import json
 import sys
 from datetime import date
 from io import StringIO
+from pathlib import Path
 
 from rich.console import Console
 
@@ -21,10 +23,9 @@ HOSTILE = "<script>alert(1)</script>"
 
 def main(data_dir: str) -> None:
     from api.demo.run import run_demo
-    from api.intake.schemas import validate_record
+    from api.intake.importer import import_file
     from api.nightly.run import execute_run, prepare_run
     from storage.keys import create_key
-    from storage.ledger import upsert_records
 
     settings = load_settings(env={"CREDO_PATHS_DATA_DIR": data_dir})
     run_demo(settings, 24, 7, AS_OF, Console(file=StringIO()))
@@ -54,7 +55,12 @@ def main(data_dir: str) -> None:
             "note": "<img src=x onerror=alert(2)>",
         },
     ]
-    upsert_records([validate_record(r) for r in records])
+    # imported from a file whose path reads as a script too: the operator log keeps the path
+    hostile_file = Path(data_dir) / f"{HOSTILE}.jsonl"  # a folder "<script>alert(1)<" holds it
+    hostile_file.parent.mkdir()
+    hostile_file.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    report = import_file(hostile_file)
+    assert report.inserted == len(records) and not report.rejected, report
     run, _ = prepare_run(settings, AS_OF, False, "browser test")
     execute_run(settings, run.run_id, workers=1)
     keys = {

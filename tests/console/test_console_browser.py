@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
+import urllib.request
 
 from conftest import AXE
 
@@ -306,4 +308,69 @@ def test_a_rule_change_from_mistake_to_activation_by_two_people(browser, server,
     assert page.get_by_role("heading", name="Rules that fired").is_visible()
     page.get_by_role("link", name="reminder version 1").click()
     assert "reminder version 1, retired" in page.get_by_role("heading", level=1).inner_text()
+    context.close()
+
+
+def audit_nav(page):
+    return page.get_by_role("navigation", name="Audit pages")
+
+
+def test_an_auditor_replays_a_decision_verifies_the_chain_and_exports(browser, server, artifacts):
+    """carol (auditor) opens a decision's trace, asks why not, replays it (equal) and reads its
+    version's evidence; verifies the chain (OK, the head hash the API's anchor gives), reads the
+    operator log and downloads a customer's decisions as CSV; names like scripts stay text."""
+    from storage.decisions.shape import csv_header
+
+    context, page, dialogs = signed_in_context(browser, server, "auditor")
+    page.goto(server["url"] + "/console/decisions?kind=reminder")
+    page.locator("tbody a").first.click()
+    assert page.get_by_role("heading", name="In plain words").is_visible()
+    page.get_by_role("link", name="Why not?").click()
+    assert "did not apply" in page.locator("main table").inner_text()
+    desktop_and_phone(page, artifacts, "why-not")
+    page.go_back()
+    page.get_by_role("button", name="Replay").click()
+    assert page.get_by_role("status").inner_text().startswith("Equal: the outcome, reasons")
+    desktop_and_phone(page, artifacts, "decision-replayed")
+    page.get_by_role("link", name="exact text and approvals").first.click()
+    assert "it is the exact text that made it" in page.get_by_role("status").inner_text()
+    desktop_and_phone(page, artifacts, "decision-evidence")
+
+    page.get_by_role("navigation", name="Sections").get_by_role("link", name="Audit").click()
+    page.get_by_role("button", name="Verify").click()
+    assert page.get_by_role("status").inner_text().startswith("OK: the chain holds.")
+    request = urllib.request.Request(
+        server["url"] + "/v1/audit/anchor",
+        headers={"Authorization": f"Bearer {server['keys']['auditor']}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        head = json.load(answer)
+    assert page.locator("#head-hash").inner_text() == head["hash"]
+    desktop_and_phone(page, artifacts, "audit-verify")
+    audit_nav(page).get_by_role("link", name="Anchor").click()
+    assert page.locator("#anchor-hash").inner_text() == head["hash"]
+    desktop_and_phone(page, artifacts, "audit-anchor")
+    audit_nav(page).get_by_role("link", name="Operator log").click()
+    page.get_by_label("Kind").select_option("import")
+    page.get_by_role("button", name="Filter").click()
+    log = page.locator("main table").inner_text()
+    assert "import.done" in log and f"/{HOSTILE}.jsonl" in log  # the file's path as text
+    assert "run.finished" not in log
+    desktop_and_phone(page, artifacts, "audit-log")
+    audit_nav(page).get_by_role("link", name="Exports").click()
+    page.get_by_label("Customer id").fill("EVIL1")
+    page.get_by_role("button", name="Choose").click()
+    assert f"EVIL1 ({HOSTILE})" in page.inner_text("main")
+    desktop_and_phone(page, artifacts, "audit-export")
+    page.get_by_label("Customer id").fill("")
+    page.get_by_label("Kind").fill("reminder")
+    page.get_by_role("button", name="Choose").click()
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    text = download.value.path().read_bytes().decode("utf-8")
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == list(csv_header())
+    assert len(rows) > 20 and {r[rows[0].index("kind")] for r in rows[1:]} == {"reminder"}
+    assert page.locator("main script, main img").count() == 0
+    assert not dialogs, dialogs
     context.close()
