@@ -17,46 +17,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 import tracemalloc
-import uuid
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.audit_records import export_decisions  # noqa: E402
+from bench.ledger import postgres_database, sqlite_database  # noqa: E402
 from storage.db import connect  # noqa: E402
 from storage.decisions import append_decisions  # noqa: E402
 from storage.migrations import migrate  # noqa: E402
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 BATCH = 1000
-
-
-@contextmanager
-def sqlite_database():
-    with tempfile.TemporaryDirectory(prefix="credo-bench-") as directory:
-        yield f"sqlite:///{Path(directory) / 'bench.db'}"
-
-
-@contextmanager
-def postgres_database(base: str):
-    import psycopg2
-
-    schema = f"credo_bench_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(base)
-    admin.autocommit = True
-    admin.cursor().execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{base}?options={quote(f'-c search_path={schema}')}"
-    finally:
-        admin.cursor().execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
 
 
 def record(n: int, total: int) -> dict:
