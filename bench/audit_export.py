@@ -54,6 +54,9 @@ def record(n: int, total: int) -> dict:
         "engine_us": 40,
         "via": "run",
         "earlier": [],
+        "explanation": f"Firm reminder: overdue {n % 90} days; last reminder was friendly "
+        "(rule RT-040).",
+        "arm": None,
     }
 
 
