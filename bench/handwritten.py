@@ -128,8 +128,16 @@ def _order(band, watch: bool, exposure, limit, fired: list[str]) -> tuple[Outcom
     return _credit("refer", "watch"), fired + ["CR-390"]
 
 
-def _tone(tone: str, channel: str = "email", cadence: int = 7, notice: str = "reminder") -> Outcome:
-    return {"tone": tone, "channel": channel, "cadence_days": cadence, "notice": notice}
+def _tone(
+    tone: str, channel: str = "email", cadence: int = 7, notice: str = "reminder", charges=False
+) -> Outcome:
+    return {
+        "tone": tone,
+        "channel": channel,
+        "cadence_days": cadence,
+        "notice": notice,
+        "show_charges": charges,
+    }
 
 
 _WAIT = {"friendly": 7, "firm": 7, "final": 10, "demand": 14}
@@ -157,7 +165,7 @@ def decide_reminder(f: dict[str, Any]) -> tuple[Outcome, list[str]]:
     if plan and missed == 1:
         return _tone("firm", "letter", 14, "plan_default"), ["RT-041"]
     if plan and missed >= 2 and last not in FINAL_TONES:
-        return _tone("final", "letter", 10), ["RT-042"]
+        return _tone("final", "letter", 10, charges=True), ["RT-042"]
     if f["has_active_promise"] and late_days >= 1:
         return _tone("friendly", "email", 14), ["RT-050"]
     broken, since = f.get("days_since_broken_promise"), f.get("days_since_last_reminder")
@@ -177,9 +185,9 @@ def decide_reminder(f: dict[str, Any]) -> tuple[Outcome, list[str]]:
 
 def _ladder(late_days: int, last: str, undisputed, next_due) -> tuple[Outcome, list[str]]:
     if late_days >= 61 and last in FINAL_TONES:
-        return _tone("demand", "letter", 14), ["RT-100"]
+        return _tone("demand", "letter", 14, charges=True), ["RT-100"]
     if late_days >= 31 and last in ("firm", "final", "demand"):
-        return _tone("final", "letter", 10), ["RT-110"]
+        return _tone("final", "letter", 10, charges=True), ["RT-110"]
     if late_days >= 15 and last in _AFTER_FRIENDLY and undisputed is not None:
         if undisputed >= 10000:
             return _tone("firm", "phone", 7), ["RT-120"]
@@ -192,8 +200,13 @@ def _ladder(late_days: int, last: str, undisputed, next_due) -> tuple[Outcome, l
     return _tone("none"), ["RT-900"]
 
 
-def _action(action: str, agency: str = "") -> Outcome:
-    return {"action": action, "agency": agency}
+def _action(action: str, agency: str = "", instalments: int = 3) -> Outcome:
+    return {
+        "action": action,
+        "agency": agency,
+        "plan_instalments": instalments,
+        "plan_interval_days": 30,
+    }
 
 
 def decide_handoff(f: dict[str, Any]) -> tuple[Outcome, list[str]]:
@@ -229,6 +242,9 @@ def decide_handoff(f: dict[str, Any]) -> tuple[Outcome, list[str]]:
         and last_payment <= 60
     )
     fired += ["HO-090"] if eligible else []
+    undisputed = f.get("undisputed_overdue_balance")
+    if eligible and late_days < 180 and undisputed is not None and undisputed >= 10000:
+        return _action("offer_plan", instalments=6), fired + ["HO-095"]
     if eligible and late_days < 180:
         return _action("offer_plan"), fired + ["HO-100"]
     last_reminder = f.get("days_since_last_reminder")
